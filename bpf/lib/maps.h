@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map of the data plane. Keys and values are the ABI structs of
+ * xdplb_abi.h; user space sizes the capacities before load and pins all of
+ * them, so that a restart or a new program version keeps state and counters.
+ */
+#ifndef XDPLB_MAPS_H
+#define XDPLB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "../xdplb_abi.h"
+
+/* ABI version of the pinned layout (one entry, written by user space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} xdplb_abi SEC(".maps");
+
+/* VIP prefilter: bit vip_filter_bit(daddr) set for every VIP. A clear bit
+ * sends the packet to the kernel without a hash lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_VIP_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} vip_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPLB_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdplb_service_key);
+	__type(value, struct xdplb_service);
+} services SEC(".maps");
+
+/* A service's Maglev table; user space creates one per table version and
+ * swaps it into maglev_tables whole. */
+struct maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_DEFAULT_MAGLEV_SIZE);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct xdplb_slot)); /* libbpf 1.1 cannot size a __type here */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, XDPLB_MAX_SERVICES);
+	__type(key, __u32);
+	__array(values, struct maglev_table);
+} maglev_tables SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct xdplb_dest);
+} dests SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDPLB_MAX_FLOWS);
+	__type(key, struct xdplb_flow_key);
+	__type(value, struct xdplb_flow);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+} tx_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPLB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct xdplb_traffic);
+} service_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPLB_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct xdplb_traffic);
+} dest_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdplb_global);
+} global_stats SEC(".maps");
+
+#endif /* XDPLB_MAPS_H */

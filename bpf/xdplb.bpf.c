@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * xdplb: an LVS Direct-Routing director in XDP. A packet for a service
+ * (VIP, protocol, port) gets the MAC of the backend chosen by the service's
+ * Maglev table and leaves through XDP_TX (or XDP_REDIRECT to another NIC);
+ * its IP packet is untouched. Everything else goes to the kernel unchanged.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xdplb_abi.h"
+#include "lib/parse.h"
+#include "lib/hash.h"
+#include "lib/maps.h"
+
+/* Knobs set by user space before load. */
+const volatile __u32 maglev_size = XDPLB_DEFAULT_MAGLEV_SIZE;
+
+static __always_inline int count(struct xdplb_global *g, enum xdplb_global_stat s, int verdict)
+{
+	g->count[s]++;
+	return verdict;
+}
+
+static __always_inline int vip_filter_has(const struct packet *pkt)
+{
+	__u32 bit = vip_filter_bit(pkt->flow.daddr, pkt->flow.family);
+	__u32 word = bit / 64;
+	__u64 *bits = bpf_map_lookup_elem(&vip_filter, &word);
+
+	return bits && (*bits & (1ULL << (bit % 64)));
+}
+
+static __always_inline struct xdplb_service *find_service(const struct packet *pkt, __u16 port)
+{
+	struct xdplb_service_key key = {
+		.port = port,
+		.proto = pkt->flow.proto,
+		.family = pkt->flow.family,
+	};
+	struct xdplb_service *svc;
+
+	__builtin_memcpy(key.addr, pkt->flow.daddr, 16);
+	svc = bpf_map_lookup_elem(&services, &key);
+	if (svc || !port)
+		return svc;
+	key.port = 0; /* the port-less service of this VIP and protocol */
+	return bpf_map_lookup_elem(&services, &key);
+}
+
+static __always_inline struct xdplb_dest *usable_dest(__u32 id, int draining_ok)
+{
+	struct xdplb_dest *d;
+
+	if (!id)
+		return NULL;
+	d = bpf_map_lookup_elem(&dests, &id);
+	if (!d)
+		return NULL;
+	if (d->state == XDPLB_DEST_ACTIVE ||
+	    (draining_ok && d->state == XDPLB_DEST_DRAINING))
+		return d;
+	return NULL;
+}
+
+/*
+ * Chooses the destination of a packet. A slot that did not change since its
+ * table was built sends straight to its owner (no flow state). A changed slot
+ * consults the flow table: a known flow keeps its destination while that one
+ * exists; an unknown TCP segment that is not a SYN (or an ICMP error) belongs
+ * to a flow that started before the change and stays with the slot's
+ * previous owner if that one still exists; anything else is a new flow.
+ */
+static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *pkt,
+					 const struct xdplb_service *svc,
+					 const struct xdplb_slot *slot, int *new_flow)
+{
+	int syn = (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	struct xdplb_flow *known;
+	struct xdplb_flow flow = {};
+	__u32 dest;
+
+	if (!slot->prev_dest) {
+		*new_flow = syn;
+		return slot->dest;
+	}
+	known = bpf_map_lookup_elem(&flows, &pkt->flow);
+	if (known && usable_dest(known->dest, 1)) {
+		g->count[XDPLB_STAT_FLOW_HIT]++;
+		known->last_seen_ns = bpf_ktime_get_coarse_ns();
+		*new_flow = syn;
+		return known->dest;
+	}
+	g->count[XDPLB_STAT_FLOW_MISS]++;
+	if ((pkt->icmp_error || (pkt->flow.proto == IPPROTO_TCP && !syn)) &&
+	    usable_dest(slot->prev_dest, 1)) {
+		dest = slot->prev_dest;
+		*new_flow = 0;
+	} else {
+		dest = slot->dest;
+		*new_flow = 1;
+	}
+	if (!dest || pkt->icmp_error)
+		return dest;
+	flow.dest = dest;
+	flow.service = svc->id;
+	flow.last_seen_ns = bpf_ktime_get_coarse_ns();
+	if (bpf_map_update_elem(&flows, &pkt->flow, &flow, BPF_ANY))
+		g->count[XDPLB_STAT_FLOW_INSERT_FAILED]++;
+	return dest;
+}
+
+static __always_inline void add_traffic(void *map, __u32 id, __u32 bytes, int new_flow)
+{
+	struct xdplb_traffic *t = bpf_map_lookup_elem(map, &id);
+
+	if (!t)
+		return;
+	t->packets++;
+	t->bytes += bytes;
+	t->new_flows += new_flow;
+}
+
+SEC("xdp")
+int xdplb_ingress(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	struct cursor c = { .pos = data, .end = (void *)(long)ctx->data_end };
+	struct packet pkt = {};
+	struct xdplb_global *g;
+	struct xdplb_service *svc;
+	struct xdplb_dest *d;
+	struct xdplb_slot *slot;
+	struct ethhdr *eth = data;
+	void *table;
+	__u32 zero = 0, hash, index, dest_id;
+	int new_flow = 0, err;
+	__be16 ethertype;
+
+	g = bpf_map_lookup_elem(&global_stats, &zero);
+	if (!g)
+		return XDP_ABORTED;
+
+	ethertype = parse_ethernet(&c);
+	if (ethertype == bpf_htons(ETH_P_IP))
+		err = parse_ipv4(&c, &pkt);
+	else if (ethertype == bpf_htons(ETH_P_IPV6))
+		err = parse_ipv6(&c, &pkt);
+	else
+		return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
+	if (!pkt.flow.family)	/* addresses unreadable: not known to be ours */
+		return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
+	if (!vip_filter_has(&pkt))
+		return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
+	if (err == PARSE_TRUNCATED)
+		return count(g, XDPLB_STAT_DROP_MALFORMED, XDP_DROP);
+	if (err == PARSE_UNSUPPORTED) {
+		g->count[XDPLB_STAT_IPV6_EXT_UNKNOWN]++;
+		return count(g, XDPLB_STAT_PASS_UNSUPPORTED, XDP_PASS);
+	}
+
+	if (pkt.fragment) {
+		/* Fragment policy: fragments carry no ports (but the first), so
+		 * only a port-less service can take them, hashed on the client
+		 * address alone so that all fragments meet at one backend. */
+		g->count[XDPLB_STAT_FRAGMENT]++;
+		svc = find_service(&pkt, 0);
+		if (!svc)
+			return count(g, XDPLB_STAT_DROP_FRAGMENT, XDP_DROP);
+		hash = hash_source(&pkt.flow, svc->seed);
+	} else {
+		if (pkt.flow.proto == IPPROTO_ICMP || pkt.flow.proto == IPPROTO_ICMPV6) {
+			__u8 *icmp = cursor_take(&c, 8);
+
+			if (!icmp)
+				return count(g, XDPLB_STAT_DROP_MALFORMED, XDP_DROP);
+			if (pkt.flow.proto == IPPROTO_ICMP ? !icmp4_is_error(icmp[0])
+							  : !icmp6_is_error(icmp[0]))
+				return count(g, XDPLB_STAT_PASS_UNSUPPORTED, XDP_PASS);
+			err = parse_quoted_flow(&c, &pkt);
+		} else {
+			err = parse_l4(&c, &pkt);
+		}
+		if (err == PARSE_TRUNCATED)
+			return count(g, XDPLB_STAT_DROP_MALFORMED, XDP_DROP);
+		if (err == PARSE_UNSUPPORTED)
+			return count(g, XDPLB_STAT_PASS_UNSUPPORTED, XDP_PASS);
+		svc = find_service(&pkt, pkt.flow.dport);
+		if (!svc)
+			return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
+		hash = svc->flags & XDPLB_SVC_F_SOURCE_HASH ? hash_source(&pkt.flow, svc->seed)
+							    : hash_flow(&pkt.flow, svc->seed);
+	}
+
+	table = bpf_map_lookup_elem(&maglev_tables, &svc->id);
+	if (!table)
+		return count(g, XDPLB_STAT_DROP_NO_TABLE, XDP_DROP);
+	index = hash_to_slot(hash, maglev_size);
+	slot = bpf_map_lookup_elem(table, &index);
+	if (!slot)
+		return count(g, XDPLB_STAT_DROP_NO_TABLE, XDP_DROP);
+	dest_id = choose_dest(g, &pkt, svc, slot, &new_flow);
+	d = usable_dest(dest_id, 1);
+	if (!d) {
+		if (svc->flags & XDPLB_SVC_F_NO_BACKEND_PASS)
+			return count(g, XDPLB_STAT_PASS_NO_BACKEND, XDP_PASS);
+		return count(g, XDPLB_STAT_DROP_NO_BACKEND, XDP_DROP);
+	}
+
+	if (pkt.icmp_error)
+		g->count[XDPLB_STAT_ICMP_ERROR_STEERED]++;
+	add_traffic(&service_stats, svc->id, pkt.l3_bytes, new_flow);
+	add_traffic(&dest_stats, dest_id, pkt.l3_bytes, new_flow);
+	__builtin_memcpy(eth->h_dest, d->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, d->src_mac, ETH_ALEN);
+	if (d->ifindex && d->ifindex != ctx->ingress_ifindex) {
+		g->count[XDPLB_STAT_REDIRECT]++;
+		return bpf_redirect_map(&tx_ports, d->ifindex, XDP_DROP);
+	}
+	return count(g, XDPLB_STAT_TX, XDP_TX);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The ABI between the XDP program and user space: every map key and value that
+ * crosses the kernel/user line, the counter names and the knobs. The addon
+ * compiles this same header and hands its sizes, offsets and names to the
+ * TypeScript codecs, whose tests fail if the two layouts ever disagree.
+ * Addresses and ports are in network byte order; everything else is host order.
+ */
+#ifndef XDPLB_ABI_H
+#define XDPLB_ABI_H
+
+#include <linux/types.h>
+
+/* Bumped whenever a pinned map's layout changes; pinned maps carry it in
+ * their names (see XDPLB_PIN_SUFFIX) so that an old layout is never misread. */
+#define XDPLB_ABI_VERSION 1
+
+#define XDPLB_FAMILY_IPV4 4
+#define XDPLB_FAMILY_IPV6 6
+
+/* Default capacities; user space may override each before load. */
+#ifndef XDPLB_MAX_SERVICES
+#define XDPLB_MAX_SERVICES 4096
+#endif
+#ifndef XDPLB_MAX_DESTS
+#define XDPLB_MAX_DESTS 65536
+#endif
+#ifndef XDPLB_MAX_FLOWS
+#define XDPLB_MAX_FLOWS 262144
+#endif
+#ifndef XDPLB_DEFAULT_MAGLEV_SIZE
+#define XDPLB_DEFAULT_MAGLEV_SIZE 16381
+#endif
+/* VIP prefilter: a bitmap of XDPLB_VIP_FILTER_WORDS * 64 bits. */
+#define XDPLB_VIP_FILTER_WORDS 1024
+
+/* services: (VIP, protocol, destination port) -> service. port 0 is the
+ * port-less service of that VIP and protocol. */
+struct xdplb_service_key {
+	__u8 addr[16];	/* VIP; IPv4 in the first 4 bytes, rest zero (network order) */
+	__u16 port;	/* network order; 0 = all ports */
+	__u8 proto;	/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;	/* XDPLB_FAMILY_IPV4 / _IPV6 */
+};
+
+#define XDPLB_SVC_F_SOURCE_HASH (1U << 0) /* hash the client address only */
+#define XDPLB_SVC_F_NO_BACKEND_PASS (1U << 1) /* no backend: XDP_PASS, not drop */
+
+struct xdplb_service {
+	__u32 id;	/* index into maglev_tables and service_stats; never 0 */
+	__u32 flags;	/* XDPLB_SVC_F_* */
+	__u32 seed;	/* per-service hash seed, the same on every director */
+	__u32 reserved;
+};
+
+/* One slot of a service's Maglev table (inner array of maglev_size slots). */
+struct xdplb_slot {
+	__u32 dest;	 /* destination now owning this slot; 0 = none */
+	__u32 prev_dest; /* owner before the last change, 0 = slot unchanged:
+			  * flows on a changed slot are looked up in `flows` */
+};
+
+#define XDPLB_DEST_UNUSED 0
+#define XDPLB_DEST_ACTIVE 1   /* takes new flows */
+#define XDPLB_DEST_DRAINING 2 /* keeps its flows, takes no new ones */
+
+/* dests: destination id -> where to send (one per service and backend). */
+struct xdplb_dest {
+	__u32 ifindex;	   /* egress interface; 0 = back out of the ingress NIC */
+	__u8 mac[6];	   /* backend's MAC: the new destination MAC */
+	__u8 src_mac[6];   /* egress NIC's MAC: the new source MAC */
+	__u8 state;	   /* XDPLB_DEST_* */
+	__u8 reserved[3];
+};
+
+/* flows: the 5-tuple of a flow on a changed slot -> its destination. */
+struct xdplb_flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;	/* network order */
+	__u16 dport;	/* network order */
+	__u8 proto;
+	__u8 family;
+	__u8 reserved[2];
+};
+
+struct xdplb_flow {
+	__u32 dest;
+	__u32 service;
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() of the last packet */
+};
+
+/* Per-CPU traffic counters, for a service and for a destination. */
+struct xdplb_traffic {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows; /* TCP SYNs and flows created in the flow table */
+};
+
+/* Global per-CPU counters: one array of __u64 indexed by this list. */
+#define XDPLB_GLOBAL_STATS(X)                                                  \
+	X(TX, "xdp_tx")                                                        \
+	X(REDIRECT, "xdp_redirect")                                            \
+	X(PASS_NOT_VIP, "pass_not_vip")                                        \
+	X(PASS_NO_BACKEND, "pass_no_backend")                                  \
+	X(PASS_UNSUPPORTED, "pass_unsupported")                                \
+	X(DROP_NO_BACKEND, "drop_no_backend")                                  \
+	X(DROP_MALFORMED, "drop_malformed")                                    \
+	X(DROP_FRAGMENT, "drop_fragment")                                      \
+	X(DROP_NO_TABLE, "drop_no_table")                                      \
+	X(ABORTED, "aborted")                                                  \
+	X(FLOW_HIT, "flow_hit")                                                \
+	X(FLOW_MISS, "flow_miss")                                              \
+	X(FLOW_INSERT_FAILED, "flow_insert_failed")                            \
+	X(ICMP_ERROR_STEERED, "icmp_error_steered")                            \
+	X(FRAGMENT, "fragment")                                                \
+	X(IPV6_EXT_UNKNOWN, "ipv6_ext_unknown")
+
+#define XDPLB_STAT_ENUM(name, text) XDPLB_STAT_##name,
+enum xdplb_global_stat { XDPLB_GLOBAL_STATS(XDPLB_STAT_ENUM) XDPLB_STAT__COUNT };
+#undef XDPLB_STAT_ENUM
+
+struct xdplb_global {
+	__u64 count[XDPLB_STAT__COUNT];
+};
+
+/* Build-time layout checks; the addon exports the same sizes to TypeScript. */
+#ifdef __cplusplus
+#define _Static_assert static_assert
+#endif
+_Static_assert(sizeof(struct xdplb_service_key) == 20, "service key");
+_Static_assert(sizeof(struct xdplb_service) == 16, "service");
+_Static_assert(sizeof(struct xdplb_slot) == 8, "slot");
+_Static_assert(sizeof(struct xdplb_dest) == 20, "dest");
+_Static_assert(sizeof(struct xdplb_flow_key) == 40, "flow key");
+_Static_assert(sizeof(struct xdplb_flow) == 16, "flow");
+_Static_assert(sizeof(struct xdplb_traffic) == 24, "traffic");
+_Static_assert(sizeof(struct xdplb_global) == 8 * XDPLB_STAT__COUNT, "global");
+
+#endif /* XDPLB_ABI_H */

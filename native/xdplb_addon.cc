@@ -1,0 +1,886 @@
+// A thin node-addon-api layer over libbpf (and a little of the kernel's
+// interface API). It checks argument types only: TypeScript validates values.
+// Its whole surface is declared once in src/dataplane/native.ts.
+//
+// Threads: everything runs on the JS thread except the bodies of the async
+// workers (object load, XDP attach, repeated test runs), which touch only the
+// C objects they were handed. libbpf's print callback is process-wide and may
+// fire on a worker thread: messages go into a mutex-protected queue that the
+// JS thread drains into the registered logger.
+#include <napi.h>
+#include <uv.h>
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "../bpf/xdplb_abi.h"
+}
+
+namespace {
+
+// ---- errors ---------------------------------------------------------------
+
+// A Node-style system error: message "syscall: strerror (detail)", code
+// "EINVAL", errno -22, syscall.
+Napi::Error SystemError(Napi::Env env, int err, const std::string &syscall,
+                        const std::string &detail = "") {
+  if (err > 0) err = -err;
+  if (err == 0) err = -EIO;
+  std::string msg = syscall + ": " + strerror(-err);
+  if (!detail.empty()) msg += " (" + detail + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, uv_err_name(err)));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+// ---- libbpf log -----------------------------------------------------------
+
+std::mutex log_mutex;
+std::vector<std::pair<int, std::string>> log_queue;
+
+int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list args) {
+  char buf[16384];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  if (n < 0) return n;
+  std::lock_guard<std::mutex> lock(log_mutex);
+  log_queue.emplace_back(static_cast<int>(level), std::string(buf));
+  return n;
+}
+
+// ---- owned kernel objects ---------------------------------------------------
+
+struct LoadedObject {
+  bpf_object *obj = nullptr;
+  ~LoadedObject() {
+    if (obj) bpf_object__close(obj);
+  }
+};
+
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+// Per-environment state (worker threads each get their own).
+struct Instance {
+  Napi::FunctionReference map_ctor, prog_ctor, link_ctor, object_ctor;
+  Napi::FunctionReference logger;
+};
+
+Instance &State(Napi::Env env) { return *env.GetInstanceData<Instance>(); }
+
+// Delivers queued libbpf messages to the JS logger (JS thread only).
+void DrainLog(Napi::Env env) {
+  std::vector<std::pair<int, std::string>> batch;
+  {
+    std::lock_guard<std::mutex> lock(log_mutex);
+    batch.swap(log_queue);
+  }
+  Instance &st = State(env);
+  if (st.logger.IsEmpty()) return;
+  static const char *levels[] = {"warn", "info", "debug"};  // LIBBPF_WARN..DEBUG
+  for (auto &m : batch) {
+    std::string text = m.second;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    st.logger.Call({Napi::String::New(env, levels[m.first < 3 ? m.first : 2]),
+                    Napi::String::New(env, text)});
+  }
+}
+
+Napi::Buffer<uint8_t> Copy(Napi::Env env, const void *p, size_t n) {
+  return Napi::Buffer<uint8_t>::Copy(env, static_cast<const uint8_t *>(p), n);
+}
+
+int PossibleCpus() {
+  static int n = libbpf_num_possible_cpus();
+  return n;
+}
+
+// ---- async helper -----------------------------------------------------------
+
+// Runs work() on the libuv pool and resolves with done() on the JS thread, or
+// rejects with a system error named after `syscall` when work() returns < 0.
+class Job : public Napi::AsyncWorker {
+ public:
+  Job(Napi::Env env, std::string syscall, std::function<int()> work,
+      std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        syscall_(std::move(syscall)),
+        work_(std::move(work)),
+        done_(std::move(done)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { result_ = work_(); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    DrainLog(env);
+    if (result_ < 0) {
+      deferred_.Reject(SystemError(env, result_, syscall_, detail ? detail() : "").Value());
+      return;
+    }
+    try {
+      deferred_.Resolve(done_(env));
+    } catch (const Napi::Error &e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  std::function<std::string()> detail;  // read on the JS thread after work()
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string syscall_;
+  std::function<int()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+  int result_ = 0;
+};
+
+// ---- Map ------------------------------------------------------------------
+
+class Map : public Napi::ObjectWrap<Map> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(
+        env, "Map",
+        {
+            InstanceMethod<&Map::Lookup>("lookup"),
+            InstanceMethod<&Map::LookupPerCpu>("lookupPerCpu"),
+            InstanceMethod<&Map::Update>("update"),
+            InstanceMethod<&Map::Delete>("delete"),
+            InstanceMethod<&Map::UpdateBatch>("updateBatch"),
+            InstanceMethod<&Map::NextKeys>("nextKeys"),
+            InstanceMethod<&Map::Pin>("pin"),
+            InstanceMethod<&Map::Info>("info"),
+            InstanceMethod<&Map::Close>("close"),
+        });
+  }
+  // Wraps an fd; `owner` keeps the BPF object alive while this map lives.
+  static Napi::Object New(Napi::Env env, int fd, std::shared_ptr<LoadedObject> owner,
+                          bool owns_fd) {
+    Napi::Object o = State(env).map_ctor.New({});
+    Map *m = Unwrap(o);
+    m->fd_ = fd;
+    m->owns_fd_ = owns_fd;
+    m->owner_ = std::move(owner);
+    bpf_map_info info = {};
+    uint32_t len = sizeof(info);
+    int err = bpf_obj_get_info_by_fd(fd, &info, &len);
+    if (err) throw SystemError(env, errno, "bpf_obj_get_info_by_fd");
+    m->info_ = info;
+    return o;
+  }
+  explicit Map(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Map>(info) {}
+  ~Map() override { Release(); }
+
+ private:
+  void Release() {
+    if (owns_fd_ && fd_ >= 0) close(fd_);
+    fd_ = -1;
+    owner_.reset();
+  }
+  int Fd(Napi::Env env) {
+    if (fd_ < 0) throw SystemError(env, EBADF, "bpf_map", "map is closed");
+    return fd_;
+  }
+  bool PerCpu() const {
+    switch (info_.type) {
+      case BPF_MAP_TYPE_PERCPU_ARRAY:
+      case BPF_MAP_TYPE_PERCPU_HASH:
+      case BPF_MAP_TYPE_LRU_PERCPU_HASH:
+        return true;
+      default:
+        return false;
+    }
+  }
+  // Buffer size of one value as the kernel copies it out.
+  size_t ValueBytes() const {
+      return PerCpu() ? size_t(PossibleCpus()) * ((info_.value_size + 7) & ~7u)
+                    : size_t(info_.value_size);
+  }
+  Napi::Buffer<uint8_t> Arg(const Napi::CallbackInfo &info, size_t i, size_t want,
+                            const char *what) {
+    if (!info[i].IsBuffer())
+      throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a Buffer");
+    auto b = info[i].As<Napi::Buffer<uint8_t>>();
+    if (b.Length() != want)
+      throw Napi::RangeError::New(info.Env(), std::string(what) + " must be " +
+                                                  std::to_string(want) + " bytes, got " +
+                                                  std::to_string(b.Length()));
+    return b;
+  }
+
+  Napi::Value Lookup(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    auto key = Arg(info, 0, info_.key_size, "key");
+    std::vector<uint8_t> value(ValueBytes());
+    if (bpf_map_lookup_elem(Fd(env), key.Data(), value.data())) {
+      if (errno == ENOENT) return env.Null();
+      throw SystemError(env, errno, "bpf_map_lookup_elem");
+    }
+    return Copy(env, value.data(), value.size());
+  }
+  // Per-CPU value: an array with one Buffer per possible CPU.
+  Napi::Value LookupPerCpu(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!PerCpu()) throw Napi::TypeError::New(env, "not a per-CPU map");
+    auto key = Arg(info, 0, info_.key_size, "key");
+    size_t stride = (info_.value_size + 7) & ~7u;
+    std::vector<uint8_t> value(ValueBytes());
+    if (bpf_map_lookup_elem(Fd(env), key.Data(), value.data())) {
+      if (errno == ENOENT) return env.Null();
+      throw SystemError(env, errno, "bpf_map_lookup_elem");
+    }
+    Napi::Array out = Napi::Array::New(env, PossibleCpus());
+    for (int c = 0; c < PossibleCpus(); c++)
+      out[c] = Copy(env, value.data() + c * stride, info_.value_size);
+    return out;
+  }
+  Napi::Value Update(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    auto key = Arg(info, 0, info_.key_size, "key");
+    // A map-in-map takes an inner map's fd: pass the Map object.
+    uint32_t inner_fd;
+    const void *value;
+    std::vector<uint8_t> percpu;
+    if (info[1].IsObject() && !info[1].IsBuffer()) {
+      Map *inner = Unwrap(info[1].As<Napi::Object>());
+      inner_fd = inner->Fd(env);
+      value = &inner_fd;
+    } else {
+      value = Arg(info, 1, PerCpu() ? ValueBytes() : info_.value_size, "value").Data();
+    }
+    uint64_t flags = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : BPF_ANY;
+    if (bpf_map_update_elem(Fd(env), key.Data(), value, flags))
+      throw SystemError(env, errno, "bpf_map_update_elem");
+    return env.Undefined();
+  }
+  Napi::Value Delete(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    auto key = Arg(info, 0, info_.key_size, "key");
+    if (bpf_map_delete_elem(Fd(env), key.Data())) {
+      if (errno == ENOENT) return Napi::Boolean::New(env, false);
+      throw SystemError(env, errno, "bpf_map_delete_elem");
+    }
+    return Napi::Boolean::New(env, true);
+  }
+  // updateBatch(keys, values, count): count keys and values back to back.
+  Napi::Value UpdateBatch(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t count = info[2].As<Napi::Number>().Uint32Value();
+    auto keys = Arg(info, 0, size_t(count) * info_.key_size, "keys");
+    auto values = Arg(info, 1, size_t(count) * ValueBytes(), "values");
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    uint32_t n = count;
+    if (count && bpf_map_update_batch(Fd(env), keys.Data(), values.Data(), &n, &opts))
+      throw SystemError(env, errno, "bpf_map_update_batch",
+                        std::to_string(n) + " of " + std::to_string(count) + " written");
+    return Napi::Number::New(env, n);
+  }
+  // nextKeys(after|null, max): up to max keys following `after`.
+  Napi::Value NextKeys(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t max = info[1].As<Napi::Number>().Uint32Value();
+    std::vector<uint8_t> cur(info_.key_size), next(info_.key_size);
+    bool have = !info[0].IsNull() && !info[0].IsUndefined();
+    if (have) {
+      auto k = Arg(info, 0, info_.key_size, "after");
+      memcpy(cur.data(), k.Data(), info_.key_size);
+    }
+    Napi::Array out = Napi::Array::New(env);
+    for (uint32_t i = 0; i < max; i++) {
+      if (bpf_map_get_next_key(Fd(env), have ? cur.data() : nullptr, next.data())) {
+        if (errno == ENOENT) break;
+        throw SystemError(env, errno, "bpf_map_get_next_key");
+      }
+      out[i] = Copy(env, next.data(), next.size());
+      cur.swap(next);
+      have = true;
+    }
+    return out;
+  }
+  Napi::Value Pin(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::string path = info[0].As<Napi::String>();
+    if (bpf_obj_pin(Fd(env), path.c_str())) throw SystemError(env, errno, "bpf_obj_pin", path);
+    return env.Undefined();
+  }
+  Napi::Value Info(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", info_.id);
+    o.Set("type", info_.type);
+    o.Set("name", info_.name);
+    o.Set("keySize", info_.key_size);
+    o.Set("valueSize", info_.value_size);
+    o.Set("maxEntries", info_.max_entries);
+    o.Set("flags", info_.map_flags);
+    o.Set("fd", fd_);
+    return o;
+  }
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  int fd_ = -1;
+  bool owns_fd_ = false;
+  std::shared_ptr<LoadedObject> owner_;
+  bpf_map_info info_ = {};
+};
+
+// ---- Link -------------------------------------------------------------------
+
+class Link : public Napi::ObjectWrap<Link> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Link",
+                       {
+                           InstanceMethod<&Link::Pin>("pin"),
+                           InstanceMethod<&Link::Update>("update"),
+                           InstanceMethod<&Link::Detach>("detach"),
+                           InstanceMethod<&Link::Info>("info"),
+                           InstanceMethod<&Link::Close>("close"),
+                       });
+  }
+  static Napi::Object New(Napi::Env env, int fd) {
+    Napi::Object o = State(env).link_ctor.New({});
+    Unwrap(o)->fd_ = std::make_shared<::Fd>(fd);
+    return o;
+  }
+  explicit Link(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Link>(info) {}
+
+ private:
+  int Get(Napi::Env env) {
+    if (!fd_) throw SystemError(env, EBADF, "bpf_link", "link is closed");
+    return fd_->fd;
+  }
+  Napi::Value Pin(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::string path = info[0].As<Napi::String>();
+    if (bpf_obj_pin(Get(env), path.c_str())) throw SystemError(env, errno, "bpf_obj_pin", path);
+    return env.Undefined();
+  }
+  // update(program): atomically replaces the attached program.
+  Napi::Value Update(const Napi::CallbackInfo &info);
+  Napi::Value Detach(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (bpf_link_detach(Get(env))) throw SystemError(env, errno, "bpf_link_detach");
+    return env.Undefined();
+  }
+  // { id, progId, ifindex }: ifindex 0 means the interface is gone (defunct).
+  Napi::Value Info(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    bpf_link_info li = {};
+    uint32_t len = sizeof(li);
+    if (bpf_obj_get_info_by_fd(Get(env), &li, &len))
+      throw SystemError(env, errno, "bpf_obj_get_info_by_fd");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", li.id);
+    o.Set("progId", li.prog_id);
+    o.Set("type", li.type);
+    o.Set("ifindex", li.type == BPF_LINK_TYPE_XDP ? li.xdp.ifindex : 0);
+    return o;
+  }
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    fd_.reset();
+    return info.Env().Undefined();
+  }
+  std::shared_ptr<::Fd> fd_;
+};
+
+// ---- Program ----------------------------------------------------------------
+
+class Program : public Napi::ObjectWrap<Program> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Program",
+                       {
+                           InstanceMethod<&Program::TestRun>("testRun"),
+                           InstanceMethod<&Program::AttachXdp>("attachXdp"),
+                           InstanceMethod<&Program::Info>("info"),
+                       });
+  }
+  static Napi::Object New(Napi::Env env, int fd, std::shared_ptr<LoadedObject> owner) {
+    Napi::Object o = State(env).prog_ctor.New({});
+    Program *p = Unwrap(o);
+    p->fd_ = fd;
+    p->owner_ = std::move(owner);
+    return o;
+  }
+  explicit Program(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Program>(info) {}
+  int fd_ = -1;
+  std::shared_ptr<LoadedObject> owner_;
+
+ private:
+  // testRun(packet, repeat) -> Promise<{ retval, packet, durationNs }>
+  // durationNs is the kernel's average per repetition.
+  Napi::Value TestRun(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsBuffer()) throw Napi::TypeError::New(env, "packet must be a Buffer");
+    auto in = info[0].As<Napi::Buffer<uint8_t>>();
+    uint32_t repeat = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 1;
+    struct Result {
+      std::vector<uint8_t> in, out;
+      uint32_t retval = 0, duration = 0, out_size = 0;
+    };
+    auto r = std::make_shared<Result>();
+    r->in.assign(in.Data(), in.Data() + in.Length());
+    r->out.resize(in.Length() + 256);
+    int fd = fd_;
+    auto owner = owner_;
+    Job *job = new Job(
+        env, "bpf_prog_test_run",
+        [r, fd, repeat, owner]() {
+          LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = r->in.data(),
+                      .data_out = r->out.data(), .data_size_in = uint32_t(r->in.size()),
+                      .data_size_out = uint32_t(r->out.size()), .repeat = int(repeat));
+          if (bpf_prog_test_run_opts(fd, &opts)) return -errno;
+          r->retval = opts.retval;
+          r->duration = opts.duration;
+          r->out_size = opts.data_size_out;
+          return 0;
+        },
+        [r](Napi::Env env) {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("retval", r->retval);
+          o.Set("durationNs", r->duration);
+          o.Set("packet", Copy(env, r->out.data(), r->out_size));
+          return o;
+        });
+    Napi::Promise p = job->Promise();
+    job->Queue();
+    return p;
+  }
+  // attachXdp(ifindex, mode: "native"|"generic") -> Promise<Link>
+  Napi::Value AttachXdp(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    int ifindex = info[0].As<Napi::Number>().Int32Value();
+    std::string mode = info[1].As<Napi::String>();
+    uint32_t flags = mode == "generic" ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+    int fd = fd_;
+    auto owner = owner_;
+    auto link = std::make_shared<int>(-1);
+    Job *job = new Job(
+        env, "bpf_link_create",
+        [fd, ifindex, flags, link, owner]() {
+          LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+          int l = bpf_link_create(fd, ifindex, BPF_XDP, &opts);
+          if (l < 0) return -errno;
+          *link = l;
+          return 0;
+        },
+        [link](Napi::Env env) -> Napi::Value { return Link::New(env, *link); });
+    std::string what = "ifindex " + std::to_string(ifindex) + ", " + mode + " mode";
+    job->detail = [what]() { return what; };
+    Napi::Promise p = job->Promise();
+    job->Queue();
+    return p;
+  }
+  Napi::Value Info(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    bpf_prog_info pi = {};
+    uint32_t len = sizeof(pi);
+    if (bpf_obj_get_info_by_fd(fd_, &pi, &len))
+      throw SystemError(env, errno, "bpf_obj_get_info_by_fd");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", pi.id);
+    o.Set("name", pi.name);
+    o.Set("tag", Copy(env, pi.tag, sizeof(pi.tag)).ToString());
+    return o;
+  }
+};
+
+Napi::Value Link::Update(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Program *p = Program::Unwrap(info[0].As<Napi::Object>());
+  if (bpf_link_update(Get(env), p->fd_, nullptr)) throw SystemError(env, errno, "bpf_link_update");
+  return env.Undefined();
+}
+
+// ---- BpfObject ----------------------------------------------------------------
+
+class BpfObject : public Napi::ObjectWrap<BpfObject> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "BpfObject",
+                       {
+                           InstanceMethod<&BpfObject::GetMap>("map"),
+                           InstanceMethod<&BpfObject::GetProgram>("program"),
+                           InstanceMethod<&BpfObject::MapNames>("mapNames"),
+                       });
+  }
+  explicit BpfObject(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfObject>(info) {}
+  std::shared_ptr<LoadedObject> obj_;
+
+ private:
+  Napi::Value GetMap(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::string name = info[0].As<Napi::String>();
+    bpf_map *m = bpf_object__find_map_by_name(obj_->obj, name.c_str());
+    if (!m) throw SystemError(env, ENOENT, "bpf_object__find_map_by_name", name);
+    return Map::New(env, bpf_map__fd(m), obj_, false);
+  }
+  Napi::Value GetProgram(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::string name = info[0].As<Napi::String>();
+    bpf_program *p = bpf_object__find_program_by_name(obj_->obj, name.c_str());
+    if (!p) throw SystemError(env, ENOENT, "bpf_object__find_program_by_name", name);
+    return Program::New(env, bpf_program__fd(p), obj_);
+  }
+  Napi::Value MapNames(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Array out = Napi::Array::New(env);
+    bpf_map *m;
+    uint32_t i = 0;
+    bpf_object__for_each_map(m, obj_->obj) out[i++] = bpf_map__name(m);
+    return out;
+  }
+};
+
+// Sets a `const volatile` global in .rodata by name, through the object's BTF.
+int SetRodata(bpf_object *obj, const std::string &name, const std::vector<uint8_t> &bytes,
+              std::string &why) {
+  bpf_map *rodata = nullptr, *m;
+  bpf_object__for_each_map(m, obj) {
+    const char *n = bpf_map__name(m);
+    size_t len = strlen(n);
+    if (len >= 7 && strcmp(n + len - 7, ".rodata") == 0) rodata = m;
+  }
+  btf *b = bpf_object__btf(obj);
+  if (!rodata || !b) {
+    why = "object has no .rodata";
+    return -ENOENT;
+  }
+  const btf_type *sec = btf__type_by_id(b, bpf_map__btf_value_type_id(rodata));
+  if (!sec || !btf_is_datasec(sec)) {
+    why = ".rodata has no BTF";
+    return -ENOENT;
+  }
+  const btf_var_secinfo *vs = btf_var_secinfos(sec);
+  for (int i = 0; i < btf_vlen(sec); i++, vs++) {
+    const btf_type *var = btf__type_by_id(b, vs->type);
+    if (name != btf__name_by_offset(b, var->name_off)) continue;
+    if (vs->size != bytes.size()) {
+      why = name + " is " + std::to_string(vs->size) + " bytes";
+      return -EINVAL;
+    }
+    size_t size;
+    void *data = const_cast<void *>(bpf_map__initial_value(rodata, &size));
+    memcpy(static_cast<uint8_t *>(data) + vs->offset, bytes.data(), bytes.size());
+    return 0;
+  }
+  why = "no knob " + name;
+  return -ENOENT;
+}
+
+// loadObject(path, { rodata: {name: Buffer}, maxEntries: {map: n},
+//   innerMaxEntries: {map: n}, pinDir?: string }) -> Promise<BpfObject>
+// With pinDir, every map is pinned there by name, and maps already pinned
+// there are reused (libbpf checks type, sizes and flags).
+Napi::Value LoadObject(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  Napi::Object opts = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  struct Plan {
+    std::string path, pin_dir, why;
+    std::vector<std::pair<std::string, std::vector<uint8_t>>> rodata;
+    std::vector<std::pair<std::string, uint32_t>> max_entries, inner_max_entries;
+    std::shared_ptr<LoadedObject> loaded = std::make_shared<LoadedObject>();
+  };
+  auto plan = std::make_shared<Plan>();
+  plan->path = path;
+  auto pairs = [&](const char *field, std::vector<std::pair<std::string, uint32_t>> &out) {
+    if (!opts.Has(field)) return;
+    Napi::Object o = opts.Get(field).As<Napi::Object>();
+    Napi::Array keys = o.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); i++) {
+      std::string k = keys.Get(i).As<Napi::String>();
+      out.emplace_back(k, o.Get(k).As<Napi::Number>().Uint32Value());
+    }
+  };
+  pairs("maxEntries", plan->max_entries);
+  pairs("innerMaxEntries", plan->inner_max_entries);
+  if (opts.Has("rodata")) {
+    Napi::Object o = opts.Get("rodata").As<Napi::Object>();
+    Napi::Array keys = o.GetPropertyNames();
+    for (uint32_t i = 0; i < keys.Length(); i++) {
+      std::string k = keys.Get(i).As<Napi::String>();
+      auto b = o.Get(k).As<Napi::Buffer<uint8_t>>();
+      plan->rodata.emplace_back(k, std::vector<uint8_t>(b.Data(), b.Data() + b.Length()));
+    }
+  }
+  if (opts.Has("pinDir")) plan->pin_dir = opts.Get("pinDir").As<Napi::String>();
+
+  Job *job = new Job(
+      env, "bpf_object__load",
+      [plan]() -> int {
+        bpf_object *obj = bpf_object__open_file(plan->path.c_str(), nullptr);
+        if (!obj) {
+          plan->why = plan->path;
+          return -errno;
+        }
+        plan->loaded->obj = obj;
+        for (auto &r : plan->rodata)
+          if (int err = SetRodata(obj, r.first, r.second, plan->why)) return err;
+        for (auto &me : plan->max_entries) {
+          bpf_map *m = bpf_object__find_map_by_name(obj, me.first.c_str());
+          if (!m) {
+            plan->why = "no map " + me.first;
+            return -ENOENT;
+          }
+          if (int err = bpf_map__set_max_entries(m, me.second)) return err;
+        }
+        for (auto &me : plan->inner_max_entries) {
+          // libbpf 1.1 crashes in bpf_map__set_max_entries() on an inner
+          // template (it has no object): give the outer map a template of
+          // our own, alike but for max_entries.
+          bpf_map *m = bpf_object__find_map_by_name(obj, me.first.c_str());
+          bpf_map *inner = m ? bpf_map__inner_map(m) : nullptr;
+          if (!inner) {
+            plan->why = "no map-in-map " + me.first;
+            return -ENOENT;
+          }
+          LIBBPF_OPTS(bpf_map_create_opts, create, .map_flags = bpf_map__map_flags(inner));
+          int tmpl = bpf_map_create(bpf_map__type(inner), "xdplb_tmpl", bpf_map__key_size(inner),
+                                    bpf_map__value_size(inner), me.second, &create);
+          if (tmpl < 0) return -errno;
+          if (int err = bpf_map__set_inner_map_fd(m, tmpl)) {
+            close(tmpl);
+            return err;
+          }
+        }
+        if (!plan->pin_dir.empty()) {
+          bpf_map *m;
+          bpf_object__for_each_map(m, obj) {
+            if (strchr(bpf_map__name(m), '.')) continue; /* .rodata: per program */
+            std::string p = plan->pin_dir + "/" + bpf_map__name(m);
+            if (int err = bpf_map__set_pin_path(m, p.c_str())) return err;
+          }
+        }
+        if (int err = bpf_object__load(obj)) {
+          plan->why = plan->path;
+          return err;
+        }
+        return 0;
+      },
+      [plan](Napi::Env env) -> Napi::Value {
+        Napi::Object o = State(env).object_ctor.New({});
+        BpfObject::Unwrap(o)->obj_ = plan->loaded;
+        return o;
+      });
+  job->detail = [plan]() { return plan->why; };
+  Napi::Promise p = job->Promise();
+  job->Queue();
+  return p;
+}
+
+// ---- standalone objects --------------------------------------------------------
+
+Napi::Value OpenPinnedMap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) throw SystemError(env, errno, "bpf_obj_get", path);
+  return Map::New(env, fd, nullptr, true);
+}
+
+Napi::Value OpenPinnedLink(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) throw SystemError(env, errno, "bpf_obj_get", path);
+  return Link::New(env, fd);
+}
+
+Napi::Value MapFromId(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  int fd = bpf_map_get_fd_by_id(id);
+  if (fd < 0) throw SystemError(env, errno, "bpf_map_get_fd_by_id", std::to_string(id));
+  return Map::New(env, fd, nullptr, true);
+}
+
+// createArrayMap(valueSize, maxEntries, data): a BPF_F_MMAPABLE array filled
+// with `data` through one mmap (no per-entry syscalls).
+Napi::Value CreateArrayMap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint32_t value_size = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t max_entries = info[1].As<Napi::Number>().Uint32Value();
+  if (!info[2].IsBuffer()) throw Napi::TypeError::New(env, "data must be a Buffer");
+  auto data = info[2].As<Napi::Buffer<uint8_t>>();
+  if (data.Length() != size_t(value_size) * max_entries)
+    throw Napi::RangeError::New(env, "data must be valueSize * maxEntries bytes");
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "xdplb_table", 4, value_size, max_entries, &opts);
+  if (fd < 0) throw SystemError(env, errno, "bpf_map_create");
+  size_t len = (data.Length() + 4095) & ~size_t(4095);
+  void *mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mem == MAP_FAILED) {
+    int err = errno;
+    close(fd);
+    throw SystemError(env, err, "mmap");
+  }
+  memcpy(mem, data.Data(), data.Length());
+  munmap(mem, len);
+  return Map::New(env, fd, nullptr, true);
+}
+
+// readArrayMap(map): the whole of an mmapable array map as one Buffer.
+Napi::Value ReadArrayMap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object m = info[0].As<Napi::Object>();
+  Napi::Object i = m.Get("info").As<Napi::Function>().Call(m, {}).As<Napi::Object>();
+  int fd = i.Get("fd").As<Napi::Number>().Int32Value();
+  size_t bytes = size_t(i.Get("valueSize").As<Napi::Number>().Uint32Value()) *
+                 i.Get("maxEntries").As<Napi::Number>().Uint32Value();
+  size_t len = (bytes + 4095) & ~size_t(4095);
+  void *mem = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  if (mem == MAP_FAILED) throw SystemError(env, errno, "mmap");
+  Napi::Buffer<uint8_t> out = Copy(env, mem, bytes);
+  munmap(mem, len);
+  return out;
+}
+
+// interfaceInfo(name) -> { ifindex, mac } of an interface in this process's
+// network namespace (through ioctls: /sys/class/net may show another one).
+Napi::Value InterfaceInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>();
+  if (name.size() >= IFNAMSIZ) throw SystemError(env, ENAMETOOLONG, "if_nametoindex", name);
+  unsigned idx = if_nametoindex(name.c_str());
+  if (!idx) throw SystemError(env, errno, "if_nametoindex", name);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) throw SystemError(env, errno, "socket");
+  ifreq ifr = {};
+  strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  int rc = ioctl(s, SIOCGIFHWADDR, &ifr);
+  int err = errno;
+  close(s);
+  if (rc) throw SystemError(env, err, "ioctl SIOCGIFHWADDR", name);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ifindex", idx);
+  o.Set("mac", Copy(env, ifr.ifr_hwaddr.sa_data, 6));
+  return o;
+}
+
+Napi::Value SetLogger(const Napi::CallbackInfo &info) {
+  Instance &st = State(info.Env());
+  if (info[0].IsFunction())
+    st.logger = Napi::Persistent(info[0].As<Napi::Function>());
+  else
+    st.logger.Reset();
+  return info.Env().Undefined();
+}
+
+// abi() -> the layout of every ABI struct as this compiler sees it.
+Napi::Value Abi(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("version", XDPLB_ABI_VERSION);
+  o.Set("possibleCpus", PossibleCpus());
+  Napi::Object layout = Napi::Object::New(env);
+  auto add = [&](const char *name, size_t size,
+                 std::initializer_list<std::pair<const char *, size_t>> fields) {
+    Napi::Object s = Napi::Object::New(env);
+    s.Set("size", size);
+    Napi::Object f = Napi::Object::New(env);
+    for (auto &p : fields) f.Set(p.first, p.second);
+    s.Set("offsets", f);
+    layout.Set(name, s);
+  };
+#define OFF(T, F) {#F, offsetof(T, F)}
+  add("service_key", sizeof(xdplb_service_key),
+      {OFF(xdplb_service_key, addr), OFF(xdplb_service_key, port),
+       OFF(xdplb_service_key, proto), OFF(xdplb_service_key, family)});
+  add("service", sizeof(xdplb_service),
+      {OFF(xdplb_service, id), OFF(xdplb_service, flags), OFF(xdplb_service, seed)});
+  add("slot", sizeof(xdplb_slot), {OFF(xdplb_slot, dest), OFF(xdplb_slot, prev_dest)});
+  add("dest", sizeof(xdplb_dest),
+      {OFF(xdplb_dest, ifindex), OFF(xdplb_dest, mac), OFF(xdplb_dest, src_mac),
+       OFF(xdplb_dest, state)});
+  add("flow_key", sizeof(xdplb_flow_key),
+      {OFF(xdplb_flow_key, saddr), OFF(xdplb_flow_key, daddr), OFF(xdplb_flow_key, sport),
+       OFF(xdplb_flow_key, dport), OFF(xdplb_flow_key, proto), OFF(xdplb_flow_key, family)});
+  add("flow", sizeof(xdplb_flow),
+      {OFF(xdplb_flow, dest), OFF(xdplb_flow, service), OFF(xdplb_flow, last_seen_ns)});
+  add("traffic", sizeof(xdplb_traffic),
+      {OFF(xdplb_traffic, packets), OFF(xdplb_traffic, bytes), OFF(xdplb_traffic, new_flows)});
+  add("global", sizeof(xdplb_global), {OFF(xdplb_global, count)});
+#undef OFF
+  o.Set("layout", layout);
+  Napi::Array stats = Napi::Array::New(env);
+#define STAT_NAME(name, text) stats[uint32_t(XDPLB_STAT_##name)] = text;
+  XDPLB_GLOBAL_STATS(STAT_NAME)
+#undef STAT_NAME
+  o.Set("globalStats", stats);
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("SVC_F_SOURCE_HASH", XDPLB_SVC_F_SOURCE_HASH);
+  c.Set("SVC_F_NO_BACKEND_PASS", XDPLB_SVC_F_NO_BACKEND_PASS);
+  c.Set("DEST_UNUSED", XDPLB_DEST_UNUSED);
+  c.Set("DEST_ACTIVE", XDPLB_DEST_ACTIVE);
+  c.Set("DEST_DRAINING", XDPLB_DEST_DRAINING);
+  c.Set("VIP_FILTER_WORDS", XDPLB_VIP_FILTER_WORDS);
+  c.Set("DEFAULT_MAGLEV_SIZE", XDPLB_DEFAULT_MAGLEV_SIZE);
+  c.Set("MAX_SERVICES", XDPLB_MAX_SERVICES);
+  c.Set("MAX_DESTS", XDPLB_MAX_DESTS);
+  c.Set("MAX_FLOWS", XDPLB_MAX_FLOWS);
+  o.Set("constants", c);
+  return o;
+}
+
+// Every export drains libbpf's queued messages into the logger afterwards.
+template <Napi::Value (*F)(const Napi::CallbackInfo &)>
+Napi::Value Exported(const Napi::CallbackInfo &info) {
+  struct Drain {
+    Napi::Env env;
+    ~Drain() { DrainLog(env); }
+  } drain{info.Env()};
+  return F(info);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto *st = new Instance();
+  st->map_ctor = Napi::Persistent(Map::Init(env));
+  st->prog_ctor = Napi::Persistent(Program::Init(env));
+  st->link_ctor = Napi::Persistent(Link::Init(env));
+  st->object_ctor = Napi::Persistent(BpfObject::Init(env));
+  env.SetInstanceData<Instance>(st);
+  libbpf_set_print(LibbpfPrint);
+  libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+  exports.Set("loadObject", Napi::Function::New<Exported<LoadObject>>(env));
+  exports.Set("openPinnedMap", Napi::Function::New<Exported<OpenPinnedMap>>(env));
+  exports.Set("openPinnedLink", Napi::Function::New<Exported<OpenPinnedLink>>(env));
+  exports.Set("mapFromId", Napi::Function::New<Exported<MapFromId>>(env));
+  exports.Set("createArrayMap", Napi::Function::New<Exported<CreateArrayMap>>(env));
+  exports.Set("readArrayMap", Napi::Function::New<Exported<ReadArrayMap>>(env));
+  exports.Set("interfaceInfo", Napi::Function::New<Exported<InterfaceInfo>>(env));
+  exports.Set("setLogger", Napi::Function::New<Exported<SetLogger>>(env));
+  exports.Set("abi", Napi::Function::New<Exported<Abi>>(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(xdplb, Init)

@@ -1,0 +1,202 @@
+// Codecs for the ABI structs of bpf/xdplb_abi.h. LAYOUT is this side's idea of
+// that header; test/dataplane/abi.test.ts compares it with what the C
+// compiler made of the header (through the addon), field by field.
+import type { Family } from '../model/address.ts';
+import { native } from './native.ts';
+
+export const LAYOUT = {
+  service_key: { size: 20, offsets: { addr: 0, port: 16, proto: 18, family: 19 } },
+  service: { size: 16, offsets: { id: 0, flags: 4, seed: 8 } },
+  slot: { size: 8, offsets: { dest: 0, prev_dest: 4 } },
+  dest: { size: 20, offsets: { ifindex: 0, mac: 4, src_mac: 10, state: 16 } },
+  flow_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 } },
+  flow: { size: 16, offsets: { dest: 0, service: 4, last_seen_ns: 8 } },
+  traffic: { size: 24, offsets: { packets: 0, bytes: 8, new_flows: 16 } },
+  global: { size: 0, offsets: { count: 0 } }, // size: 8 bytes per GLOBAL_STATS name
+} as const;
+
+const abi = native.abi();
+export const ABI_VERSION = abi.version;
+/** Global counter names, in the order of the C enum (from the C header). */
+export const GLOBAL_STATS: readonly string[] = abi.globalStats;
+export const CONSTANTS = abi.constants as {
+  SVC_F_SOURCE_HASH: number;
+  SVC_F_NO_BACKEND_PASS: number;
+  DEST_UNUSED: number;
+  DEST_ACTIVE: number;
+  DEST_DRAINING: number;
+  VIP_FILTER_WORDS: number;
+  DEFAULT_MAGLEV_SIZE: number;
+  MAX_SERVICES: number;
+  MAX_DESTS: number;
+  MAX_FLOWS: number;
+};
+
+export const PROTO = { tcp: 6, udp: 17 } as const;
+export type Protocol = keyof typeof PROTO;
+
+export interface ServiceKey {
+  addr: Buffer; // 16 bytes, network order
+  family: Family;
+  proto: number;
+  port: number; // host order; 0 = all ports
+}
+
+export function encodeServiceKey(k: ServiceKey): Buffer {
+  const b = Buffer.alloc(LAYOUT.service_key.size);
+  k.addr.copy(b, LAYOUT.service_key.offsets.addr, 0, 16);
+  b.writeUInt16BE(k.port, LAYOUT.service_key.offsets.port);
+  b.writeUInt8(k.proto, LAYOUT.service_key.offsets.proto);
+  b.writeUInt8(k.family, LAYOUT.service_key.offsets.family);
+  return b;
+}
+
+export function decodeServiceKey(b: Buffer): ServiceKey {
+  const o = LAYOUT.service_key.offsets;
+  return {
+    addr: Buffer.from(b.subarray(o.addr, o.addr + 16)),
+    port: b.readUInt16BE(o.port),
+    proto: b.readUInt8(o.proto),
+    family: b.readUInt8(o.family) as Family,
+  };
+}
+
+export interface ServiceValue {
+  id: number;
+  flags: number;
+  seed: number;
+}
+
+export function encodeService(v: ServiceValue): Buffer {
+  const b = Buffer.alloc(LAYOUT.service.size);
+  b.writeUInt32LE(v.id, LAYOUT.service.offsets.id);
+  b.writeUInt32LE(v.flags, LAYOUT.service.offsets.flags);
+  b.writeUInt32LE(v.seed, LAYOUT.service.offsets.seed);
+  return b;
+}
+
+export function decodeService(b: Buffer): ServiceValue {
+  const o = LAYOUT.service.offsets;
+  return { id: b.readUInt32LE(o.id), flags: b.readUInt32LE(o.flags), seed: b.readUInt32LE(o.seed) };
+}
+
+/** A whole Maglev table: owners and previous owners of each slot. */
+export function encodeSlots(dest: Uint32Array, prev: Uint32Array): Buffer {
+  const b = Buffer.alloc(dest.length * LAYOUT.slot.size);
+  for (let i = 0; i < dest.length; i++) {
+    b.writeUInt32LE(dest[i]!, i * LAYOUT.slot.size + LAYOUT.slot.offsets.dest);
+    b.writeUInt32LE(prev[i]!, i * LAYOUT.slot.size + LAYOUT.slot.offsets.prev_dest);
+  }
+  return b;
+}
+
+export function decodeSlots(b: Buffer): { dest: Uint32Array; prev: Uint32Array } {
+  const n = b.length / LAYOUT.slot.size;
+  const dest = new Uint32Array(n);
+  const prev = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    dest[i] = b.readUInt32LE(i * LAYOUT.slot.size + LAYOUT.slot.offsets.dest);
+    prev[i] = b.readUInt32LE(i * LAYOUT.slot.size + LAYOUT.slot.offsets.prev_dest);
+  }
+  return { dest, prev };
+}
+
+export interface DestValue {
+  ifindex: number; // 0: back out of the ingress NIC
+  mac: Buffer;
+  srcMac: Buffer;
+  state: number; // CONSTANTS.DEST_*
+}
+
+export function encodeDest(v: DestValue): Buffer {
+  const o = LAYOUT.dest.offsets;
+  const b = Buffer.alloc(LAYOUT.dest.size);
+  b.writeUInt32LE(v.ifindex, o.ifindex);
+  v.mac.copy(b, o.mac, 0, 6);
+  v.srcMac.copy(b, o.src_mac, 0, 6);
+  b.writeUInt8(v.state, o.state);
+  return b;
+}
+
+export function decodeDest(b: Buffer): DestValue {
+  const o = LAYOUT.dest.offsets;
+  return {
+    ifindex: b.readUInt32LE(o.ifindex),
+    mac: Buffer.from(b.subarray(o.mac, o.mac + 6)),
+    srcMac: Buffer.from(b.subarray(o.src_mac, o.src_mac + 6)),
+    state: b.readUInt8(o.state),
+  };
+}
+
+export interface FlowKey {
+  saddr: Buffer;
+  daddr: Buffer;
+  sport: number;
+  dport: number;
+  proto: number;
+  family: Family;
+}
+
+export function decodeFlowKey(b: Buffer): FlowKey {
+  const o = LAYOUT.flow_key.offsets;
+  return {
+    saddr: Buffer.from(b.subarray(o.saddr, o.saddr + 16)),
+    daddr: Buffer.from(b.subarray(o.daddr, o.daddr + 16)),
+    sport: b.readUInt16BE(o.sport),
+    dport: b.readUInt16BE(o.dport),
+    proto: b.readUInt8(o.proto),
+    family: b.readUInt8(o.family) as Family,
+  };
+}
+
+export interface FlowValue {
+  dest: number;
+  service: number;
+  lastSeenNs: bigint;
+}
+
+export function decodeFlow(b: Buffer): FlowValue {
+  const o = LAYOUT.flow.offsets;
+  return { dest: b.readUInt32LE(o.dest), service: b.readUInt32LE(o.service), lastSeenNs: b.readBigUInt64LE(o.last_seen_ns) };
+}
+
+export interface Traffic {
+  packets: bigint;
+  bytes: bigint;
+  newFlows: bigint;
+}
+
+/** Sums one per-CPU traffic value over all CPUs. */
+export function sumTraffic(perCpu: readonly Buffer[] | null): Traffic {
+  const o = LAYOUT.traffic.offsets;
+  const t: Traffic = { packets: 0n, bytes: 0n, newFlows: 0n };
+  for (const b of perCpu ?? []) {
+    t.packets += b.readBigUInt64LE(o.packets);
+    t.bytes += b.readBigUInt64LE(o.bytes);
+    t.newFlows += b.readBigUInt64LE(o.new_flows);
+  }
+  return t;
+}
+
+/** Sums the per-CPU global counters into { name: total }. */
+export function sumGlobal(perCpu: readonly Buffer[] | null): Record<string, bigint> {
+  const out: Record<string, bigint> = {};
+  GLOBAL_STATS.forEach((name, i) => {
+    let sum = 0n;
+    for (const b of perCpu ?? []) sum += b.readBigUInt64LE(LAYOUT.global.offsets.count + i * 8);
+    out[name] = sum;
+  });
+  return out;
+}
+
+export function u32Key(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+/** Bit index of an address in the VIP prefilter; mirrors vip_filter_bit() in bpf/lib/hash.h. */
+export function vipFilterBit(addr: Buffer, family: Family): number {
+  const k = addr.readUInt32LE(family === 6 ? 12 : 0);
+  return Math.imul(k, 0x9e3779b1) >>> 16;
+}

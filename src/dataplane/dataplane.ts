@@ -1,0 +1,261 @@
+// The data plane as TypeScript sees it: the loaded (or adopted) XDP object,
+// its maps, and typed reads and writes of them. No decisions are made here;
+// src/reconcile decides what to write.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { XdplbError } from '../errors.ts';
+import {
+  ABI_VERSION,
+  CONSTANTS,
+  decodeDest,
+  decodeService,
+  decodeServiceKey,
+  decodeSlots,
+  encodeDest,
+  encodeService,
+  encodeServiceKey,
+  encodeSlots,
+  LAYOUT,
+  sumGlobal,
+  sumTraffic,
+  u32Key,
+  type DestValue,
+  type ServiceKey,
+  type ServiceValue,
+  type Traffic,
+} from './abi.ts';
+import { native, type NativeMap, type NativeObject, type NativeProgram } from './native.ts';
+
+export const DEFAULT_OBJECT = fileURLToPath(new URL('../../build/bpf/xdplb.bpf.o', import.meta.url));
+export const PROGRAM_NAME = 'xdplb_ingress';
+
+export interface Capacities {
+  /** Maglev table size: a prime. */
+  maglevSize: number;
+  maxServices: number;
+  maxDests: number;
+  maxFlows: number;
+}
+
+export const DEFAULT_CAPACITIES: Capacities = {
+  maglevSize: CONSTANTS.DEFAULT_MAGLEV_SIZE,
+  maxServices: CONSTANTS.MAX_SERVICES,
+  maxDests: CONSTANTS.MAX_DESTS,
+  maxFlows: CONSTANTS.MAX_FLOWS,
+};
+
+export interface LoadRequest extends Partial<Capacities> {
+  objectPath?: string;
+  /** Pin (and adopt) every map in this bpffs directory. */
+  pinDir?: string;
+}
+
+const MAP_NAMES = [
+  'xdplb_abi',
+  'vip_filter',
+  'services',
+  'maglev_tables',
+  'dests',
+  'flows',
+  'tx_ports',
+  'service_stats',
+  'dest_stats',
+  'global_stats',
+] as const;
+type MapName = (typeof MAP_NAMES)[number];
+
+export class DataPlane {
+  readonly program: NativeProgram;
+  readonly maps: Readonly<Record<MapName, NativeMap>>;
+  readonly capacities: Capacities;
+  private readonly object: NativeObject;
+
+  private constructor(object: NativeObject, capacities: Capacities) {
+    this.object = object;
+    this.program = object.program(PROGRAM_NAME);
+    this.maps = Object.fromEntries(MAP_NAMES.map((n) => [n, object.map(n)])) as Record<MapName, NativeMap>;
+    this.capacities = capacities;
+  }
+
+  /**
+   * Loads the XDP object. With pinDir, maps already pinned there are adopted
+   * (after an ABI version check) and new ones are pinned, so state and
+   * counters survive restarts and program upgrades.
+   */
+  static async load(req: LoadRequest = {}): Promise<DataPlane> {
+    const cap: Capacities = {
+      maglevSize: req.maglevSize ?? DEFAULT_CAPACITIES.maglevSize,
+      maxServices: req.maxServices ?? DEFAULT_CAPACITIES.maxServices,
+      maxDests: req.maxDests ?? DEFAULT_CAPACITIES.maxDests,
+      maxFlows: req.maxFlows ?? DEFAULT_CAPACITIES.maxFlows,
+    };
+    if (req.pinDir) checkPinnedAbi(req.pinDir);
+    const objectPath = req.objectPath ?? DEFAULT_OBJECT;
+    const maglevSize = Buffer.alloc(4);
+    maglevSize.writeUInt32LE(cap.maglevSize);
+    let object: NativeObject;
+    try {
+      object = await native.loadObject(objectPath, {
+        rodata: { maglev_size: maglevSize },
+        maxEntries: {
+          services: cap.maxServices,
+          maglev_tables: cap.maxServices,
+          service_stats: cap.maxServices,
+          dests: cap.maxDests,
+          dest_stats: cap.maxDests,
+          flows: cap.maxFlows,
+        },
+        innerMaxEntries: { maglev_tables: cap.maglevSize },
+        ...(req.pinDir ? { pinDir: req.pinDir } : {}),
+      });
+    } catch (err) {
+      if (req.pinDir && (err as { code?: string }).code === 'EINVAL' && existsSync(`${req.pinDir}/services`)) {
+        throw new XdplbError(
+          'PIN_INCOMPATIBLE',
+          `the maps pinned in ${req.pinDir} do not fit the requested capacities ` +
+            `(maglevSize ${cap.maglevSize}, maxServices ${cap.maxServices}, maxDests ${cap.maxDests}, maxFlows ${cap.maxFlows}); ` +
+            `start with the capacities they were created with, or detach first (this resets the counters)`,
+          [],
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    const dp = new DataPlane(object, cap);
+    dp.maps.xdplb_abi.update(u32Key(0), u32Key(ABI_VERSION));
+    return dp;
+  }
+
+  // ---- services -------------------------------------------------------
+
+  putService(key: ServiceKey, value: ServiceValue): void {
+    this.maps.services.update(encodeServiceKey(key), encodeService(value));
+  }
+
+  deleteService(key: ServiceKey): boolean {
+    return this.maps.services.delete(encodeServiceKey(key));
+  }
+
+  listServices(): { key: ServiceKey; value: ServiceValue }[] {
+    const out: { key: ServiceKey; value: ServiceValue }[] = [];
+    for (const k of allKeys(this.maps.services)) {
+      const v = this.maps.services.lookup(k);
+      if (v) out.push({ key: decodeServiceKey(k), value: decodeService(v) });
+    }
+    return out;
+  }
+
+  // ---- Maglev tables ----------------------------------------------------
+
+  /** Installs a whole new table for a service in one atomic pointer swap. */
+  putTable(serviceId: number, dest: Uint32Array, prev: Uint32Array): void {
+    if (dest.length !== this.capacities.maglevSize || prev.length !== dest.length)
+      throw new RangeError(`a table has ${this.capacities.maglevSize} slots, got ${dest.length}`);
+    const inner = native.createArrayMap(LAYOUT.slot.size, dest.length, encodeSlots(dest, prev));
+    try {
+      this.maps.maglev_tables.update(u32Key(serviceId), inner);
+    } finally {
+      inner.close(); // the outer map holds its own reference
+    }
+  }
+
+  deleteTable(serviceId: number): void {
+    this.maps.maglev_tables.delete(u32Key(serviceId));
+  }
+
+  readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null {
+    const id = this.maps.maglev_tables.lookup(u32Key(serviceId));
+    if (!id) return null;
+    const inner = native.mapFromId(id.readUInt32LE(0));
+    try {
+      return decodeSlots(native.readArrayMap(inner));
+    } finally {
+      inner.close();
+    }
+  }
+
+  // ---- destinations -------------------------------------------------------
+
+  putDest(id: number, value: DestValue): void {
+    this.maps.dests.update(u32Key(id), encodeDest(value));
+  }
+
+  readDest(id: number): DestValue {
+    const v = this.maps.dests.lookup(u32Key(id));
+    if (!v) throw new RangeError(`no destination slot ${id}`);
+    return decodeDest(v);
+  }
+
+  /** Adds an egress interface for XDP_REDIRECT (ifindex in this namespace). */
+  putTxPort(ifindex: number): void {
+    const value = Buffer.alloc(8);
+    value.writeUInt32LE(ifindex);
+    this.maps.tx_ports.update(u32Key(ifindex), value);
+  }
+
+  // ---- VIP prefilter --------------------------------------------------------
+
+  readVipFilter(): BigUint64Array {
+    const words = new BigUint64Array(CONSTANTS.VIP_FILTER_WORDS);
+    for (let i = 0; i < words.length; i++) words[i] = this.maps.vip_filter.lookup(u32Key(i))?.readBigUInt64LE(0) ?? 0n;
+    return words;
+  }
+
+  /** Writes the words of the prefilter that differ from `current`. */
+  writeVipFilter(next: BigUint64Array, current: BigUint64Array): void {
+    const value = Buffer.alloc(8);
+    for (let i = 0; i < next.length; i++) {
+      if (next[i] === current[i]) continue;
+      value.writeBigUInt64LE(next[i]!);
+      this.maps.vip_filter.update(u32Key(i), value);
+    }
+  }
+
+  // ---- counters ---------------------------------------------------------------
+
+  globalStats(): Record<string, bigint> {
+    return sumGlobal(this.maps.global_stats.lookupPerCpu(u32Key(0)));
+  }
+
+  serviceTraffic(serviceId: number): Traffic {
+    return sumTraffic(this.maps.service_stats.lookupPerCpu(u32Key(serviceId)));
+  }
+
+  destTraffic(destId: number): Traffic {
+    return sumTraffic(this.maps.dest_stats.lookupPerCpu(u32Key(destId)));
+  }
+
+  mapNames(): string[] {
+    return this.object.mapNames();
+  }
+}
+
+/** Every key of a map, read in chunks. */
+export function* allKeys(map: NativeMap, chunk = 4096): Generator<Buffer> {
+  let after: Buffer | null = null;
+  for (;;) {
+    const keys = map.nextKeys(after, chunk);
+    yield* keys;
+    if (keys.length < chunk) return;
+    after = keys[keys.length - 1]!;
+  }
+}
+
+/** Refuses pins written by another ABI version, before anything is touched. */
+function checkPinnedAbi(pinDir: string): void {
+  const path = `${pinDir}/xdplb_abi`;
+  if (!existsSync(path)) return;
+  const map = native.openPinnedMap(path);
+  try {
+    const pinned = map.lookup(u32Key(0))?.readUInt32LE(0) ?? 0;
+    if (pinned !== ABI_VERSION)
+      throw new XdplbError(
+        'ABI_MISMATCH',
+        `the data plane pinned in ${pinDir} has ABI version ${pinned}, this xdplb speaks version ${ABI_VERSION}; ` +
+          `it was left untouched. To migrate: stop the old daemon, run the old build's \`xdplb detach\` ` +
+          `(or remove ${pinDir}), then start this one (counters restart from zero).`,
+      );
+  } finally {
+    map.close();
+  }
+}

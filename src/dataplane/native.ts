@@ -1,0 +1,110 @@
+// The native addon's whole surface, declared once. The addon checks argument
+// types only; callers validate values (see dataplane.ts).
+import { createRequire } from 'node:module';
+
+export interface MapInfo {
+  id: number;
+  type: number;
+  name: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  fd: number;
+}
+
+export interface NativeMap {
+  /** The value, or null when the key is absent. */
+  lookup(key: Buffer): Buffer | null;
+  /** One value per possible CPU, or null when the key is absent. */
+  lookupPerCpu(key: Buffer): Buffer[] | null;
+  /** value: a Buffer, or for a map-in-map the inner map. flags: BPF_ANY (0) by default. */
+  update(key: Buffer, value: Buffer | NativeMap, flags?: number): void;
+  /** false when the key was absent. */
+  delete(key: Buffer): boolean;
+  /** count keys and values back to back; returns how many were written. */
+  updateBatch(keys: Buffer, values: Buffer, count: number): number;
+  /** Up to max keys after `after` (null: from the start), in map order. */
+  nextKeys(after: Buffer | null, max: number): Buffer[];
+  pin(path: string): void;
+  info(): MapInfo;
+  close(): void;
+}
+
+export interface TestRunResult {
+  retval: number;
+  /** The kernel's average time per repetition. */
+  durationNs: number;
+  packet: Buffer;
+}
+
+export interface LinkInfo {
+  id: number;
+  progId: number;
+  type: number;
+  /** 0 when the interface (or its namespace) is gone: a defunct link. */
+  ifindex: number;
+}
+
+export interface NativeLink {
+  pin(path: string): void;
+  /** Atomically replaces the attached program. */
+  update(program: NativeProgram): void;
+  detach(): void;
+  info(): LinkInfo;
+  close(): void;
+}
+
+export interface NativeProgram {
+  testRun(packet: Buffer, repeat: number): Promise<TestRunResult>;
+  attachXdp(ifindex: number, mode: 'native' | 'generic'): Promise<NativeLink>;
+  info(): { id: number; name: string; tag: string };
+}
+
+export interface NativeObject {
+  map(name: string): NativeMap;
+  program(name: string): NativeProgram;
+  mapNames(): string[];
+}
+
+export interface LoadOptions {
+  /** `const volatile` globals by name, as raw bytes in host order. */
+  rodata?: Record<string, Buffer>;
+  maxEntries?: Record<string, number>;
+  /** max_entries of the inner-map template of a map-in-map. */
+  innerMaxEntries?: Record<string, number>;
+  /** Pin every map here by name; reuse maps already pinned there. */
+  pinDir?: string;
+}
+
+export interface StructLayout {
+  size: number;
+  offsets: Record<string, number>;
+}
+
+export interface AbiDescription {
+  version: number;
+  possibleCpus: number;
+  layout: Record<string, StructLayout>;
+  globalStats: string[];
+  constants: Record<string, number>;
+}
+
+export interface NativeAddon {
+  loadObject(path: string, options: LoadOptions): Promise<NativeObject>;
+  openPinnedMap(path: string): NativeMap;
+  openPinnedLink(path: string): NativeLink;
+  mapFromId(id: number): NativeMap;
+  /** A BPF_F_MMAPABLE array map filled with data in one copy. */
+  createArrayMap(valueSize: number, maxEntries: number, data: Buffer): NativeMap;
+  /** The whole content of an mmapable array map. */
+  readArrayMap(map: NativeMap): Buffer;
+  /** ifindex and MAC of an interface in this process's network namespace. */
+  interfaceInfo(name: string): { ifindex: number; mac: Buffer };
+  /** Receives libbpf's messages (a verifier log arrives as one message). */
+  setLogger(logger: ((level: 'warn' | 'info' | 'debug', message: string) => void) | null): void;
+  abi(): AbiDescription;
+}
+
+const require = createRequire(import.meta.url);
+export const native: NativeAddon = require('../../build/Release/xdplb.node') as NativeAddon;

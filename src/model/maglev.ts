@@ -1,0 +1,78 @@
+// Weighted Maglev (Eisenbud et al., NSDI '16) with the weight extension: each
+// backend fills table slots in the order of its own permutation, and takes
+// turns in proportion to its weight. The result depends only on the backends'
+// keys, weights and the table size (never on input order), so every director
+// fed the same input builds a byte-identical table.
+import { createHash } from 'node:crypto';
+
+export interface MaglevBackend {
+  /** Stable identity, the same on every director (e.g. "10.240.0.101"). */
+  key: string;
+  /** Relative share of new flows; 0 takes none. */
+  weight: number;
+}
+
+export const NO_BACKEND = -1;
+
+export function isPrime(n: number): boolean {
+  if (!Number.isInteger(n) || n < 2) return false;
+  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
+  return true;
+}
+
+function permutation(key: string, size: number): { offset: number; skip: number } {
+  const h = createHash('sha256').update(key).digest();
+  return { offset: h.readUInt32LE(0) % size, skip: (h.readUInt32LE(4) % (size - 1)) + 1 };
+}
+
+/** Sorts backends by key: table entries are indexes into this order. */
+export function canonicalOrder<T extends MaglevBackend>(backends: readonly T[]): T[] {
+  return [...backends].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
+ * Builds a table of `size` slots (a prime). Entry i is the index of its
+ * backend in canonicalOrder(backends), or NO_BACKEND when no backend has a
+ * positive weight.
+ */
+export function maglevTable(backends: readonly MaglevBackend[], size: number): Int32Array {
+  if (!isPrime(size)) throw new RangeError(`Maglev table size must be a prime, got ${size}`);
+  const sorted = canonicalOrder(backends);
+  const table = new Int32Array(size).fill(NO_BACKEND);
+  const live = sorted.map((b, index) => ({ index, weight: b.weight, ...permutation(b.key, size) })).filter((b) => b.weight > 0);
+  if (live.length === 0) return table;
+  const maxWeight = Math.max(...live.map((b) => b.weight));
+  const credit = new Float64Array(live.length);
+  let filled = 0;
+  for (;;) {
+    for (let i = 0; i < live.length; i++) {
+      const b = live[i]!;
+      credit[i]! += b.weight;
+      while (credit[i]! >= maxWeight) {
+        credit[i]! -= maxWeight;
+        let slot = b.offset;
+        while (table[slot] !== NO_BACKEND) slot = (slot + b.skip) % size;
+        table[slot] = b.index;
+        b.offset = (slot + b.skip) % size;
+        if (++filled === size) return table;
+      }
+    }
+  }
+}
+
+/**
+ * The next table of a service, given the previous one. A slot whose owner
+ * changes remembers the old owner (prev), so that the data plane keeps the
+ * flows already running on it; a slot that keeps its owner keeps what it
+ * remembered. 0 means "no destination" in both arrays.
+ */
+export function nextSlots(
+  oldDest: Uint32Array | null,
+  oldPrev: Uint32Array | null,
+  newDest: Uint32Array,
+): Uint32Array {
+  const prev = new Uint32Array(newDest.length);
+  if (!oldDest || !oldPrev || oldDest.length !== newDest.length) return prev;
+  for (let i = 0; i < newDest.length; i++) prev[i] = oldDest[i] !== newDest[i] ? oldDest[i]! : oldPrev[i]!;
+  return prev;
+}

@@ -1,0 +1,80 @@
+// A loaded (unattached) data plane with services written straight into its
+// maps, for BPF_PROG_TEST_RUN packet tests. Destination ids: service id * 100
+// + backend number; backend n has MAC backendMac(n).
+import { CONSTANTS, PROTO, vipFilterBit, type Protocol } from '../../src/dataplane/abi.ts';
+import { DataPlane } from '../../src/dataplane/dataplane.ts';
+import { mustParseIp } from '../../src/model/address.ts';
+import { canonicalOrder, maglevTable, nextSlots, NO_BACKEND } from '../../src/model/maglev.ts';
+import { backendMac, MAC } from './packets.ts';
+
+export const VERDICT = ['ABORTED', 'DROP', 'PASS', 'TX', 'REDIRECT'] as const;
+export type Verdict = (typeof VERDICT)[number];
+
+export interface FixtureBackend {
+  n: number;
+  weight?: number;
+  state?: 'active' | 'draining' | 'gone';
+}
+
+export interface FixtureService {
+  id: number;
+  vip: string;
+  port: number;
+  proto: Protocol;
+  sourceHash?: boolean;
+  noBackendPass?: boolean;
+  seed?: number;
+  backends: FixtureBackend[];
+}
+
+const STATE = { active: CONSTANTS.DEST_ACTIVE, draining: CONSTANTS.DEST_DRAINING, gone: CONSTANTS.DEST_UNUSED };
+
+export class Fixture {
+  readonly dp: DataPlane;
+  private filter: BigUint64Array;
+
+  private constructor(dp: DataPlane) {
+    this.dp = dp;
+    this.filter = new BigUint64Array(CONSTANTS.VIP_FILTER_WORDS);
+  }
+
+  static async create(maglevSize = 16381, maxServices = 64): Promise<Fixture> {
+    return new Fixture(await DataPlane.load({ maglevSize, maxServices, maxDests: 4096, maxFlows: 65536 }));
+  }
+
+  /** Writes a service, its destinations and its table (keeping prev owners). */
+  setService(s: FixtureService): void {
+    const vip = mustParseIp(s.vip);
+    for (const b of s.backends)
+      this.dp.putDest(s.id * 100 + b.n, { ifindex: 0, mac: backendMac(b.n), srcMac: MAC.director, state: STATE[b.state ?? 'active'] });
+    const inTable = s.backends.filter((b) => (b.state ?? 'active') === 'active');
+    const order = canonicalOrder(inTable.map((b) => ({ key: `backend-${b.n}`, weight: b.weight ?? 1, n: b.n })));
+    const table = maglevTable(order, this.dp.capacities.maglevSize);
+    const dest = Uint32Array.from(table, (i) => (i === NO_BACKEND ? 0 : s.id * 100 + order[i]!.n));
+    const old = this.dp.readTable(s.id);
+    this.dp.putTable(s.id, dest, nextSlots(old?.dest ?? null, old?.prev ?? null, dest));
+    const bit = vipFilterBit(vip.bytes, vip.family);
+    const next = BigUint64Array.from(this.filter);
+    next[bit >> 6]! |= 1n << BigInt(bit & 63);
+    this.dp.writeVipFilter(next, this.filter);
+    this.filter = next;
+    this.dp.putService(
+      { addr: vip.bytes, family: vip.family, proto: PROTO[s.proto], port: s.port },
+      {
+        id: s.id,
+        seed: s.seed ?? 0x5eed,
+        flags: (s.sourceHash ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackendPass ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
+      },
+    );
+  }
+
+  async run(frame: Buffer): Promise<{ verdict: Verdict; packet: Buffer }> {
+    const r = await this.dp.program.testRun(frame, 1);
+    return { verdict: VERDICT[r.retval] ?? 'ABORTED', packet: r.packet };
+  }
+
+  /** Backend number a forwarded frame was sent to (from its new dst MAC). */
+  static backendOf(packet: Buffer): number {
+    return packet[5]!;
+  }
+}
