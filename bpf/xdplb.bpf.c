@@ -30,7 +30,36 @@ static __always_inline int vip_filter_has(const struct packet *pkt)
 	return bits && (*bits & (1ULL << (bit % 64)));
 }
 
-static __always_inline struct xdplb_service *find_service(const struct packet *pkt, __u16 port)
+static __always_inline int service_key_equal(const struct xdplb_service_key *a,
+					     const struct xdplb_service_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* The service of a key: through the index (inlined array lookups), or the
+ * hash map when the index holds a collision or another key. */
+static __always_inline struct xdplb_service *lookup_service(struct xdplb_global *g,
+							   const struct xdplb_service_key *key)
+{
+	__u32 h = service_index_hash(key);
+	__u32 *entry_id = bpf_map_lookup_elem(&service_index, &h);
+	struct xdplb_service_entry *e;
+
+	if (!entry_id || !*entry_id)
+		return NULL;
+	if (*entry_id != XDPLB_SERVICE_INDEX_COLLISION) {
+		e = bpf_map_lookup_elem(&service_entries, entry_id);
+		if (e && service_key_equal(&e->key, key))
+			return &e->service;
+	}
+	g->count[XDPLB_STAT_SERVICE_SLOW_LOOKUP]++;
+	return bpf_map_lookup_elem(&services, key);
+}
+
+static __always_inline struct xdplb_service *find_service(struct xdplb_global *g,
+							 const struct packet *pkt, __u16 port)
 {
 	struct xdplb_service_key key = {
 		.port = port,
@@ -40,11 +69,11 @@ static __always_inline struct xdplb_service *find_service(const struct packet *p
 	struct xdplb_service *svc;
 
 	__builtin_memcpy(key.addr, pkt->flow.daddr, 16);
-	svc = bpf_map_lookup_elem(&services, &key);
+	svc = lookup_service(g, &key);
 	if (svc || !port)
 		return svc;
 	key.port = 0; /* the port-less service of this VIP and protocol */
-	return bpf_map_lookup_elem(&services, &key);
+	return lookup_service(g, &key);
 }
 
 static __always_inline struct xdplb_dest *usable_dest(__u32 id, int draining_ok)
@@ -163,7 +192,7 @@ int xdplb_ingress(struct xdp_md *ctx)
 		 * only a port-less service can take them, hashed on the client
 		 * address alone so that all fragments meet at one backend. */
 		g->count[XDPLB_STAT_FRAGMENT]++;
-		svc = find_service(&pkt, 0);
+		svc = find_service(g, &pkt, 0);
 		if (!svc)
 			return count(g, XDPLB_STAT_DROP_FRAGMENT, XDP_DROP);
 		hash = hash_source(&pkt.flow, svc->seed);
@@ -184,7 +213,7 @@ int xdplb_ingress(struct xdp_md *ctx)
 			return count(g, XDPLB_STAT_DROP_MALFORMED, XDP_DROP);
 		if (err == PARSE_UNSUPPORTED)
 			return count(g, XDPLB_STAT_PASS_UNSUPPORTED, XDP_PASS);
-		svc = find_service(&pkt, pkt.flow.dport);
+		svc = find_service(g, &pkt, pkt.flow.dport);
 		if (!svc)
 			return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
 		hash = svc->flags & XDPLB_SVC_F_SOURCE_HASH ? hash_source(&pkt.flow, svc->seed)

@@ -33,6 +33,9 @@
 #endif
 /* VIP prefilter: a bitmap of XDPLB_VIP_FILTER_WORDS * 64 bits. */
 #define XDPLB_VIP_FILTER_WORDS 1024
+/* Service index: 2^XDPLB_SERVICE_INDEX_BITS direct-mapped entries. */
+#define XDPLB_SERVICE_INDEX_BITS 18
+#define XDPLB_SERVICE_INDEX_COLLISION 0xffffffffU
 
 /* services: (VIP, protocol, destination port) -> service. port 0 is the
  * port-less service of that VIP and protocol. */
@@ -51,6 +54,19 @@ struct xdplb_service {
 	__u32 flags;	/* XDPLB_SVC_F_* */
 	__u32 seed;	/* per-service hash seed, the same on every director */
 	__u32 reserved;
+};
+
+/*
+ * service_entries[n] holds one service with its key. service_index[h] names
+ * the entry of the service whose key hashes to h (service_index_hash()), 0
+ * when no service does, or XDPLB_SERVICE_INDEX_COLLISION when several do:
+ * then the hash map `services` decides. An entry is written before the
+ * index points to it and never changed while it does (a change takes a new
+ * entry), so the program always reads a whole one.
+ */
+struct xdplb_service_entry {
+	struct xdplb_service_key key;
+	struct xdplb_service service;
 };
 
 /* One slot of a service's Maglev table (inner array of maglev_size slots). */
@@ -114,7 +130,8 @@ struct xdplb_traffic {
 	X(FLOW_INSERT_FAILED, "flow_insert_failed")                            \
 	X(ICMP_ERROR_STEERED, "icmp_error_steered")                            \
 	X(FRAGMENT, "fragment")                                                \
-	X(IPV6_EXT_UNKNOWN, "ipv6_ext_unknown")
+	X(IPV6_EXT_UNKNOWN, "ipv6_ext_unknown")                                \
+	X(SERVICE_SLOW_LOOKUP, "service_slow_lookup")
 
 #define XDPLB_STAT_ENUM(name, text) XDPLB_STAT_##name,
 enum xdplb_global_stat { XDPLB_GLOBAL_STATS(XDPLB_STAT_ENUM) XDPLB_STAT__COUNT };
@@ -130,6 +147,7 @@ struct xdplb_global {
 #endif
 _Static_assert(sizeof(struct xdplb_service_key) == 20, "service key");
 _Static_assert(sizeof(struct xdplb_service) == 16, "service");
+_Static_assert(sizeof(struct xdplb_service_entry) == 36, "service entry");
 _Static_assert(sizeof(struct xdplb_slot) == 8, "slot");
 _Static_assert(sizeof(struct xdplb_dest) == 20, "dest");
 _Static_assert(sizeof(struct xdplb_flow_key) == 40, "flow key");

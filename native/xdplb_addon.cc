@@ -14,6 +14,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -418,6 +419,7 @@ class Program : public Napi::ObjectWrap<Program> {
     return DefineClass(env, "Program",
                        {
                            InstanceMethod<&Program::TestRun>("testRun"),
+                           InstanceMethod<&Program::TestRunVaried>("testRunVaried"),
                            InstanceMethod<&Program::AttachXdp>("attachXdp"),
                            InstanceMethod<&Program::Info>("info"),
                        });
@@ -467,6 +469,58 @@ class Program : public Napi::ObjectWrap<Program> {
           o.Set("retval", r->retval);
           o.Set("durationNs", r->duration);
           o.Set("packet", Copy(env, r->out.data(), r->out_size));
+          return o;
+        });
+    Napi::Promise p = job->Promise();
+    job->Queue();
+    return p;
+  }
+  // testRunVaried(packet, count, offset) -> Promise<{ meanNs, verdicts }>
+  // Runs `count` frames one by one, each a copy of `packet` with a 32-bit
+  // big-endian counter added at `offset`: a new flow on every run, which
+  // `repeat` cannot give (it reuses one buffer). verdicts[v] counts retval v.
+  Napi::Value TestRunVaried(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsBuffer()) throw Napi::TypeError::New(env, "packet must be a Buffer");
+    auto in = info[0].As<Napi::Buffer<uint8_t>>();
+    uint32_t count = info[1].As<Napi::Number>().Uint32Value();
+    uint32_t offset = info[2].As<Napi::Number>().Uint32Value();
+    if (size_t(offset) + 4 > in.Length()) throw Napi::RangeError::New(env, "offset beyond the packet");
+    struct Result {
+      std::vector<uint8_t> frame;
+      uint64_t total_ns = 0;
+      uint32_t verdicts[5] = {};
+    };
+    auto r = std::make_shared<Result>();
+    r->frame.assign(in.Data(), in.Data() + in.Length());
+    int fd = fd_;
+    auto owner = owner_;
+    Job *job = new Job(
+        env, "bpf_prog_test_run",
+        [r, fd, count, offset, owner]() {
+          std::vector<uint8_t> buf(r->frame), out(r->frame.size() + 256);
+          uint32_t base;
+          memcpy(&base, r->frame.data() + offset, 4);
+          base = ntohl(base);
+          for (uint32_t i = 0; i < count; i++) {
+            memcpy(buf.data(), r->frame.data(), buf.size());
+            uint32_t v = htonl(base + i);
+            memcpy(buf.data() + offset, &v, 4);
+            LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = buf.data(), .data_out = out.data(),
+                        .data_size_in = uint32_t(buf.size()),
+                        .data_size_out = uint32_t(out.size()), .repeat = 1);
+            if (bpf_prog_test_run_opts(fd, &opts)) return -errno;
+            r->total_ns += opts.duration;
+            r->verdicts[opts.retval < 5 ? opts.retval : 0]++;
+          }
+          return 0;
+        },
+        [r, count](Napi::Env env) {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("meanNs", count ? double(r->total_ns) / count : 0.0);
+          Napi::Array v = Napi::Array::New(env, 5);
+          for (uint32_t i = 0; i < 5; i++) v[i] = r->verdicts[i];
+          o.Set("verdicts", v);
           return o;
         });
     Napi::Promise p = job->Promise();
@@ -816,6 +870,8 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
        OFF(xdplb_service_key, proto), OFF(xdplb_service_key, family)});
   add("service", sizeof(xdplb_service),
       {OFF(xdplb_service, id), OFF(xdplb_service, flags), OFF(xdplb_service, seed)});
+  add("service_entry", sizeof(xdplb_service_entry),
+      {OFF(xdplb_service_entry, key), OFF(xdplb_service_entry, service)});
   add("slot", sizeof(xdplb_slot), {OFF(xdplb_slot, dest), OFF(xdplb_slot, prev_dest)});
   add("dest", sizeof(xdplb_dest),
       {OFF(xdplb_dest, ifindex), OFF(xdplb_dest, mac), OFF(xdplb_dest, src_mac),
@@ -846,6 +902,8 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
   c.Set("MAX_SERVICES", XDPLB_MAX_SERVICES);
   c.Set("MAX_DESTS", XDPLB_MAX_DESTS);
   c.Set("MAX_FLOWS", XDPLB_MAX_FLOWS);
+  c.Set("SERVICE_INDEX_BITS", XDPLB_SERVICE_INDEX_BITS);
+  c.Set("SERVICE_INDEX_COLLISION", XDPLB_SERVICE_INDEX_COLLISION);
   o.Set("constants", c);
   return o;
 }

@@ -82,4 +82,13 @@ static __always_inline __u32 vip_filter_bit(const __u8 *addr, __u8 family)
 	return (k * 0x9e3779b1u) >> (32 - 16); /* 65536 bits */
 }
 
+/* Index of a service key in service_index (same in user space). */
+static __always_inline __u32 service_index_hash(const struct xdplb_service_key *k)
+{
+	__u32 h = hash_addr(0x51ed2701, k->addr, k->family);
+
+	h = murmur_round(h, ((__u32)k->port << 16) | ((__u32)k->proto << 8) | k->family);
+	return murmur_finish(h, 20) >> (32 - XDPLB_SERVICE_INDEX_BITS);
+}
+
 #endif /* XDPLB_HASH_H */

@@ -29,6 +29,22 @@ struct {
 } vip_filter SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << XDPLB_SERVICE_INDEX_BITS);
+	__type(key, __u32);
+	__type(value, __u32);
+} service_index SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * XDPLB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct xdplb_service_entry);
+} service_entries SEC(".maps");
+
+/* Every service by key: authoritative, read by the program only when the
+ * index reports a collision. */
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, XDPLB_MAX_SERVICES);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

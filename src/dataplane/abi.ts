@@ -7,6 +7,7 @@ import { native } from './native.ts';
 export const LAYOUT = {
   service_key: { size: 20, offsets: { addr: 0, port: 16, proto: 18, family: 19 } },
   service: { size: 16, offsets: { id: 0, flags: 4, seed: 8 } },
+  service_entry: { size: 36, offsets: { key: 0, service: 20 } },
   slot: { size: 8, offsets: { dest: 0, prev_dest: 4 } },
   dest: { size: 20, offsets: { ifindex: 0, mac: 4, src_mac: 10, state: 16 } },
   flow_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 } },
@@ -30,6 +31,8 @@ export const CONSTANTS = abi.constants as {
   MAX_SERVICES: number;
   MAX_DESTS: number;
   MAX_FLOWS: number;
+  SERVICE_INDEX_BITS: number;
+  SERVICE_INDEX_COLLISION: number;
 };
 
 export const PROTO = { tcp: 6, udp: 17 } as const;
@@ -78,6 +81,45 @@ export function encodeService(v: ServiceValue): Buffer {
 export function decodeService(b: Buffer): ServiceValue {
   const o = LAYOUT.service.offsets;
   return { id: b.readUInt32LE(o.id), flags: b.readUInt32LE(o.flags), seed: b.readUInt32LE(o.seed) };
+}
+
+export function encodeServiceEntry(key: ServiceKey, value: ServiceValue): Buffer {
+  const o = LAYOUT.service_entry.offsets;
+  const b = Buffer.alloc(LAYOUT.service_entry.size);
+  encodeServiceKey(key).copy(b, o.key);
+  encodeService(value).copy(b, o.service);
+  return b;
+}
+
+// MurmurHash3 rounds as in bpf/lib/hash.h (32-bit, wrapping).
+function murmurRound(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function murmurFinish(h: number, len: number): number {
+  h ^= len;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Mirrors service_index_hash() in bpf/lib/hash.h: loads are host order (little endian). */
+export function serviceIndexHash(key: ServiceKey): number {
+  const b = encodeServiceKey(key);
+  const o = LAYOUT.service_key.offsets;
+  let h = 0x51ed2701;
+  const words = key.family === 6 ? 4 : 1;
+  for (let i = 0; i < words; i++) h = murmurRound(h, b.readUInt32LE(o.addr + 4 * i));
+  h = murmurRound(h, ((b.readUInt16LE(o.port) << 16) | (b[o.proto]! << 8) | b[o.family]!) | 0);
+  return murmurFinish(h, 20) >>> (32 - CONSTANTS.SERVICE_INDEX_BITS);
 }
 
 /** A whole Maglev table: owners and previous owners of each slot. */

@@ -13,6 +13,7 @@ import {
   decodeSlots,
   encodeDest,
   encodeService,
+  encodeServiceEntry,
   encodeServiceKey,
   encodeSlots,
   LAYOUT,
@@ -53,6 +54,8 @@ export interface LoadRequest extends Partial<Capacities> {
 const MAP_NAMES = [
   'xdplb_abi',
   'vip_filter',
+  'service_index',
+  'service_entries',
   'services',
   'maglev_tables',
   'dests',
@@ -99,6 +102,7 @@ export class DataPlane {
         rodata: { maglev_size: maglevSize },
         maxEntries: {
           services: cap.maxServices,
+          service_entries: 2 * cap.maxServices,
           maglev_tables: cap.maxServices,
           service_stats: cap.maxServices,
           dests: cap.maxDests,
@@ -130,6 +134,24 @@ export class DataPlane {
 
   putService(key: ServiceKey, value: ServiceValue): void {
     this.maps.services.update(encodeServiceKey(key), encodeService(value));
+  }
+
+  /** Writes a service entry (never one the index points to: see xdplb_abi.h). */
+  putServiceEntry(entry: number, key: ServiceKey, value: ServiceValue): void {
+    this.maps.service_entries.update(u32Key(entry), encodeServiceEntry(key, value));
+  }
+
+  clearServiceEntry(entry: number): void {
+    this.maps.service_entries.update(u32Key(entry), Buffer.alloc(LAYOUT.service_entry.size));
+  }
+
+  /** Points index slot h at an entry (0: none; SERVICE_INDEX_COLLISION: ask the hash map). */
+  putServiceIndex(h: number, entry: number): void {
+    this.maps.service_index.update(u32Key(h), u32Key(entry));
+  }
+
+  readServiceIndex(h: number): number {
+    return this.maps.service_index.lookup(u32Key(h))?.readUInt32LE(0) ?? 0;
   }
 
   deleteService(key: ServiceKey): boolean {

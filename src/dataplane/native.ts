@@ -57,6 +57,12 @@ export interface NativeLink {
 
 export interface NativeProgram {
   testRun(packet: Buffer, repeat: number): Promise<TestRunResult>;
+  /**
+   * Runs count frames one at a time, each `packet` with a big-endian counter
+   * added to the 32 bits at `offset` (a new flow per run). verdicts[v]
+   * counts the runs that returned v.
+   */
+  testRunVaried(packet: Buffer, count: number, offset: number): Promise<{ meanNs: number; verdicts: number[] }>;
   attachXdp(ifindex: number, mode: 'native' | 'generic'): Promise<NativeLink>;
   info(): { id: number; name: string; tag: string };
 }

@@ -1,7 +1,7 @@
 // A loaded (unattached) data plane with services written straight into its
 // maps, for BPF_PROG_TEST_RUN packet tests. Destination ids: service id * 100
 // + backend number; backend n has MAC backendMac(n).
-import { CONSTANTS, PROTO, vipFilterBit, type Protocol } from '../../src/dataplane/abi.ts';
+import { CONSTANTS, PROTO, serviceIndexHash, vipFilterBit, type Protocol } from '../../src/dataplane/abi.ts';
 import { DataPlane } from '../../src/dataplane/dataplane.ts';
 import { mustParseIp } from '../../src/model/address.ts';
 import { canonicalOrder, maglevTable, nextSlots, NO_BACKEND } from '../../src/model/maglev.ts';
@@ -58,14 +58,17 @@ export class Fixture {
     next[bit >> 6]! |= 1n << BigInt(bit & 63);
     this.dp.writeVipFilter(next, this.filter);
     this.filter = next;
-    this.dp.putService(
-      { addr: vip.bytes, family: vip.family, proto: PROTO[s.proto], port: s.port },
-      {
-        id: s.id,
-        seed: s.seed ?? 0x5eed,
-        flags: (s.sourceHash ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackendPass ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
-      },
-    );
+    const key = { addr: vip.bytes, family: vip.family, proto: PROTO[s.proto], port: s.port };
+    const value = {
+      id: s.id,
+      seed: s.seed ?? 0x5eed,
+      flags: (s.sourceHash ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackendPass ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
+    };
+    this.dp.putService(key, value);
+    this.dp.putServiceEntry(s.id, key, value); // entry number = service id here
+    const h = serviceIndexHash(key);
+    const held = this.dp.readServiceIndex(h);
+    this.dp.putServiceIndex(h, held === 0 || held === s.id ? s.id : CONSTANTS.SERVICE_INDEX_COLLISION);
   }
 
   async run(frame: Buffer): Promise<{ verdict: Verdict; packet: Buffer }> {
