@@ -6,7 +6,7 @@
 // one frame per syscall with a different client address each time (a new flow
 // per packet), and is compared with the baselines run the same way.
 import { fileURLToPath } from 'node:url';
-import { CONSTANTS, PROTO, serviceIndexHash, u32Key, vipFilterBit } from '../src/dataplane/abi.ts';
+import { CONSTANTS, PROTO, serviceIndexHash, vipFilterBit } from '../src/dataplane/abi.ts';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
 import { native, type NativeProgram } from '../src/dataplane/native.ts';
 import { mustParseIp } from '../src/model/address.ts';
@@ -55,15 +55,19 @@ async function measure(prog: NativeProgram, frame: Buffer, mode: Mode, expect: n
 const median = (xs: number[]) => xs[Math.floor(xs.length / 2)]!;
 
 async function loadBaseline(name: string): Promise<NativeProgram> {
-  const path = fileURLToPath(new URL(`../build/bpf/${name}.bpf.o`, import.meta.url));
+  const path = fileURLToPath(new URL(`../out/bpf/${name}.bpf.o`, import.meta.url));
   return (await native.loadObject(path, {})).program(name);
 }
 
-/** A director with `services` TCP+UDP services and `backends` destinations; all services share one table. */
+/**
+ * A director with `services` VIPs, each with a TCP and a UDP service (sharing
+ * one id), and `backends` destinations belonging to the last (measured) one;
+ * all services share one table, which only the measured one really uses.
+ */
 async function director(services: number, backends: number, changedSlots: boolean): Promise<DataPlane> {
   const dp = await DataPlane.load({ maglevSize: MAGLEV, maxServices: 2 * services + 2, maxDests: backends + 1, maxFlows: 1 << 20 });
   for (let d = 1; d <= backends; d++)
-    dp.putDest(d, { ifindex: 0, mac: Buffer.from([2, 0, 1, 0, d >> 8, d & 255]), srcMac: MAC.director, state: CONSTANTS.DEST_ACTIVE });
+    dp.putDest(d, { ifindex: 0, mac: Buffer.from([2, 0, 1, 0, d >> 8, d & 255]), srcMac: MAC.director, state: CONSTANTS.DEST_ACTIVE, service: services });
   const table = maglevTable(Array.from({ length: backends }, (_, i) => ({ key: `b${i}`, weight: 1 })), MAGLEV);
   const dest = Uint32Array.from(table, (i) => i + 1);
   const prev = changedSlots ? Uint32Array.from(dest, (d) => (d % backends) + 1) : new Uint32Array(MAGLEV);
@@ -73,10 +77,12 @@ async function director(services: number, backends: number, changedSlots: boolea
     slots.writeUInt32LE(prev[i]!, i * 8 + 4);
   }
   const inner = native.createArrayMap(8, MAGLEV, slots);
+  const ids = Buffer.alloc(4 * services);
+  const fds = Buffer.alloc(4 * services);
   const filter = new BigUint64Array(CONSTANTS.VIP_FILTER_WORDS);
   for (let s = 0; s < services; s++) {
     const vip = mustParseIp(`10.${100 + (s >> 16)}.${(s >> 8) & 255}.${s & 255}`);
-    for (const [proto, port, id] of [[PROTO.tcp, 80, 2 * s + 1], [PROTO.udp, 53, 2 * s + 2]] as const) {
+    for (const [proto, port, id] of [[PROTO.tcp, 80, s + 1], [PROTO.udp, 53, s + 1]] as const) {
       const key = { addr: vip.bytes, family: 4 as const, proto, port };
       const value = { id, flags: 0, seed: 1 };
       dp.putService(key, value);
@@ -84,11 +90,13 @@ async function director(services: number, backends: number, changedSlots: boolea
       const h = serviceIndexHash(key);
       const held = dp.readServiceIndex(h);
       dp.putServiceIndex(h, held === 0 ? id : CONSTANTS.SERVICE_INDEX_COLLISION);
-      dp.maps.maglev_tables.update(u32Key(id), inner);
     }
+    ids.writeUInt32LE(s + 1, 4 * s);
+    fds.writeUInt32LE(inner.info().fd, 4 * s);
     const bit = vipFilterBit(vip.bytes, 4);
     filter[bit >> 6]! |= 1n << BigInt(bit & 63);
   }
+  dp.maps.maglev_tables.updateBatch(ids, fds, services); // one RCU wait for all
   inner.close();
   dp.writeVipFilter(filter, new BigUint64Array(CONSTANTS.VIP_FILTER_WORDS));
   return dp;

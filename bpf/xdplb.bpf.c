@@ -76,14 +76,16 @@ static __always_inline struct xdplb_service *find_service(struct xdplb_global *g
 	return lookup_service(g, &key);
 }
 
-static __always_inline struct xdplb_dest *usable_dest(__u32 id, int draining_ok)
+/* The destination `id` if it exists, belongs to `service` and may take
+ * packets (a draining one only where draining_ok). */
+static __always_inline struct xdplb_dest *usable_dest(__u32 id, __u32 service, int draining_ok)
 {
 	struct xdplb_dest *d;
 
 	if (!id)
 		return NULL;
 	d = bpf_map_lookup_elem(&dests, &id);
-	if (!d)
+	if (!d || d->service != service)
 		return NULL;
 	if (d->state == XDPLB_DEST_ACTIVE ||
 	    (draining_ok && d->state == XDPLB_DEST_DRAINING))
@@ -113,7 +115,7 @@ static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *
 		return slot->dest;
 	}
 	known = bpf_map_lookup_elem(&flows, &pkt->flow);
-	if (known && usable_dest(known->dest, 1)) {
+	if (known && usable_dest(known->dest, svc->id, 1)) {
 		g->count[XDPLB_STAT_FLOW_HIT]++;
 		known->last_seen_ns = bpf_ktime_get_coarse_ns();
 		*new_flow = syn;
@@ -121,7 +123,7 @@ static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *
 	}
 	g->count[XDPLB_STAT_FLOW_MISS]++;
 	if ((pkt->icmp_error || (pkt->flow.proto == IPPROTO_TCP && !syn)) &&
-	    usable_dest(slot->prev_dest, 1)) {
+	    usable_dest(slot->prev_dest, svc->id, 1)) {
 		dest = slot->prev_dest;
 		*new_flow = 0;
 	} else {
@@ -228,7 +230,7 @@ int xdplb_ingress(struct xdp_md *ctx)
 	if (!slot)
 		return count(g, XDPLB_STAT_DROP_NO_TABLE, XDP_DROP);
 	dest_id = choose_dest(g, &pkt, svc, slot, &new_flow);
-	d = usable_dest(dest_id, 1);
+	d = usable_dest(dest_id, svc->id, 1);
 	if (!d) {
 		if (svc->flags & XDPLB_SVC_F_NO_BACKEND_PASS)
 			return count(g, XDPLB_STAT_PASS_NO_BACKEND, XDP_PASS);

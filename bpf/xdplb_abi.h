@@ -87,6 +87,33 @@ struct xdplb_dest {
 	__u8 src_mac[6];   /* egress NIC's MAC: the new source MAC */
 	__u8 state;	   /* XDPLB_DEST_* */
 	__u8 reserved[3];
+	__u32 service;	   /* the service it belongs to: ids are reused, and a
+			    * remembered id must never lead to another service */
+};
+
+/*
+ * Control-plane records kept beside the data plane (the program never reads
+ * them): what a destination and a service are, so that `xdplb status` and a
+ * restarted daemon can read everything from the pins.
+ */
+#define XDPLB_DEST_CONFIGURED_ACTIVE 1
+#define XDPLB_DEST_CONFIGURED_DRAINING 2
+
+struct xdplb_dest_info {
+	__u8 addr[16];	  /* backend address (network order) */
+	__u32 service;	  /* id of the service it belongs to; 0 = slot free */
+	__u32 weight;	  /* configured weight */
+	__u8 family;	  /* XDPLB_FAMILY_* */
+	__u8 configured;  /* XDPLB_DEST_CONFIGURED_*: what the operator asked */
+	__u8 reserved[2];
+};
+
+#define XDPLB_SERVICE_NAME_LEN 64
+
+struct xdplb_service_info {
+	char name[XDPLB_SERVICE_NAME_LEN]; /* NUL-padded */
+	__u32 entry;			   /* service_entries slot in use */
+	__u32 reserved;
 };
 
 /* flows: the 5-tuple of a flow on a changed slot -> its destination. */
@@ -149,7 +176,9 @@ _Static_assert(sizeof(struct xdplb_service_key) == 20, "service key");
 _Static_assert(sizeof(struct xdplb_service) == 16, "service");
 _Static_assert(sizeof(struct xdplb_service_entry) == 36, "service entry");
 _Static_assert(sizeof(struct xdplb_slot) == 8, "slot");
-_Static_assert(sizeof(struct xdplb_dest) == 20, "dest");
+_Static_assert(sizeof(struct xdplb_dest) == 24, "dest");
+_Static_assert(sizeof(struct xdplb_dest_info) == 28, "dest info");
+_Static_assert(sizeof(struct xdplb_service_info) == 72, "service info");
 _Static_assert(sizeof(struct xdplb_flow_key) == 40, "flow key");
 _Static_assert(sizeof(struct xdplb_flow) == 16, "flow");
 _Static_assert(sizeof(struct xdplb_traffic) == 24, "traffic");

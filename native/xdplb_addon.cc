@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include "netlink.h"
+
 extern "C" {
 #include "../bpf/xdplb_abi.h"
 }
@@ -839,6 +841,78 @@ Napi::Value InterfaceInfo(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// ---- netlink -------------------------------------------------------------------
+
+Napi::Buffer<uint8_t> AddressArg(const Napi::CallbackInfo &info, size_t i) {
+  if (!info[i].IsBuffer() || info[i].As<Napi::Buffer<uint8_t>>().Length() != 16)
+    throw Napi::TypeError::New(info.Env(), "address must be a 16-byte Buffer");
+  return info[i].As<Napi::Buffer<uint8_t>>();
+}
+
+// neighbours(ifindex) -> [{ family, address, mac|null, state }]
+Napi::Value Neighbours(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::vector<netlink::Neighbour> list;
+  if (int err = netlink::DumpNeighbours(info[0].As<Napi::Number>().Int32Value(), list))
+    throw SystemError(env, err, "RTM_GETNEIGH");
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("family", list[i].family);
+    o.Set("address", Copy(env, list[i].address, 16));
+    o.Set("mac", list[i].has_mac ? Napi::Value(Copy(env, list[i].mac, 6)) : env.Null());
+    o.Set("state", list[i].state);
+    out[i] = o;
+  }
+  return out;
+}
+
+// addresses(ifindex) -> [{ family, address, prefixLength }]
+Napi::Value Addresses(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::vector<netlink::Address> list;
+  if (int err = netlink::DumpAddresses(info[0].As<Napi::Number>().Int32Value(), list))
+    throw SystemError(env, err, "RTM_GETADDR");
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("family", list[i].family);
+    o.Set("address", Copy(env, list[i].address, 16));
+    o.Set("prefixLength", list[i].prefix_length);
+    out[i] = o;
+  }
+  return out;
+}
+
+// addAddress / deleteAddress(ifindex, family, address, prefixLength)
+template <bool Add>
+Napi::Value ChangeAddress(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int ifindex = info[0].As<Napi::Number>().Int32Value();
+  uint8_t family = info[1].As<Napi::Number>().Uint32Value();
+  auto addr = AddressArg(info, 2);
+  uint8_t prefix = info[3].As<Napi::Number>().Uint32Value();
+  int err = Add ? netlink::AddAddress(ifindex, family, addr.Data(), prefix)
+                : netlink::DeleteAddress(ifindex, family, addr.Data(), prefix);
+  if (err) throw SystemError(env, err, Add ? "RTM_NEWADDR" : "RTM_DELADDR");
+  return env.Undefined();
+}
+
+// announce(ifindex, mac, family, address): gratuitous ARP or unsolicited NA.
+Napi::Value Announce(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int ifindex = info[0].As<Napi::Number>().Int32Value();
+  if (!info[1].IsBuffer() || info[1].As<Napi::Buffer<uint8_t>>().Length() != 6)
+    throw Napi::TypeError::New(env, "mac must be a 6-byte Buffer");
+  auto mac = info[1].As<Napi::Buffer<uint8_t>>();
+  uint8_t family = info[2].As<Napi::Number>().Uint32Value();
+  auto addr = AddressArg(info, 3);
+  int err = family == 4 ? netlink::SendGratuitousArp(ifindex, mac.Data(), addr.Data())
+                        : netlink::SendUnsolicitedNa(ifindex, mac.Data(), addr.Data());
+  if (err) throw SystemError(env, err, family == 4 ? "sendto (gratuitous ARP)" : "sendto (unsolicited NA)");
+  return env.Undefined();
+}
+
 Napi::Value SetLogger(const Napi::CallbackInfo &info) {
   Instance &st = State(info.Env());
   if (info[0].IsFunction())
@@ -875,7 +949,12 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
   add("slot", sizeof(xdplb_slot), {OFF(xdplb_slot, dest), OFF(xdplb_slot, prev_dest)});
   add("dest", sizeof(xdplb_dest),
       {OFF(xdplb_dest, ifindex), OFF(xdplb_dest, mac), OFF(xdplb_dest, src_mac),
-       OFF(xdplb_dest, state)});
+       OFF(xdplb_dest, state), OFF(xdplb_dest, service)});
+  add("dest_info", sizeof(xdplb_dest_info),
+      {OFF(xdplb_dest_info, addr), OFF(xdplb_dest_info, service), OFF(xdplb_dest_info, weight),
+       OFF(xdplb_dest_info, family), OFF(xdplb_dest_info, configured)});
+  add("service_info", sizeof(xdplb_service_info),
+      {OFF(xdplb_service_info, name), OFF(xdplb_service_info, entry)});
   add("flow_key", sizeof(xdplb_flow_key),
       {OFF(xdplb_flow_key, saddr), OFF(xdplb_flow_key, daddr), OFF(xdplb_flow_key, sport),
        OFF(xdplb_flow_key, dport), OFF(xdplb_flow_key, proto), OFF(xdplb_flow_key, family)});
@@ -935,6 +1014,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readArrayMap", Napi::Function::New<Exported<ReadArrayMap>>(env));
   exports.Set("interfaceInfo", Napi::Function::New<Exported<InterfaceInfo>>(env));
   exports.Set("setLogger", Napi::Function::New<Exported<SetLogger>>(env));
+  exports.Set("neighbours", Napi::Function::New<Exported<Neighbours>>(env));
+  exports.Set("addresses", Napi::Function::New<Exported<Addresses>>(env));
+  exports.Set("addAddress", Napi::Function::New<Exported<ChangeAddress<true>>>(env));
+  exports.Set("deleteAddress", Napi::Function::New<Exported<ChangeAddress<false>>>(env));
+  exports.Set("announce", Napi::Function::New<Exported<Announce>>(env));
   exports.Set("abi", Napi::Function::New<Exported<Abi>>(env));
   return exports;
 }

@@ -76,6 +76,21 @@ struct {
 	__type(value, struct xdplb_dest);
 } dests SEC(".maps");
 
+/* Control-plane records, by destination id and by service id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct xdplb_dest_info);
+} dest_info SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XDPLB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct xdplb_service_info);
+} service_info SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XDPLB_MAX_FLOWS);

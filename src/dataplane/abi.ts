@@ -9,7 +9,9 @@ export const LAYOUT = {
   service: { size: 16, offsets: { id: 0, flags: 4, seed: 8 } },
   service_entry: { size: 36, offsets: { key: 0, service: 20 } },
   slot: { size: 8, offsets: { dest: 0, prev_dest: 4 } },
-  dest: { size: 20, offsets: { ifindex: 0, mac: 4, src_mac: 10, state: 16 } },
+  dest: { size: 24, offsets: { ifindex: 0, mac: 4, src_mac: 10, state: 16, service: 20 } },
+  dest_info: { size: 28, offsets: { addr: 0, service: 16, weight: 20, family: 24, configured: 25 } },
+  service_info: { size: 72, offsets: { name: 0, entry: 64 } },
   flow_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 } },
   flow: { size: 16, offsets: { dest: 0, service: 4, last_seen_ns: 8 } },
   traffic: { size: 24, offsets: { packets: 0, bytes: 8, new_flows: 16 } },
@@ -148,6 +150,7 @@ export interface DestValue {
   mac: Buffer;
   srcMac: Buffer;
   state: number; // CONSTANTS.DEST_*
+  service: number; // the service id it belongs to
 }
 
 export function encodeDest(v: DestValue): Buffer {
@@ -157,6 +160,7 @@ export function encodeDest(v: DestValue): Buffer {
   v.mac.copy(b, o.mac, 0, 6);
   v.srcMac.copy(b, o.src_mac, 0, 6);
   b.writeUInt8(v.state, o.state);
+  b.writeUInt32LE(v.service, o.service);
   return b;
 }
 
@@ -167,7 +171,64 @@ export function decodeDest(b: Buffer): DestValue {
     mac: Buffer.from(b.subarray(o.mac, o.mac + 6)),
     srcMac: Buffer.from(b.subarray(o.src_mac, o.src_mac + 6)),
     state: b.readUInt8(o.state),
+    service: b.readUInt32LE(o.service),
   };
+}
+
+export const CONFIGURED = { active: 1, draining: 2 } as const;
+
+export interface DestInfo {
+  addr: Buffer;
+  family: Family;
+  service: number; // 0: the slot is free
+  weight: number;
+  configured: 'active' | 'draining';
+}
+
+export function encodeDestInfo(v: DestInfo): Buffer {
+  const o = LAYOUT.dest_info.offsets;
+  const b = Buffer.alloc(LAYOUT.dest_info.size);
+  v.addr.copy(b, o.addr, 0, 16);
+  b.writeUInt32LE(v.service, o.service);
+  b.writeUInt32LE(v.weight, o.weight);
+  b.writeUInt8(v.family, o.family);
+  b.writeUInt8(CONFIGURED[v.configured], o.configured);
+  return b;
+}
+
+export function decodeDestInfo(b: Buffer): DestInfo {
+  const o = LAYOUT.dest_info.offsets;
+  return {
+    addr: Buffer.from(b.subarray(o.addr, o.addr + 16)),
+    service: b.readUInt32LE(o.service),
+    weight: b.readUInt32LE(o.weight),
+    family: b.readUInt8(o.family) as Family,
+    configured: b.readUInt8(o.configured) === CONFIGURED.draining ? 'draining' : 'active',
+  };
+}
+
+export const SERVICE_NAME_LEN = 64;
+
+export interface ServiceInfo {
+  name: string;
+  entry: number;
+}
+
+export function encodeServiceInfo(v: ServiceInfo): Buffer {
+  const o = LAYOUT.service_info.offsets;
+  const b = Buffer.alloc(LAYOUT.service_info.size);
+  const name = Buffer.from(v.name, 'utf8');
+  if (name.length > SERVICE_NAME_LEN - 1) throw new RangeError(`service name longer than ${SERVICE_NAME_LEN - 1} bytes: ${v.name}`);
+  name.copy(b, o.name);
+  b.writeUInt32LE(v.entry, o.entry);
+  return b;
+}
+
+export function decodeServiceInfo(b: Buffer): ServiceInfo {
+  const o = LAYOUT.service_info.offsets;
+  const raw = b.subarray(o.name, o.name + SERVICE_NAME_LEN);
+  const end = raw.indexOf(0);
+  return { name: raw.subarray(0, end < 0 ? raw.length : end).toString('utf8'), entry: b.readUInt32LE(o.entry) };
 }
 
 export interface FlowKey {

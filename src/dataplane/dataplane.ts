@@ -8,11 +8,15 @@ import {
   ABI_VERSION,
   CONSTANTS,
   decodeDest,
+  decodeDestInfo,
   decodeService,
+  decodeServiceInfo,
   decodeServiceKey,
   decodeSlots,
   encodeDest,
+  encodeDestInfo,
   encodeService,
+  encodeServiceInfo,
   encodeServiceEntry,
   encodeServiceKey,
   encodeSlots,
@@ -20,14 +24,16 @@ import {
   sumGlobal,
   sumTraffic,
   u32Key,
+  type DestInfo,
   type DestValue,
+  type ServiceInfo,
   type ServiceKey,
   type ServiceValue,
   type Traffic,
 } from './abi.ts';
 import { native, type NativeMap, type NativeObject, type NativeProgram } from './native.ts';
 
-export const DEFAULT_OBJECT = fileURLToPath(new URL('../../build/bpf/xdplb.bpf.o', import.meta.url));
+export const DEFAULT_OBJECT = fileURLToPath(new URL('../../out/bpf/xdplb.bpf.o', import.meta.url));
 export const PROGRAM_NAME = 'xdplb_ingress';
 
 export interface Capacities {
@@ -59,6 +65,8 @@ const MAP_NAMES = [
   'services',
   'maglev_tables',
   'dests',
+  'dest_info',
+  'service_info',
   'flows',
   'tx_ports',
   'service_stats',
@@ -106,6 +114,8 @@ export class DataPlane {
           maglev_tables: cap.maxServices,
           service_stats: cap.maxServices,
           dests: cap.maxDests,
+          dest_info: cap.maxDests,
+          service_info: cap.maxServices,
           dest_stats: cap.maxDests,
           flows: cap.maxFlows,
         },
@@ -169,20 +179,35 @@ export class DataPlane {
 
   // ---- Maglev tables ----------------------------------------------------
 
-  /** Installs a whole new table for a service in one atomic pointer swap. */
-  putTable(serviceId: number, dest: Uint32Array, prev: Uint32Array): void {
-    if (dest.length !== this.capacities.maglevSize || prev.length !== dest.length)
-      throw new RangeError(`a table has ${this.capacities.maglevSize} slots, got ${dest.length}`);
-    const inner = native.createArrayMap(LAYOUT.slot.size, dest.length, encodeSlots(dest, prev));
+  /**
+   * Installs whole new tables, each in one atomic pointer swap. Every update
+   * of a map-in-map waits for an RCU grace period (~8 ms here), so all the
+   * tables of a change go in one batch: one wait, however many tables.
+   * A null table empties the service's slot (all slots 0: no backend).
+   */
+  putTables(tables: readonly { serviceId: number; dest: Uint32Array; prev: Uint32Array }[]): void {
+    if (tables.length === 0) return;
+    const size = this.capacities.maglevSize;
+    const inners: NativeMap[] = [];
     try {
-      this.maps.maglev_tables.update(u32Key(serviceId), inner);
+      const keys = Buffer.alloc(4 * tables.length);
+      const fds = Buffer.alloc(4 * tables.length);
+      tables.forEach((t, i) => {
+        if (t.dest.length !== size || t.prev.length !== size)
+          throw new RangeError(`a table has ${size} slots, got ${t.dest.length}`);
+        const inner = native.createArrayMap(LAYOUT.slot.size, size, encodeSlots(t.dest, t.prev));
+        inners.push(inner);
+        keys.writeUInt32LE(t.serviceId, 4 * i);
+        fds.writeUInt32LE(inner.info().fd, 4 * i);
+      });
+      this.maps.maglev_tables.updateBatch(keys, fds, tables.length);
     } finally {
-      inner.close(); // the outer map holds its own reference
+      for (const inner of inners) inner.close(); // the outer map holds its own references
     }
   }
 
-  deleteTable(serviceId: number): void {
-    this.maps.maglev_tables.delete(u32Key(serviceId));
+  putTable(serviceId: number, dest: Uint32Array, prev: Uint32Array): void {
+    this.putTables([{ serviceId, dest, prev }]);
   }
 
   readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null {
@@ -206,6 +231,26 @@ export class DataPlane {
     const v = this.maps.dests.lookup(u32Key(id));
     if (!v) throw new RangeError(`no destination slot ${id}`);
     return decodeDest(v);
+  }
+
+  putDestInfo(id: number, info: DestInfo): void {
+    this.maps.dest_info.update(u32Key(id), encodeDestInfo(info));
+  }
+
+  readDestInfo(id: number): DestInfo {
+    const v = this.maps.dest_info.lookup(u32Key(id));
+    if (!v) throw new RangeError(`no destination slot ${id}`);
+    return decodeDestInfo(v);
+  }
+
+  putServiceInfo(id: number, info: ServiceInfo): void {
+    this.maps.service_info.update(u32Key(id), encodeServiceInfo(info));
+  }
+
+  readServiceInfo(id: number): ServiceInfo {
+    const v = this.maps.service_info.lookup(u32Key(id));
+    if (!v) throw new RangeError(`no service slot ${id}`);
+    return decodeServiceInfo(v);
   }
 
   /** Adds an egress interface for XDP_REDIRECT (ifindex in this namespace). */

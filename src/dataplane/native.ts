@@ -107,6 +107,13 @@ export interface NativeAddon {
   readArrayMap(map: NativeMap): Buffer;
   /** ifindex and MAC of an interface in this process's network namespace. */
   interfaceInfo(name: string): { ifindex: number; mac: Buffer };
+  /** The neighbour table of an interface (addresses are 16 bytes, network order). */
+  neighbours(ifindex: number): { family: 4 | 6; address: Buffer; mac: Buffer | null; state: number }[];
+  addresses(ifindex: number): { family: 4 | 6; address: Buffer; prefixLength: number }[];
+  addAddress(ifindex: number, family: 4 | 6, address: Buffer, prefixLength: number): void;
+  deleteAddress(ifindex: number, family: 4 | 6, address: Buffer, prefixLength: number): void;
+  /** Gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for address. */
+  announce(ifindex: number, mac: Buffer, family: 4 | 6, address: Buffer): void;
   /** Receives libbpf's messages (a verifier log arrives as one message). */
   setLogger(logger: ((level: 'warn' | 'info' | 'debug', message: string) => void) | null): void;
   abi(): AbiDescription;

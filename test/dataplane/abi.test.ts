@@ -32,6 +32,6 @@ test('codecs round-trip', () => {
   assert.equal(encodeServiceKey(key).readUInt16BE(LAYOUT.service_key.offsets.port), 443, 'port is in network order');
   const svc = { id: 7, flags: 3, seed: 0xdeadbeef };
   assert.deepEqual(decodeService(encodeService(svc)), svc);
-  const dest = { ifindex: 9, mac: Buffer.from('020000000101', 'hex'), srcMac: Buffer.from('020000000002', 'hex'), state: 2 };
+  const dest = { ifindex: 9, mac: Buffer.from('020000000101', 'hex'), srcMac: Buffer.from('020000000002', 'hex'), state: 2, service: 7 };
   assert.deepEqual(decodeDest(encodeDest(dest)), dest);
 });

@@ -46,7 +46,7 @@ export class Fixture {
   setService(s: FixtureService): void {
     const vip = mustParseIp(s.vip);
     for (const b of s.backends)
-      this.dp.putDest(s.id * 100 + b.n, { ifindex: 0, mac: backendMac(b.n), srcMac: MAC.director, state: STATE[b.state ?? 'active'] });
+      this.dp.putDest(s.id * 100 + b.n, { ifindex: 0, mac: backendMac(b.n), srcMac: MAC.director, state: STATE[b.state ?? 'active'], service: s.id });
     const inTable = s.backends.filter((b) => (b.state ?? 'active') === 'active');
     const order = canonicalOrder(inTable.map((b) => ({ key: `backend-${b.n}`, weight: b.weight ?? 1, n: b.n })));
     const table = maglevTable(order, this.dp.capacities.maglevSize);

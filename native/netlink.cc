@@ -1,0 +1,223 @@
+#include "netlink.h"
+
+#include <arpa/inet.h>
+#include <linux/if_arp.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+
+namespace netlink {
+namespace {
+
+class Socket {
+ public:
+  Socket() {
+    fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd_ < 0) return;
+    sockaddr_nl sa = {};
+    sa.nl_family = AF_NETLINK;
+    if (bind(fd_, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) < 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~Socket() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int fd() const { return fd_; }
+
+  // Sends one request and reads until DONE (dump) or the ACK; each data
+  // message goes to on_message. Returns 0 or the kernel's negative errno.
+  int Request(nlmsghdr *req, const std::function<void(nlmsghdr *)> &on_message) {
+    if (fd_ < 0) return -errno;
+    req->nlmsg_seq = ++seq_;
+    if (send(fd_, req, req->nlmsg_len, 0) < 0) return -errno;
+    std::vector<char> buf(65536);
+    for (;;) {
+      ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return -errno;
+      }
+      for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_seq != seq_) continue;
+        if (h->nlmsg_type == NLMSG_DONE) return 0;
+        if (h->nlmsg_type == NLMSG_ERROR) {
+          auto *e = static_cast<nlmsgerr *>(NLMSG_DATA(h));
+          return e->error;  // 0 is the ACK
+        }
+        on_message(h);
+      }
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  uint32_t seq_ = 0;
+};
+
+void PutAttr(nlmsghdr *h, uint16_t type, const void *data, size_t len) {
+  auto *rta = reinterpret_cast<rtattr *>(reinterpret_cast<char *>(h) + NLMSG_ALIGN(h->nlmsg_len));
+  rta->rta_type = type;
+  rta->rta_len = RTA_LENGTH(len);
+  memcpy(RTA_DATA(rta), data, len);
+  h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(rta->rta_len);
+}
+
+uint8_t ToFamily(int af) { return af == AF_INET ? 4 : 6; }
+int ToAf(uint8_t family) { return family == 4 ? AF_INET : AF_INET6; }
+
+int ChangeAddress(uint16_t type, uint16_t flags, int ifindex, uint8_t family, const uint8_t *address,
+                  uint8_t prefix_length) {
+  Socket s;
+  struct {
+    nlmsghdr h;
+    ifaddrmsg ifa;
+    char attrs[64];
+  } req = {};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifaddrmsg));
+  req.h.nlmsg_type = type;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+  req.ifa.ifa_family = ToAf(family);
+  req.ifa.ifa_prefixlen = prefix_length;
+  req.ifa.ifa_index = ifindex;
+  req.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  size_t len = family == 4 ? 4 : 16;
+  PutAttr(&req.h, IFA_LOCAL, address, len);
+  PutAttr(&req.h, IFA_ADDRESS, address, len);
+  return s.Request(&req.h, [](nlmsghdr *) {});
+}
+
+}  // namespace
+
+int DumpNeighbours(int ifindex, std::vector<Neighbour> &out) {
+  Socket s;
+  struct {
+    nlmsghdr h;
+    ndmsg nd;
+  } req = {};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ndmsg));
+  req.h.nlmsg_type = RTM_GETNEIGH;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nd.ndm_family = AF_UNSPEC;
+  return s.Request(&req.h, [&](nlmsghdr *h) {
+    if (h->nlmsg_type != RTM_NEWNEIGH) return;
+    auto *nd = static_cast<ndmsg *>(NLMSG_DATA(h));
+    if (nd->ndm_ifindex != ifindex || (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6)) return;
+    Neighbour n = {};
+    n.family = ToFamily(nd->ndm_family);
+    n.state = nd->ndm_state;
+    bool has_dst = false;
+    int len = RTM_PAYLOAD(h);
+    for (auto *a = RTM_RTA(nd); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == NDA_DST && RTA_PAYLOAD(a) <= 16) {
+        memcpy(n.address, RTA_DATA(a), RTA_PAYLOAD(a));
+        has_dst = true;
+      } else if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == 6) {
+        memcpy(n.mac, RTA_DATA(a), 6);
+        n.has_mac = true;
+      }
+    }
+    if (has_dst) out.push_back(n);
+  });
+}
+
+int DumpAddresses(int ifindex, std::vector<Address> &out) {
+  Socket s;
+  struct {
+    nlmsghdr h;
+    ifaddrmsg ifa;
+  } req = {};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifaddrmsg));
+  req.h.nlmsg_type = RTM_GETADDR;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.ifa.ifa_family = AF_UNSPEC;
+  return s.Request(&req.h, [&](nlmsghdr *h) {
+    if (h->nlmsg_type != RTM_NEWADDR) return;
+    auto *ifa = static_cast<ifaddrmsg *>(NLMSG_DATA(h));
+    if (int(ifa->ifa_index) != ifindex) return;
+    Address a = {};
+    a.family = ToFamily(ifa->ifa_family);
+    a.prefix_length = ifa->ifa_prefixlen;
+    bool found = false;
+    int len = IFA_PAYLOAD(h);
+    for (auto *r = IFA_RTA(ifa); RTA_OK(r, len); r = RTA_NEXT(r, len)) {
+      // IFA_LOCAL is the address on point-to-point links; else IFA_ADDRESS
+      if ((r->rta_type == IFA_LOCAL || (r->rta_type == IFA_ADDRESS && !found)) && RTA_PAYLOAD(r) <= 16) {
+        memcpy(a.address, RTA_DATA(r), RTA_PAYLOAD(r));
+        found = true;
+      }
+    }
+    if (found) out.push_back(a);
+  });
+}
+
+int AddAddress(int ifindex, uint8_t family, const uint8_t *address, uint8_t prefix_length) {
+  return ChangeAddress(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifindex, family, address, prefix_length);
+}
+
+int DeleteAddress(int ifindex, uint8_t family, const uint8_t *address, uint8_t prefix_length) {
+  return ChangeAddress(RTM_DELADDR, 0, ifindex, family, address, prefix_length);
+}
+
+int SendGratuitousArp(int ifindex, const uint8_t *mac, const uint8_t *ipv4) {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ARP));
+  if (fd < 0) return -errno;
+  uint8_t frame[42] = {};
+  memset(frame, 0xff, 6);                 // broadcast
+  memcpy(frame + 6, mac, 6);
+  frame[12] = 0x08, frame[13] = 0x06;     // ARP
+  frame[14] = 0x00, frame[15] = 0x01;     // Ethernet
+  frame[16] = 0x08, frame[17] = 0x00;     // IPv4
+  frame[18] = 6, frame[19] = 4;
+  frame[20] = 0x00, frame[21] = 0x01;     // request: sender = target = VIP
+  memcpy(frame + 22, mac, 6);
+  memcpy(frame + 28, ipv4, 4);
+  memcpy(frame + 38, ipv4, 4);
+  sockaddr_ll to = {};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = ifindex;
+  to.sll_halen = 6;
+  memset(to.sll_addr, 0xff, 6);
+  int rc = sendto(fd, frame, sizeof(frame), 0, reinterpret_cast<sockaddr *>(&to), sizeof(to)) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
+}
+
+int SendUnsolicitedNa(int ifindex, const uint8_t *mac, const uint8_t *ipv6) {
+  int fd = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+  if (fd < 0) return -errno;
+  int hops = 255;
+  unsigned idx = ifindex;
+  setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops));
+  setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof(idx));
+  struct {
+    nd_neighbor_advert na;
+    uint8_t opt_type, opt_len, lladdr[6];
+  } msg = {};
+  msg.na.nd_na_type = ND_NEIGHBOR_ADVERT;
+  msg.na.nd_na_flags_reserved = ND_NA_FLAG_OVERRIDE;  // the kernel fills the checksum
+  memcpy(&msg.na.nd_na_target, ipv6, 16);
+  msg.opt_type = ND_OPT_TARGET_LINKADDR;
+  msg.opt_len = 1;
+  memcpy(msg.lladdr, mac, 6);
+  sockaddr_in6 to = {};
+  to.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+  to.sin6_scope_id = ifindex;
+  int rc = sendto(fd, &msg, sizeof(msg), 0, reinterpret_cast<sockaddr *>(&to), sizeof(to)) < 0 ? -errno : 0;
+  close(fd);
+  return rc;
+}
+
+}  // namespace netlink

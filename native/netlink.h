@@ -1,0 +1,34 @@
+// The little of rtnetlink and raw sockets the control plane needs: neighbour
+// and address dumps, address add/delete, and the announcements a director
+// sends when it takes a VIP (gratuitous ARP, unsolicited neighbour advert).
+// Plain C over sockets; every function returns 0 or a negative errno.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace netlink {
+
+struct Neighbour {
+  uint8_t family;  // 4 or 6
+  uint8_t address[16];
+  bool has_mac;
+  uint8_t mac[6];
+  uint16_t state;  // NUD_* bits
+};
+
+struct Address {
+  uint8_t family;
+  uint8_t address[16];
+  uint8_t prefix_length;
+};
+
+int DumpNeighbours(int ifindex, std::vector<Neighbour> &out);
+int DumpAddresses(int ifindex, std::vector<Address> &out);
+int AddAddress(int ifindex, uint8_t family, const uint8_t *address, uint8_t prefix_length);
+int DeleteAddress(int ifindex, uint8_t family, const uint8_t *address, uint8_t prefix_length);
+int SendGratuitousArp(int ifindex, const uint8_t *mac, const uint8_t *ipv4);
+int SendUnsolicitedNa(int ifindex, const uint8_t *mac, const uint8_t *ipv6);
+
+}  // namespace netlink
