@@ -1,0 +1,63 @@
+// Reading, merging and validating a configuration. Every error names the
+// field path and what was expected; nothing half-valid comes out.
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { XdplbError } from '../errors.ts';
+import { ConfigSchema, type Config } from './schema.ts';
+
+/** Overrides from the command line, merged over the file before validation. */
+export interface ConfigOverrides {
+  interface?: string;
+  mode?: string;
+  metricsAddress?: string;
+  apiAddress?: string;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((s, p) => (typeof p === 'number' ? `${s}[${p}]` : s ? `${s}.${String(p)}` : String(p)), '') || '(top level)';
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  return `${formatPath(issue.path)}: ${issue.message}`;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object') {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/** Validates a parsed document (plus overrides); throws CONFIG_INVALID listing every problem. */
+export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, source = 'config'): Config {
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  const merged = raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...raw, ...defined } : raw === null || raw === undefined ? defined : raw;
+  const r = ConfigSchema.safeParse(merged);
+  if (!r.success) {
+    const details = r.error.issues.map(describe);
+    throw new XdplbError('CONFIG_INVALID', `${source} is invalid:\n  ${details.join('\n  ')}`, details);
+  }
+  return deepFreeze(r.data);
+}
+
+/** Parses YAML (or JSON, a subset of it) text. */
+export function parseConfigText(text: string, source: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const details = doc.errors.map((e) => `${e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ` : ''}${e.message.split('\n')[0]}`);
+    throw new XdplbError('CONFIG_UNREADABLE', `${source} is not valid YAML or JSON:\n  ${details.join('\n  ')}`, details);
+  }
+  return doc.toJS();
+}
+
+export async function loadConfig(path: string, overrides: ConfigOverrides = {}): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new XdplbError('CONFIG_UNREADABLE', `cannot read ${path}: ${(err as Error).message}`, [], { cause: err });
+  }
+  return validateConfig(parseConfigText(text, path), overrides, path);
+}

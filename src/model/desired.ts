@@ -1,0 +1,87 @@
+// desired(): what the data plane should hold, from the configuration and
+// what the daemon knows of the world (backend MACs, health). Pure.
+import { createHash } from 'node:crypto';
+import { CONSTANTS, PROTO, type ServiceKey } from '../dataplane/abi.ts';
+import type { Config, ServiceConfig } from '../config/schema.ts';
+import { mustParseIp, type IpAddress } from './address.ts';
+
+/** Why a configured backend takes no new flows, or none at all. */
+export type BackendCondition = 'ok' | 'draining' | 'unresolved' | 'unhealthy';
+
+/**
+ * What the data plane does with a backend: active takes new flows; draining
+ * keeps its flows only; down takes nothing (its flows are rescheduled) but
+ * keeps its destination slot, and so its counters.
+ */
+export type BackendDataState = 'active' | 'draining' | 'down';
+
+export interface DesiredBackend {
+  address: IpAddress;
+  weight: number;
+  mac: Buffer | null;
+  state: BackendDataState;
+  condition: BackendCondition;
+}
+
+export interface DesiredService {
+  keyText: string;
+  key: ServiceKey;
+  name: string;
+  flags: number;
+  seed: number;
+  backends: DesiredBackend[];
+}
+
+export interface Desired {
+  services: Map<string, DesiredService>;
+  /** Every VIP, once. */
+  vips: IpAddress[];
+}
+
+export interface Facts {
+  /** The MAC of a backend on the director's segment; null while unresolved. */
+  macOf(address: IpAddress): Buffer | null;
+  /**
+   * Whether a backend may take traffic according to its health checks (and
+   * the service's all-down policy); true where there is no check.
+   */
+  healthy(service: ServiceConfig, address: IpAddress): boolean;
+}
+
+export function serviceKeyText(protocol: string, vip: IpAddress, port: number): string {
+  return `${protocol}/${vip.family === 6 ? `[${vip.text}]` : vip.text}:${port}`;
+}
+
+/** The per-service hash seed: the same on every director with the same hashSeed. */
+export function serviceSeed(hashSeed: number, keyText: string): number {
+  return createHash('sha256').update(`${hashSeed}/${keyText}`).digest().readUInt32LE(0);
+}
+
+function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts: Facts): DesiredBackend {
+  const address = mustParseIp(b.address);
+  const mac = facts.macOf(address);
+  const base = { address, weight: b.weight, mac };
+  if (!mac) return { ...base, state: 'down', condition: 'unresolved' };
+  if (!facts.healthy(s, address)) return { ...base, state: 'down', condition: 'unhealthy' };
+  if (b.state === 'draining' || b.weight === 0) return { ...base, state: 'draining', condition: 'draining' };
+  return { ...base, state: 'active', condition: 'ok' };
+}
+
+export function desired(config: Config, facts: Facts): Desired {
+  const services = new Map<string, DesiredService>();
+  const vips = new Map<string, IpAddress>();
+  for (const s of config.services) {
+    const vip = mustParseIp(s.vip);
+    vips.set(vip.text, vip);
+    const keyText = serviceKeyText(s.protocol, vip, s.port);
+    services.set(keyText, {
+      keyText,
+      key: { addr: vip.bytes, family: vip.family, proto: PROTO[s.protocol], port: s.port },
+      name: s.name,
+      flags: (s.scheduler === 'maglev-source' ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackend === 'pass' ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
+      seed: serviceSeed(config.hashSeed, keyText),
+      backends: s.backends.map((b) => backendOf(s, b, facts)),
+    });
+  }
+  return { services, vips: [...vips.values()] };
+}

@@ -1,0 +1,57 @@
+// apply(): carries out a plan's operations in order against the data plane.
+// The only side effects of a reconcile happen here.
+import type { DestInfo, DestValue, ServiceInfo, ServiceKey, ServiceValue } from '../dataplane/abi.ts';
+import type { Op } from './plan.ts';
+
+/** The part of the data plane a plan writes (DataPlane, or a recording fake). */
+export interface DataPlaneWriter {
+  writeVipFilter(next: BigUint64Array, current: BigUint64Array): void;
+  putDest(id: number, value: DestValue): void;
+  putDestInfo(id: number, info: DestInfo): void;
+  putTables(tables: readonly { serviceId: number; dest: Uint32Array; prev: Uint32Array }[]): void;
+  putService(key: ServiceKey, value: ServiceValue): void;
+  putServiceEntry(entry: number, key: ServiceKey, value: ServiceValue): void;
+  putServiceInfo(id: number, info: ServiceInfo): void;
+  putServiceIndex(hash: number, entry: number): void;
+  deleteService(key: ServiceKey): boolean;
+  clearServiceEntry(entry: number): void;
+}
+
+/** Map writes a plan makes: one per operation, one per table. */
+export function countWrites(ops: readonly Op[]): number {
+  return ops.reduce((n, op) => n + (op.kind === 'tables' ? op.tables.length : op.kind === 'service' || op.kind === 'dest' ? 3 : 1), 0);
+}
+
+export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
+  for (const op of ops) {
+    switch (op.kind) {
+      case 'filter':
+        dp.writeVipFilter(op.words, op.previous);
+        break;
+      case 'dest':
+        dp.putDestInfo(op.id, op.info);
+        dp.putDest(op.id, op.value);
+        break;
+      case 'tables':
+        dp.putTables(op.tables);
+        break;
+      case 'service': {
+        const value = { id: op.id, flags: op.flags, seed: op.seed };
+        dp.putService(op.key, value);
+        dp.putServiceEntry(op.entry, op.key, value);
+        dp.putServiceInfo(op.id, { name: op.name, entry: op.entry });
+        break;
+      }
+      case 'index':
+        dp.putServiceIndex(op.hash, op.entry);
+        break;
+      case 'deleteService':
+        dp.deleteService(op.key);
+        dp.putServiceInfo(op.id, { name: '', entry: 0 });
+        break;
+      case 'clearEntry':
+        dp.clearServiceEntry(op.entry);
+        break;
+    }
+  }
+}

@@ -1,0 +1,46 @@
+// observe(): the applied state read back from a pinned data plane, so that a
+// restarted daemon continues where the last one stopped (no rewrite, no
+// counter reset). Tables are kept as they are; tableInput is unknown (""), so
+// the first plan rebuilds each table and writes only those that differ.
+import { CONSTANTS, serviceIndexHash } from '../dataplane/abi.ts';
+import type { DataPlane } from '../dataplane/dataplane.ts';
+import { formatIp } from '../model/address.ts';
+import { serviceKeyText } from '../model/desired.ts';
+import { emptyApplied, type Applied } from './state.ts';
+
+const PROTOCOL: Record<number, string> = { 6: 'tcp', 17: 'udp' };
+
+export function observe(dp: DataPlane): Applied {
+  const applied = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
+  applied.filter = dp.readVipFilter();
+  const byService = new Map<number, Map<string, number>>();
+  for (let id = 1; id < dp.capacities.maxDests; id++) {
+    const info = dp.readDestInfo(id);
+    if (info.service === 0) continue;
+    const address = { text: formatIp(info.addr, info.family), family: info.family, bytes: info.addr };
+    applied.dests.set(id, { id, address, value: dp.readDest(id), info });
+    if (!byService.has(info.service)) byService.set(info.service, new Map());
+    byService.get(info.service)!.set(address.text, id);
+  }
+  for (const { key, value } of dp.listServices()) {
+    const vip = { text: formatIp(key.addr, key.family), family: key.family, bytes: key.addr };
+    const keyText = serviceKeyText(PROTOCOL[key.proto] ?? String(key.proto), vip, key.port);
+    const info = dp.readServiceInfo(value.id);
+    applied.services.set(keyText, {
+      id: value.id,
+      entry: info.entry,
+      keyText,
+      key,
+      name: info.name,
+      flags: value.flags,
+      seed: value.seed,
+      table: dp.readTable(value.id),
+      tableInput: '',
+      dests: byService.get(value.id) ?? new Map(),
+    });
+    const h = serviceIndexHash(key);
+    const at = dp.readServiceIndex(h);
+    if (at !== 0) applied.index.set(h, at);
+  }
+  return applied;
+}

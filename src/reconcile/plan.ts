@@ -1,0 +1,265 @@
+// plan(): the ordered map operations that turn what the data plane holds into
+// what is desired, and the state after them. Pure. The order never sends a
+// packet nowhere:
+//   1. the VIP prefilter gains new VIPs' bits (a set bit only costs a lookup)
+//   2. destinations are written (new, changed MAC or state) before any table
+//      names them
+//   3. tables of changed services are swapped in whole (one batch)
+//   4. services: hash map, a fresh entry, then the index that points to it
+//   5. removed services leave the index, then the hash map
+//   6. destinations of removed backends are freed, after no table names them
+//   7. entries retired by the previous plan are cleared (long unused by now)
+//   8. the prefilter loses the bits of VIPs that are gone
+// Only services whose input changed are touched.
+import { CONSTANTS, serviceIndexHash, vipFilterBit, type DestInfo, type DestValue, type ServiceKey } from '../dataplane/abi.ts';
+import { maglevTable, NO_BACKEND, nextSlots } from '../model/maglev.ts';
+import type { Desired, DesiredBackend } from '../model/desired.ts';
+import type { Applied, AppliedDest, AppliedService } from './state.ts';
+
+export type Op =
+  | { kind: 'filter'; words: BigUint64Array; previous: BigUint64Array }
+  | { kind: 'dest'; id: number; value: DestValue; info: DestInfo }
+  | { kind: 'tables'; tables: { serviceId: number; dest: Uint32Array; prev: Uint32Array }[] }
+  | { kind: 'service'; key: ServiceKey; id: number; flags: number; seed: number; entry: number; name: string }
+  | { kind: 'index'; hash: number; entry: number }
+  | { kind: 'deleteService'; key: ServiceKey; id: number }
+  | { kind: 'clearEntry'; entry: number };
+
+export interface PlanContext {
+  maglevSize: number;
+  maxServices: number;
+  maxDests: number;
+  /** MAC of the director's NIC (new source MAC of forwarded frames). */
+  directorMac: Buffer;
+  /** Memoised Maglev tables (same input → same table). */
+  tableCache?: Map<string, Int32Array>;
+}
+
+export interface Plan {
+  ops: Op[];
+  next: Applied;
+}
+
+const STATE = { active: CONSTANTS.DEST_ACTIVE, draining: CONSTANTS.DEST_DRAINING, down: CONSTANTS.DEST_UNUSED } as const;
+
+export class CapacityError extends Error {}
+
+function lowestFree(used: Set<number>, max: number): number {
+  for (let id = 1; id < max; id++) if (!used.has(id)) return id;
+  throw new CapacityError(`no free slot below ${max}`);
+}
+
+function filterOf(services: Iterable<{ key: ServiceKey }>, words: number): BigUint64Array {
+  const f = new BigUint64Array(words);
+  for (const s of services) {
+    const bit = vipFilterBit(s.key.addr, s.key.family);
+    f[bit >> 6]! |= 1n << BigInt(bit & 63);
+  }
+  return f;
+}
+
+function sameFilter(a: BigUint64Array, b: BigUint64Array): boolean {
+  return a.every((w, i) => w === b[i]);
+}
+
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  return a.equals(b);
+}
+
+/** The table input of a service: backends that take new flows, with weights and destination ids. */
+function tableInput(backends: readonly DesiredBackend[], ids: Map<string, number>): { text: string; active: { key: string; weight: number; id: number }[] } {
+  const active = backends
+    .filter((b) => b.state === 'active' && b.weight > 0)
+    .map((b) => ({ key: b.address.text, weight: b.weight, id: ids.get(b.address.text)! }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { text: active.map((a) => `${a.key}*${a.weight}#${a.id}`).join(','), active };
+}
+
+function buildTable(active: { key: string; weight: number; id: number }[], size: number, cache?: Map<string, Int32Array>): Uint32Array {
+  const cacheKey = `${size}|${active.map((a) => `${a.key}*${a.weight}`).join(',')}`;
+  let positions = cache?.get(cacheKey);
+  if (!positions) {
+    positions = maglevTable(active, size);
+    if (cache) {
+      if (cache.size >= 256) cache.delete(cache.keys().next().value!);
+      cache.set(cacheKey, positions);
+    }
+  }
+  const ids = active.map((a) => a.id); // same canonical (key) order as maglevTable's
+  return Uint32Array.from(positions, (p) => (p === NO_BACKEND ? 0 : ids[p]!));
+}
+
+export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
+  const ops: Op[] = [];
+  const filterWords = applied.filter.length;
+  const next: Applied = {
+    services: new Map(),
+    dests: new Map(applied.dests),
+    index: new Map(applied.index),
+    filter: applied.filter,
+    retiredEntries: [],
+    freedDests: [...applied.freedDests],
+  };
+
+  // ids in use
+  const serviceIds = new Set([...applied.services.values()].map((s) => s.id));
+  const entries = new Set([...applied.services.values()].map((s) => s.entry).concat(applied.retiredEntries));
+  const destIds = new Set(applied.dests.keys());
+  let nextDestId = 1;
+  const allocDest = (): number => {
+    while (next.freedDests.length > 0) {
+      const id = next.freedDests.shift()!;
+      if (!destIds.has(id)) return id;
+    }
+    while (destIds.has(nextDestId)) nextDestId++;
+    if (nextDestId >= ctx.maxDests) throw new CapacityError(`more than ${ctx.maxDests - 1} backends`);
+    return nextDestId;
+  };
+
+  // 1. prefilter: union first
+  const wantFilter = filterOf(want.services.values(), filterWords);
+  const union = applied.filter.map((w, i) => w | wantFilter[i]!);
+  if (!sameFilter(union, applied.filter)) ops.push({ kind: 'filter', words: union, previous: applied.filter });
+
+  const destOps: Op[] = [];
+  const tables: { serviceId: number; dest: Uint32Array; prev: Uint32Array }[] = [];
+  const serviceOps: Op[] = [];
+  const freeOps: Op[] = [];
+
+  for (const ws of want.services.values()) {
+    const old = applied.services.get(ws.keyText);
+    const id = old?.id ?? lowestFree(serviceIds, ctx.maxServices);
+    serviceIds.add(id);
+    const dests = new Map<string, number>();
+    for (const b of ws.backends) {
+      const oldId = old?.dests.get(b.address.text);
+      const destId = oldId ?? allocDest();
+      destIds.add(destId);
+      dests.set(b.address.text, destId);
+      const value: DestValue = {
+        ifindex: 0,
+        mac: b.mac ?? Buffer.alloc(6),
+        srcMac: ctx.directorMac,
+        state: STATE[b.state],
+        service: id,
+      };
+      const info: DestInfo = { addr: b.address.bytes, family: b.address.family, service: id, weight: b.weight, configured: b.condition === 'draining' || b.weight === 0 ? 'draining' : 'active' };
+      const prev = applied.dests.get(destId);
+      // A down backend keeps the MAC it had (harmless: its state says no).
+      if (b.state === 'down' && prev) value.mac = prev.value.mac;
+      const changed =
+        !prev ||
+        prev.value.state !== value.state ||
+        prev.value.service !== value.service ||
+        !sameBytes(prev.value.mac, value.mac) ||
+        !sameBytes(prev.value.srcMac, value.srcMac) ||
+        prev.info.weight !== info.weight ||
+        prev.info.configured !== info.configured;
+      if (changed) destOps.push({ kind: 'dest', id: destId, value, info });
+      next.dests.set(destId, { id: destId, address: b.address, value, info } satisfies AppliedDest);
+    }
+    // backends no longer configured: free after the table stops naming them
+    for (const [addr, destId] of old?.dests ?? []) {
+      if (dests.has(addr)) continue;
+      freeOps.push(freeDest(applied.dests.get(destId)));
+      next.dests.delete(destId);
+      next.freedDests.push(destId);
+    }
+
+    const input = tableInput(ws.backends, dests);
+    let table = old?.table ?? null;
+    let inputText = old?.tableInput ?? '';
+    if (!table || inputText !== input.text) {
+      const dest = buildTable(input.active, ctx.maglevSize, ctx.tableCache);
+      if (!table || !table.dest.every((d, i) => d === dest[i])) {
+        const prev = nextSlots(table?.dest ?? null, table?.prev ?? null, dest);
+        table = { dest, prev };
+        tables.push({ serviceId: id, dest, prev });
+      }
+      inputText = input.text;
+    }
+
+    let entry = old?.entry ?? 0;
+    const attrsChanged = !old || old.flags !== ws.flags || old.seed !== ws.seed;
+    if (attrsChanged) {
+      entry = lowestFree(entries, 2 * ctx.maxServices);
+      entries.add(entry);
+      if (old) next.retiredEntries.push(old.entry);
+    }
+    if (attrsChanged || old?.name !== ws.name) serviceOps.push({ kind: 'service', key: ws.key, id, flags: ws.flags, seed: ws.seed, entry, name: ws.name });
+    next.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags: ws.flags, seed: ws.seed, table, tableInput: inputText, dests } satisfies AppliedService);
+  }
+
+  // removed services
+  const removedOps: Op[] = [];
+  for (const old of applied.services.values()) {
+    if (want.services.has(old.keyText)) continue;
+    removedOps.push({ kind: 'deleteService', key: old.key, id: old.id });
+    next.retiredEntries.push(old.entry);
+    // an empty table releases the old one's memory and sends nothing anywhere
+    tables.push({ serviceId: old.id, dest: new Uint32Array(ctx.maglevSize), prev: new Uint32Array(ctx.maglevSize) });
+    for (const destId of old.dests.values()) {
+      freeOps.push(freeDest(applied.dests.get(destId)));
+      next.dests.delete(destId);
+      next.freedDests.push(destId);
+    }
+  }
+
+  // the index follows the services: every key at its hash, collisions marked
+  const wantIndex = new Map<number, number>();
+  for (const s of next.services.values()) {
+    const h = serviceIndexHash(s.key);
+    wantIndex.set(h, wantIndex.has(h) ? CONSTANTS.SERVICE_INDEX_COLLISION : s.entry);
+  }
+  const indexOps: Op[] = [];
+  for (const [h, e] of wantIndex) if (applied.index.get(h) !== e) indexOps.push({ kind: 'index', hash: h, entry: e });
+  for (const h of applied.index.keys()) if (!wantIndex.has(h)) indexOps.push({ kind: 'index', hash: h, entry: 0 });
+  next.index = wantIndex;
+
+  ops.push(...destOps);
+  if (tables.length > 0) ops.push({ kind: 'tables', tables });
+  ops.push(...serviceOps, ...indexOps, ...removedOps, ...freeOps);
+  for (const entry of applied.retiredEntries) ops.push({ kind: 'clearEntry', entry });
+
+  // 8. prefilter: exact
+  if (!sameFilter(wantFilter, union)) ops.push({ kind: 'filter', words: wantFilter, previous: union });
+  next.filter = wantFilter;
+  return { ops, next };
+}
+
+function freeDest(d: AppliedDest | undefined): Op {
+  if (!d) throw new Error('freeing an unknown destination');
+  return {
+    kind: 'dest',
+    id: d.id,
+    value: { ...d.value, state: CONSTANTS.DEST_UNUSED, service: 0 },
+    info: { ...d.info, service: 0 },
+  };
+}
+
+/** A one-line description of each operation (logs, golden tests). */
+export function describeOp(op: Op): string {
+  switch (op.kind) {
+    case 'filter':
+      return `filter ${op.words.reduce((n, w) => n + popcount(w), 0)} bits`;
+    case 'dest':
+      return `dest ${op.id} service ${op.value.service} state ${op.value.state} mac ${op.value.mac.toString('hex')}`;
+    case 'tables':
+      return `tables ${op.tables.map((t) => t.serviceId).join(',')}`;
+    case 'service':
+      return `service ${op.id} entry ${op.entry} ${op.name}`;
+    case 'index':
+      return `index ${op.hash} -> ${op.entry === CONSTANTS.SERVICE_INDEX_COLLISION ? 'collision' : op.entry}`;
+    case 'deleteService':
+      return `delete service ${op.id}`;
+    case 'clearEntry':
+      return `clear entry ${op.entry}`;
+  }
+}
+
+function popcount(w: bigint): number {
+  let n = 0;
+  for (; w; w &= w - 1n) n++;
+  return n;
+}
+

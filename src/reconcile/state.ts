@@ -1,0 +1,51 @@
+// What the data plane holds, as the control plane keeps track of it: the
+// result of the last apply, or what was read back from the pins at start.
+import type { DestInfo, DestValue, ServiceKey } from '../dataplane/abi.ts';
+import type { IpAddress } from '../model/address.ts';
+
+export interface AppliedService {
+  id: number;
+  /** service_entries slot the index points to. */
+  entry: number;
+  keyText: string;
+  key: ServiceKey;
+  name: string;
+  flags: number;
+  seed: number;
+  /** The Maglev table as written; null: none yet. */
+  table: { dest: Uint32Array; prev: Uint32Array } | null;
+  /** The input the table was built from ("" when read back from pins). */
+  tableInput: string;
+  /** Backend address text → destination id. */
+  dests: Map<string, number>;
+}
+
+export interface AppliedDest {
+  id: number;
+  address: IpAddress;
+  value: DestValue;
+  info: DestInfo;
+}
+
+export interface Applied {
+  services: Map<string, AppliedService>;
+  dests: Map<number, AppliedDest>;
+  /** Service index slots that are not 0. */
+  index: Map<number, number>;
+  filter: BigUint64Array;
+  /** Entries the index no longer points to; cleared by the next apply (an RCU grace period later). */
+  retiredEntries: number[];
+  /** Destination ids freed, oldest first: reused as late as possible. */
+  freedDests: number[];
+}
+
+export function emptyApplied(filterWords: number): Applied {
+  return {
+    services: new Map(),
+    dests: new Map(),
+    index: new Map(),
+    filter: new BigUint64Array(filterWords),
+    retiredEntries: [],
+    freedDests: [],
+  };
+}

@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseConfigText, validateConfig } from '../../src/config/load.ts';
+import { XdplbError } from '../../src/errors.ts';
+
+function errors(raw: unknown): string[] {
+  try {
+    validateConfig(raw);
+  } catch (err) {
+    assert.ok(err instanceof XdplbError && err.code === 'CONFIG_INVALID', String(err));
+    return [...err.details];
+  }
+  assert.fail('expected the config to be refused');
+}
+
+describe('config', () => {
+  test('the SPEC example is valid, with defaults filled in', () => {
+    const c = validateConfig(
+      parseConfigText(
+        `interface: eth1
+services:
+  - name: whoami
+    vip: 10.240.0.201
+    port: 80
+    protocol: tcp
+    scheduler: maglev
+    backends:
+      - { address: 10.240.0.101, weight: 1 }
+      - { address: 10.240.0.102 }
+    healthCheck: { type: http, port: 80, path: /, interval: 2s, timeout: 1s, rise: 2, fall: 3 }
+`,
+        'spec.yaml',
+      ),
+    );
+    assert.equal(c.maglevTableSize, 16381);
+    assert.equal(c.services[0]!.backends[1]!.weight, 1);
+    const hc = c.services[0]!.healthCheck;
+    assert.ok(hc.type === 'http' && hc.interval === 2000 && hc.timeout === 1000);
+    assert.ok(Object.isFrozen(c.services[0]!.backends[0]), 'a validated config is frozen');
+  });
+
+  test('every error names the field path and what was expected', () => {
+    const e = errors({
+      maglevTableSize: 16383,
+      services: [
+        { name: 'a', vip: '10.240.0.999', port: 80, backends: [{ address: '2001:db8::1' }] },
+        { name: 'b', vip: '10.240.0.201', port: 70000, protocol: 'sctp', backends: [{ address: '10.0.0.1', weight: -1 }] },
+        { name: 'a', vip: '2001:db8::201', backends: [{ address: '10.0.0.1' }], bogus: 1 },
+      ],
+    });
+    const want = [
+      /^maglevTableSize: a prime number$/,
+      /^services\[0\]\.vip: an IPv4 or IPv6 address$/,
+      /^services\[1\]\.port: .*65535/,
+      /^services\[1\]\.protocol: .*"tcp"\|"udp"|^services\[1\]\.protocol: .*tcp.*udp/,
+      /^services\[1\]\.backends\[0\]\.weight: .*0/,
+      /^services\[2\]: .*bogus/,
+    ];
+    for (const re of want) assert.ok(e.some((m) => re.test(m)), `no error matching ${re} in:\n${e.join('\n')}`);
+  });
+
+  test('cross-field checks: duplicates and families', () => {
+    const e = errors({
+      services: [
+        { name: 'a', vip: '10.240.0.201', port: 80, backends: [{ address: '10.0.0.1' }, { address: '10.0.0.1' }] },
+        { name: 'a', vip: '10.240.0.201', port: 80, backends: [{ address: '2001:db8::1' }] },
+      ],
+    });
+    assert.ok(e.includes('services[0].backends[1].address: duplicate backend 10.0.0.1'), e.join('\n'));
+    assert.ok(e.some((m) => m.startsWith('services[1].name: duplicate service name "a"')), e.join('\n'));
+    assert.ok(e.some((m) => m.startsWith('services[1].port: tcp/10.240.0.201:80 is already served')), e.join('\n'));
+    assert.ok(e.includes('services[1].backends[0].address: IPv6 backend for an IPv4 VIP'), e.join('\n'));
+  });
+
+  test('YAML syntax errors name the line', () => {
+    assert.throws(() => parseConfigText('services:\n  - name: a\n   vip: x\n', 'bad.yaml'), (err: XdplbError) => err.code === 'CONFIG_UNREADABLE' && /line \d+/.test(err.message));
+  });
+
+  test('flags override the file through the same schema', () => {
+    assert.equal(validateConfig({ interface: 'eth1' }, { interface: 'eth2' }).interface, 'eth2');
+    assert.throws(() => validateConfig({}, { mode: 'turbo' }), (err: XdplbError) => err.details.some((d) => d.startsWith('mode:')));
+  });
+});
