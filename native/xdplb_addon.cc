@@ -913,6 +913,18 @@ Napi::Value Announce(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// listInterfaces() -> names of the interfaces in this network namespace.
+Napi::Value ListInterfaces(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct if_nameindex *list = if_nameindex();
+  if (!list) throw SystemError(env, errno, "if_nameindex");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (struct if_nameindex *i = list; i->if_index; i++) out[n++] = i->if_name;
+  if_freenameindex(list);
+  return out;
+}
+
 Napi::Value SetLogger(const Napi::CallbackInfo &info) {
   Instance &st = State(info.Env());
   if (info[0].IsFunction())
@@ -1014,6 +1026,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readArrayMap", Napi::Function::New<Exported<ReadArrayMap>>(env));
   exports.Set("interfaceInfo", Napi::Function::New<Exported<InterfaceInfo>>(env));
   exports.Set("setLogger", Napi::Function::New<Exported<SetLogger>>(env));
+  exports.Set("listInterfaces", Napi::Function::New<Exported<ListInterfaces>>(env));
   exports.Set("neighbours", Napi::Function::New<Exported<Neighbours>>(env));
   exports.Set("addresses", Napi::Function::New<Exported<Addresses>>(env));
   exports.Set("addAddress", Napi::Function::New<Exported<ChangeAddress<true>>>(env));

@@ -76,16 +76,44 @@ const MAP_NAMES = [
 type MapName = (typeof MAP_NAMES)[number];
 
 export class DataPlane {
-  readonly program: NativeProgram;
   readonly maps: Readonly<Record<MapName, NativeMap>>;
   readonly capacities: Capacities;
-  private readonly object: NativeObject;
+  private readonly loadedProgram: NativeProgram | null;
 
-  private constructor(object: NativeObject, capacities: Capacities) {
-    this.object = object;
-    this.program = object.program(PROGRAM_NAME);
-    this.maps = Object.fromEntries(MAP_NAMES.map((n) => [n, object.map(n)])) as Record<MapName, NativeMap>;
+  private constructor(maps: Record<MapName, NativeMap>, program: NativeProgram | null, capacities: Capacities) {
+    this.maps = maps;
+    this.loadedProgram = program;
     this.capacities = capacities;
+  }
+
+  /** The loaded program (not there for a data plane opened from pins only). */
+  get program(): NativeProgram {
+    if (!this.loadedProgram) throw new XdplbError('NOT_ATTACHED', 'this data plane was opened from its pins: it has no program of its own');
+    return this.loadedProgram;
+  }
+
+  /**
+   * Opens the maps pinned in pinDir, read and write, without loading a
+   * program: what `xdplb status` uses when no daemon runs.
+   */
+  static openPinned(pinDir: string): DataPlane {
+    if (!existsSync(`${pinDir}/services`)) throw new XdplbError('NOT_ATTACHED', `nothing is pinned in ${pinDir}: is xdplb attached there?`);
+    checkPinnedAbi(pinDir);
+    const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, native.openPinnedMap(`${pinDir}/${n}`)])) as Record<MapName, NativeMap>;
+    const tables = maps.maglev_tables.nextKeys(null, 1);
+    let maglevSize = DEFAULT_CAPACITIES.maglevSize;
+    const first = tables.length ? maps.maglev_tables.lookup(tables[0]!) : null;
+    if (first) {
+      const inner = native.mapFromId(first.readUInt32LE(0));
+      maglevSize = inner.info().maxEntries;
+      inner.close();
+    }
+    return new DataPlane(maps, null, {
+      maglevSize,
+      maxServices: maps.services.info().maxEntries,
+      maxDests: maps.dests.info().maxEntries,
+      maxFlows: maps.flows.info().maxEntries,
+    });
   }
 
   /**
@@ -135,7 +163,8 @@ export class DataPlane {
       }
       throw err;
     }
-    const dp = new DataPlane(object, cap);
+    const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, object.map(n)])) as Record<MapName, NativeMap>;
+    const dp = new DataPlane(maps, object.program(PROGRAM_NAME), cap);
     dp.maps.xdplb_abi.update(u32Key(0), u32Key(ABI_VERSION));
     return dp;
   }
@@ -292,8 +321,9 @@ export class DataPlane {
     return sumTraffic(this.maps.dest_stats.lookupPerCpu(u32Key(destId)));
   }
 
-  mapNames(): string[] {
-    return this.object.mapNames();
+  /** Map ids in this process's view (for tests: adoption keeps the same maps). */
+  mapIds(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.maps).map(([n, m]) => [n, m.info().id]));
   }
 }
 

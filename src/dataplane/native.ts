@@ -107,6 +107,7 @@ export interface NativeAddon {
   readArrayMap(map: NativeMap): Buffer;
   /** ifindex and MAC of an interface in this process's network namespace. */
   interfaceInfo(name: string): { ifindex: number; mac: Buffer };
+  listInterfaces(): string[];
   /** The neighbour table of an interface (addresses are 16 bytes, network order). */
   neighbours(ifindex: number): { family: 4 | 6; address: Buffer; mac: Buffer | null; state: number }[];
   addresses(ifindex: number): { family: 4 | 6; address: Buffer; prefixLength: number }[];

@@ -1,0 +1,242 @@
+// The director daemon: loads or adopts the data plane, keeps it equal to the
+// configuration (reloads, neighbour changes, health), owns the VIPs, and
+// leaves the data plane forwarding when it stops (unless told to detach).
+import { watch, type FSWatcher } from 'node:fs';
+import { loadConfig, type ConfigOverrides } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { CONSTANTS } from '../dataplane/abi.ts';
+import { attachOrReplace, defaultPinDir, detachPins, ensurePinDir } from '../dataplane/attach.ts';
+import { DataPlane } from '../dataplane/dataplane.ts';
+import { native, type NativeLink } from '../dataplane/native.ts';
+import { errorMessage, XdplbError } from '../errors.ts';
+import { component } from '../log.ts';
+import { mustParseIp, type IpAddress } from '../model/address.ts';
+import { desired, type Desired } from '../model/desired.ts';
+import { Neighbours } from '../net/neighbours.ts';
+import { ownVips, releaseVips } from '../net/vips.ts';
+import { apply, countWrites } from '../reconcile/apply.ts';
+import { observe } from '../reconcile/observe.ts';
+import { plan, type PlanContext } from '../reconcile/plan.ts';
+import type { Applied } from '../reconcile/state.ts';
+
+const log = component('director');
+
+export interface DirectorOptions {
+  configPath: string;
+  overrides: ConfigOverrides;
+  pinDir?: string;
+  /** Remove program, pins and VIPs on stop (default: keep forwarding). */
+  detachOnExit: boolean;
+  /** Object file to load (upgrades, tests). */
+  objectPath?: string;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  at: string;
+  error?: string;
+}
+
+export interface ReconcileResult {
+  reason: string;
+  ops: number;
+  writes: number;
+  durationMs: number;
+}
+
+export class Director {
+  readonly options: DirectorOptions;
+  readonly pinDir: string;
+  readonly ifindex: number;
+  readonly mac: Buffer;
+  readonly dp: DataPlane;
+  config: Config;
+  lastReload: ReloadResult;
+  lastReconcile: ReconcileResult | null = null;
+  private applied: Applied;
+  private readonly neighbours: Neighbours;
+  private link: NativeLink | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private watcher: FSWatcher | null = null;
+  private reloadTimer: NodeJS.Timeout | null = null;
+  private readonly tableCache = new Map<string, Int32Array>();
+  private stopped = false;
+
+  private constructor(options: DirectorOptions, config: Config, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane) {
+    this.options = options;
+    this.config = config;
+    this.pinDir = pinDir;
+    this.ifindex = ifindex;
+    this.mac = mac;
+    this.dp = dp;
+    this.applied = observe(dp);
+    this.neighbours = new Neighbours(ifindex);
+    this.lastReload = { ok: true, at: new Date().toISOString() };
+  }
+
+  static async start(options: DirectorOptions): Promise<Director> {
+    const config = await loadConfig(options.configPath, options.overrides);
+    if (!config.interface) throw new XdplbError('USAGE', 'no interface: give -i IFACE or set interface in the config');
+    let nic: { ifindex: number; mac: Buffer };
+    try {
+      nic = native.interfaceInfo(config.interface);
+    } catch (err) {
+      throw new XdplbError('INTERFACE', `interface ${config.interface}: ${errorMessage(err)}`, [], { cause: err });
+    }
+    const pinDir = options.pinDir ?? defaultPinDir(config.interface);
+    ensurePinDir(pinDir);
+    const adopting = (await import('node:fs')).existsSync(`${pinDir}/services`);
+    const dp = await DataPlane.load({
+      pinDir,
+      maglevSize: config.maglevTableSize,
+      maxServices: config.capacity.services,
+      maxDests: config.capacity.backends,
+      maxFlows: config.capacity.flows,
+      ...(options.objectPath ? { objectPath: options.objectPath } : {}),
+    });
+    const d = new Director(options, config, pinDir, nic.ifindex, nic.mac, dp);
+    log.info({ interface: config.interface, ifindex: nic.ifindex, pinDir, adopting, services: d.applied.services.size }, adopting ? 'adopting the pinned data plane' : 'new data plane');
+    d.seedNeighboursFromPins();
+    await d.resolveBackends(1000);
+    d.reconcile('start');
+    const { link, outcome } = await attachOrReplace(dp, pinDir, nic.ifindex, config.mode);
+    d.link = link;
+    log.info({ outcome, mode: config.mode, program: dp.program.info().id }, 'XDP program in place');
+    d.syncVips();
+    d.timers.push(setInterval(() => d.pollNeighbours(), 1000));
+    d.watchConfig();
+    return d;
+  }
+
+  /** Backends known from the pins keep their MAC across a restart. */
+  private seedNeighboursFromPins(): void {
+    for (const dest of this.applied.dests.values())
+      if (dest.value.state !== CONSTANTS.DEST_UNUSED) this.neighbours.seed(dest.address, dest.value.mac);
+  }
+
+  private backendAddresses(): IpAddress[] {
+    const all = new Map<string, IpAddress>();
+    for (const s of this.config.services) for (const b of s.backends) all.set(b.address, mustParseIp(b.address));
+    return [...all.values()];
+  }
+
+  /** Asks the kernel to resolve every backend, and waits up to ms for them. */
+  private async resolveBackends(ms: number): Promise<void> {
+    const addrs = this.backendAddresses();
+    this.neighbours.want(addrs);
+    const deadline = Date.now() + ms;
+    for (;;) {
+      this.neighbours.poll();
+      if (addrs.every((a) => this.neighbours.macOf(a)) || Date.now() > deadline) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private pollNeighbours(): void {
+    try {
+      const changed = this.neighbours.poll();
+      if (changed.length > 0) {
+        log.info({ backends: changed }, 'backend MACs resolved or changed');
+        this.reconcile('neighbours');
+      }
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'neighbour poll failed');
+    }
+  }
+
+  desired(): Desired {
+    return desired(this.config, {
+      macOf: (a) => this.neighbours.macOf(a),
+      healthy: () => true,
+    });
+  }
+
+  /** Plans and applies the difference; on a failed write, re-reads the pins. */
+  reconcile(reason: string): ReconcileResult {
+    const started = performance.now();
+    const ctx: PlanContext = {
+      maglevSize: this.dp.capacities.maglevSize,
+      maxServices: this.dp.capacities.maxServices,
+      maxDests: this.dp.capacities.maxDests,
+      directorMac: this.mac,
+      tableCache: this.tableCache,
+    };
+    const p = plan(this.applied, this.desired(), ctx);
+    try {
+      apply(this.dp, p.ops);
+      this.applied = p.next;
+    } catch (err) {
+      this.applied = observe(this.dp);
+      throw err;
+    }
+    const result = { reason, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
+    this.lastReconcile = result;
+    if (p.ops.length > 0) log.info(result, 'reconciled');
+    return result;
+  }
+
+  private syncVips(): void {
+    if (!this.config.ownVips) return;
+    const vips = [...new Map(this.config.services.map((s) => [s.vip, mustParseIp(s.vip)])).values()];
+    const changed = ownVips(this.pinDir, this.ifindex, this.mac, vips);
+    if (changed.added.length || changed.removed.length) log.info(changed, 'VIPs on the interface');
+  }
+
+  /** Re-reads the configuration; on any error the running one stays. */
+  async reload(why: string): Promise<ReloadResult> {
+    try {
+      const next = await loadConfig(this.options.configPath, this.options.overrides);
+      const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize'];
+      for (const k of fixed)
+        if (next[k] !== this.config[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.config[k])} → ${String(next[k])}): restart the daemon`);
+      if (JSON.stringify(next.capacity) !== JSON.stringify(this.config.capacity))
+        throw new XdplbError('CONFIG_INVALID', 'capacity cannot change while running: restart the daemon');
+      const previous = this.config;
+      this.config = next;
+      try {
+        await this.resolveBackends(500);
+        this.reconcile(`reload (${why})`);
+        this.syncVips();
+      } catch (err) {
+        this.config = previous;
+        this.reconcile('rollback');
+        throw err;
+      }
+      this.lastReload = { ok: true, at: new Date().toISOString() };
+      log.info({ why, services: next.services.length }, 'configuration reloaded');
+    } catch (err) {
+      this.lastReload = { ok: false, at: new Date().toISOString(), error: errorMessage(err) };
+      log.error({ why, err: errorMessage(err) }, 'reload refused; the previous configuration stays');
+    }
+    return this.lastReload;
+  }
+
+  private watchConfig(): void {
+    try {
+      this.watcher = watch(this.options.configPath, () => {
+        if (this.reloadTimer) clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => void this.reload('file changed'), 200);
+      });
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'cannot watch the config file; reload with SIGHUP');
+    }
+  }
+
+  /** Stops the daemon; the data plane keeps forwarding unless detachOnExit. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    this.watcher?.close();
+    this.neighbours.close();
+    this.link?.close();
+    if (this.options.detachOnExit) {
+      releaseVips(this.pinDir, this.ifindex);
+      detachPins(this.pinDir);
+      log.info({ pinDir: this.pinDir }, 'detached: program, pins and VIPs removed');
+    } else {
+      log.info({ pinDir: this.pinDir }, 'stopped; the data plane keeps forwarding');
+    }
+  }
+}

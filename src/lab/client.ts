@@ -1,0 +1,55 @@
+// The lab's client, run inside the client namespace. Prints JSON on stdout.
+//   requests URL N        N requests, each on a new TCP connection
+//   continuous URL        new-connection requests until SIGTERM (or stdin closes)
+//   hold URL N            N long-lived keep-alive connections; each line on
+//                         stdin ("probe") sends one request on every one of them
+import { Agent, request } from 'node:http';
+import { createInterface } from 'node:readline';
+
+type Reply = { ok: true; backend: string; local: number } | { ok: false; error: string };
+
+function get(url: string, agent: Agent | false, timeoutMs = 3000): Promise<Reply> {
+  return new Promise((resolve) => {
+    const req = request(url, { agent, timeout: timeoutMs, headers: agent === false ? { connection: 'close' } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ ok: true, backend: String(res.headers['x-backend'] ?? '?'), local: req.socket?.localPort ?? 0 }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ ok: false, error: e.message }));
+    req.end();
+  });
+}
+
+const [mode, url = 'http://10.240.0.201/', arg] = process.argv.slice(2);
+
+if (mode === 'requests') {
+  const n = Number(arg ?? 10);
+  const replies: Reply[] = [];
+  for (let i = 0; i < n; i++) replies.push(await get(url, false));
+  process.stdout.write(`${JSON.stringify(replies)}\n`);
+} else if (mode === 'continuous') {
+  let running = true;
+  process.on('SIGTERM', () => (running = false));
+  process.stdin.on('end', () => (running = false));
+  process.stdin.resume();
+  let ok = 0;
+  const failures: string[] = [];
+  while (running) {
+    const r = await get(url, false, 2000);
+    if (r.ok) ok++;
+    else failures.push(r.error);
+  }
+  process.stdout.write(`${JSON.stringify({ ok, failures })}\n`);
+} else if (mode === 'hold') {
+  const n = Number(arg ?? 10);
+  // one agent per connection: each keeps exactly one socket alive
+  const agents = Array.from({ length: n }, () => new Agent({ keepAlive: true, maxSockets: 1, keepAliveMsecs: 1000 }));
+  const probe = async () => Promise.all(agents.map((a) => get(url, a)));
+  process.stdout.write(`${JSON.stringify(await probe())}\n`);
+  for await (const _line of createInterface({ input: process.stdin })) process.stdout.write(`${JSON.stringify(await probe())}\n`);
+  for (const a of agents) a.destroy();
+} else {
+  process.stderr.write('usage: client.ts requests|continuous|hold URL [N]\n');
+  process.exitCode = 2;
+}

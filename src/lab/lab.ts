@@ -1,0 +1,286 @@
+// `xdplb lab`: a Direct-Routing lab in network namespaces. One namespace
+// holds the bridge (so the root namespace is never touched); the client, the
+// director and each backend have their own, each with a NIC `lab0` on the
+// bridge. Addresses as in the LVS-DR write-up (SPEC §8).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { detachPins } from '../dataplane/attach.ts';
+import { DataPlane } from '../dataplane/dataplane.ts';
+import { XdplbError } from '../errors.ts';
+import { readStatus, renderStatus, type Status } from '../status/status.ts';
+
+export const LAB = {
+  prefix: 'xdplb-lab',
+  bridgeNs: 'xdplb-lab-net',
+  clientNs: 'xdplb-lab-client',
+  directorNs: 'xdplb-lab-director',
+  runDir: '/run/xdplb-lab',
+  pinDir: '/sys/fs/bpf/xdplb-lab/director',
+  nic: 'lab0',
+  vip: '10.240.0.201',
+  client: '10.240.0.10',
+  director: '10.240.0.2',
+  backend: (i: number) => `10.240.0.${100 + i}`,
+  backendNs: (i: number) => `xdplb-lab-b${i}`,
+  backendName: (i: number) => `backend-${i}`,
+  configPath: '/run/xdplb-lab/config.yaml',
+} as const;
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const XDPLB = `${ROOT}bin/xdplb`;
+const NODE = process.execPath;
+
+function run(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new XdplbError('INTERFACE', `${cmd} ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`);
+  }
+}
+
+const ip = (ns: string, ...args: string[]) => run('ip', ['-n', ns, ...args]);
+
+/** argv that runs a command in a namespace's network only (keeps /sys/fs/bpf). */
+export function inNs(ns: string, argv: string[]): string[] {
+  return ['nsenter', `--net=/var/run/netns/${ns}`, '--', ...argv];
+}
+
+function nsExists(ns: string): boolean {
+  return existsSync(`/var/run/netns/${ns}`);
+}
+
+export function labNamespaces(): string[] {
+  const out = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  return out
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(`${LAB.prefix}-`));
+}
+
+function mac(last: number, group = 0): string {
+  return `02:00:00:00:${group.toString(16).padStart(2, '0')}:${last.toString(16).padStart(2, '0')}`;
+}
+
+function startDetached(name: string, argv: string[], env: NodeJS.ProcessEnv = {}): number {
+  mkdirSync(LAB.runDir, { recursive: true });
+  const logFd = openSync(`${LAB.runDir}/${name}.log`, 'a');
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env: { ...process.env, ...env } });
+  child.unref();
+  writeFileSync(`${LAB.runDir}/${name}.pid`, String(child.pid));
+  return child.pid!;
+}
+
+function stopPid(name: string, signal: NodeJS.Signals = 'SIGTERM'): void {
+  const file = `${LAB.runDir}/${name}.pid`;
+  if (!existsSync(file)) return;
+  const pid = Number(readFileSync(file, 'utf8'));
+  try {
+    process.kill(pid, signal);
+  } catch {
+    /* already gone */
+  }
+  rmSync(file, { force: true });
+}
+
+async function waitPidGone(name: string, pid: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new XdplbError('DAEMON', `${name} (pid ${pid}) did not stop within ${ms} ms`);
+}
+
+export interface LabOptions {
+  backends: number;
+  mode: 'native' | 'generic';
+  /** Backends listed in the director's config (default: all). */
+  configured?: number[];
+}
+
+export function labConfig(backends: number[], extra = ''): string {
+  return `# written by xdplb lab up
+interface: ${LAB.nic}
+maglevTableSize: 16381
+services:
+  - name: web
+    vip: ${LAB.vip}
+    port: 80
+    protocol: tcp
+    scheduler: maglev
+    backends:
+${backends.map((i) => `      - { address: ${LAB.backend(i)} }`).join('\n')}
+${extra}`;
+}
+
+export function directorPid(): number | null {
+  const file = `${LAB.runDir}/director.pid`;
+  return existsSync(file) ? Number(readFileSync(file, 'utf8')) : null;
+}
+
+/** Starts the lab's director (xdplb attach) in its namespace. */
+export function startDirector(mode: 'native' | 'generic', extraArgs: string[] = []): number {
+  return startDetached('director', inNs(LAB.directorNs, [XDPLB, 'attach', '-c', LAB.configPath, '--pin-dir', LAB.pinDir, '--mode', mode, ...extraArgs]), {
+    XDPLB_RUN_DIR: `${LAB.runDir}/director`,
+    XDPLB_LOG_FORMAT: 'json',
+  });
+}
+
+/** Stops the lab's director; the data plane keeps forwarding. */
+export async function stopDirector(): Promise<void> {
+  const pid = directorPid();
+  if (pid === null) return;
+  stopPid('director');
+  await waitPidGone('director', pid, 10_000);
+}
+
+export function readLabStatus(): Status {
+  return readStatus(DataPlane.openPinned(LAB.pinDir), LAB.pinDir);
+}
+
+/** Waits until the web service has `want` active backends. */
+export async function waitForBackends(want: number, ms = 20_000): Promise<Status> {
+  const deadline = Date.now() + ms;
+  let last: Status | null = null;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    try {
+      last = readLabStatus();
+      if ((last.services[0]?.backends.filter((b) => b.state === 'active').length ?? 0) === want) return last;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const logTail = existsSync(`${LAB.runDir}/director.log`) ? readFileSync(`${LAB.runDir}/director.log`, 'utf8').slice(-3000) : '';
+  throw new XdplbError('DAEMON', `the lab director did not reach ${want} active backends: ${last ? JSON.stringify(last.services) : lastError}\n${logTail}`);
+}
+
+export async function labUp(o: LabOptions): Promise<void> {
+  if (labNamespaces().length > 0) await labDown();
+  mkdirSync(LAB.runDir, { recursive: true });
+  const nodes: { ns: string; addr: string; mac: string }[] = [
+    { ns: LAB.clientNs, addr: LAB.client, mac: mac(0x0a) },
+    { ns: LAB.directorNs, addr: LAB.director, mac: mac(0x02) },
+    ...Array.from({ length: o.backends }, (_, k) => ({ ns: LAB.backendNs(k + 1), addr: LAB.backend(k + 1), mac: mac(100 + k + 1, 1) })),
+  ];
+  try {
+    run('ip', ['netns', 'add', LAB.bridgeNs]);
+    ip(LAB.bridgeNs, 'link', 'set', 'lo', 'up');
+    ip(LAB.bridgeNs, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+    ip(LAB.bridgeNs, 'link', 'set', 'br0', 'up');
+    for (const n of nodes) {
+      const port = `p-${n.ns.slice(LAB.prefix.length + 1)}`;
+      run('ip', ['netns', 'add', n.ns]);
+      ip(LAB.bridgeNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', LAB.nic, 'netns', n.ns);
+      ip(n.ns, 'link', 'set', LAB.nic, 'address', n.mac);
+      ip(LAB.bridgeNs, 'link', 'set', port, 'master', 'br0', 'up');
+      ip(n.ns, 'link', 'set', 'lo', 'up');
+      ip(n.ns, 'addr', 'add', `${n.addr}/24`, 'dev', LAB.nic);
+      ip(n.ns, 'link', 'set', LAB.nic, 'up');
+      // native XDP on veth drops partial checksums of local traffic: no offloads
+      run('ip', ['netns', 'exec', n.ns, 'ethtool', '-K', LAB.nic, 'tx', 'off', 'tso', 'off']);
+      run('ip', ['netns', 'exec', LAB.bridgeNs, 'ethtool', '-K', port, 'tx', 'off', 'tso', 'off']);
+    }
+    if (o.mode === 'native') {
+      // XDP_TX on a veth needs an XDP program on its peer (PLATFORM.md)
+      ip(LAB.bridgeNs, 'link', 'set', 'dev', 'p-director', 'xdpdrv', 'obj', `${ROOT}out/bpf/baseline_pass.bpf.o`, 'sec', 'xdp');
+    }
+    for (let i = 1; i <= o.backends; i++) {
+      const realserver = inNs(LAB.backendNs(i), [XDPLB, 'realserver', '--vip', LAB.vip]);
+      execFileSync(realserver[0]!, realserver.slice(1), { env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/${LAB.backendNs(i)}` }, stdio: ['ignore', 'ignore', 'pipe'] });
+      startDetached(`whoami-${i}`, inNs(LAB.backendNs(i), [NODE, `${ROOT}src/lab/whoami.ts`, LAB.backendName(i), '80']));
+    }
+    writeFileSync(LAB.configPath, labConfig(o.configured ?? Array.from({ length: o.backends }, (_, k) => k + 1)));
+    writeFileSync(`${LAB.runDir}/lab.json`, JSON.stringify({ backends: o.backends, mode: o.mode }));
+    startDirector(o.mode);
+    await waitForBackends((o.configured ?? Array.from({ length: o.backends })).length);
+  } catch (err) {
+    await labDown();
+    throw err;
+  }
+  process.stdout.write(
+    `lab up: client ${LAB.client}, director ${LAB.director} (${o.mode} XDP), backends ${Array.from({ length: o.backends }, (_, k) => LAB.backend(k + 1)).join(', ')}\n` +
+      `VIP http://${LAB.vip}/ — try: xdplb lab demo; xdplb status --pin-dir ${LAB.pinDir}\n`,
+  );
+}
+
+/** Counts packets matching a tcpdump filter on a bridge port while fn runs. */
+export async function countPackets<T>(port: string, filter: string, fn: () => Promise<T>): Promise<{ result: T; packets: number }> {
+  const child = spawn('ip', ['netns', 'exec', LAB.bridgeNs, 'tcpdump', '-i', port, '-n', '-p', '--immediate-mode', '-w', '/dev/null', filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const deadline = Date.now() + 5000;
+  while (!err.includes('listening on') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  if (!err.includes('listening on')) {
+    child.kill('SIGKILL');
+    throw new XdplbError('INTERFACE', `tcpdump on ${port} did not start (is tcpdump installed?): ${err.trim()}`);
+  }
+  let result: T;
+  try {
+    result = await fn();
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    const done = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGINT');
+    await done;
+  }
+  const m = /(\d+) packets? captured/.exec(err);
+  if (!m) throw new XdplbError('INTERFACE', `tcpdump on ${port} printed no count: ${err.trim()}`);
+  return { result, packets: Number(m[1]) };
+}
+
+/** Runs the lab client in the client namespace and parses its JSON. */
+export function clientRequests(n: number): { ok: boolean; backend?: string; error?: string }[] {
+  const argv = inNs(LAB.clientNs, [NODE, `${ROOT}src/lab/client.ts`, 'requests', `http://${LAB.vip}/`, String(n)]);
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  if (r.status !== 0) throw new XdplbError('DAEMON', `lab client failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as { ok: boolean; backend?: string; error?: string }[];
+}
+
+export async function labDemo(o: { requests: number }): Promise<void> {
+  if (!nsExists(LAB.directorNs)) throw new XdplbError('NOT_ATTACHED', 'the lab is not up: run `xdplb lab up` first');
+  const replies = 'src host 10.240.0.201 and tcp src port 80';
+  let onClient = 0;
+  const onDirector = await countPackets('p-director', replies, async () => {
+    const r = await countPackets('p-client', replies, async () => clientRequests(o.requests));
+    onClient = r.packets;
+    return r.result;
+  });
+  const results = onDirector.result;
+  const per = new Map<string, number>();
+  results.forEach((r, i) => {
+    process.stdout.write(`request ${String(i + 1).padStart(3)} → ${r.ok ? r.backend : `FAILED: ${r.error}`}\n`);
+    if (r.ok) per.set(r.backend!, (per.get(r.backend!) ?? 0) + 1);
+  });
+  process.stdout.write(`\nanswers per backend: ${[...per].sort().map(([b, n]) => `${b} ${n}`).join(', ')}; failed ${results.filter((r) => !r.ok).length}\n\n`);
+  process.stdout.write(`${renderStatus(readLabStatus(), { stats: true, mode: 'totals' })}\n\n`);
+  process.stdout.write(
+    `replies (from ${LAB.vip}:80) seen on the bridge port of the client: ${onClient}, of the director: ${onDirector.packets}\n` +
+      (onDirector.packets === 0 && onClient > 0 ? 'the replies went straight from the backends to the client: Direct Routing works.\n' : 'unexpected: replies crossed the director.\n'),
+  );
+}
+
+export async function labDown(): Promise<void> {
+  const pid = directorPid();
+  if (pid !== null) {
+    stopPid('director');
+    await waitPidGone('director', pid, 10_000).catch(() => process.kill(pid, 'SIGKILL'));
+  }
+  for (const f of existsSync(LAB.runDir) ? (await import('node:fs')).readdirSync(LAB.runDir) : [])
+    if (f.startsWith('whoami-') && f.endsWith('.pid')) stopPid(f.slice(0, -4), 'SIGKILL');
+  try {
+    detachPins(LAB.pinDir);
+  } catch {
+    rmSync(LAB.pinDir, { recursive: true, force: true });
+  }
+  rmSync('/sys/fs/bpf/xdplb-lab', { recursive: true, force: true });
+  for (const ns of labNamespaces()) spawnSync('ip', ['netns', 'del', ns]);
+  rmSync(LAB.runDir, { recursive: true, force: true });
+}

@@ -1,0 +1,97 @@
+// A backend ("real server") in Direct-Routing mode: it holds every VIP on
+// `lo` so that it accepts the packets the director hands it (and can reach
+// the VIP itself), and it must not answer ARP for them on its NICs, or it
+// would steal the VIP from the director:
+//   arp_ignore=1   answer ARP only for addresses on the receiving interface
+//   arp_announce=2 never use a VIP as the source of its own ARP requests
+//   rp_filter      strict (1) becomes loose (2): replies leave from a VIP
+//                  that no route points back to
+// Idempotent; --undo removes the VIPs and restores the sysctls it changed.
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { native } from '../dataplane/native.ts';
+import { formatIp, type IpAddress } from '../model/address.ts';
+
+const STATE_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
+const STATE_FILE = `${STATE_DIR}/realserver.json`;
+
+interface SavedState {
+  vips: string[];
+  sysctls: Record<string, string>;
+}
+
+const SYSCTLS: Record<string, string> = {
+  'net/ipv4/conf/all/arp_ignore': '1',
+  'net/ipv4/conf/all/arp_announce': '2',
+};
+
+function readSysctl(key: string): string {
+  return readFileSync(`/proc/sys/${key}`, 'utf8').trim();
+}
+
+function writeSysctl(key: string, value: string): void {
+  writeFileSync(`/proc/sys/${key}`, value);
+}
+
+function loadState(): SavedState {
+  if (!existsSync(STATE_FILE)) return { vips: [], sysctls: {} };
+  return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as SavedState;
+}
+
+function saveState(s: SavedState): void {
+  mkdirSync(STATE_DIR, { recursive: true });
+  writeFileSync(STATE_FILE, JSON.stringify(s, null, 2));
+}
+
+export interface RealserverResult {
+  vipsAdded: string[];
+  vipsRemoved: string[];
+  sysctls: Record<string, string>;
+}
+
+/** rp_filter keys that are strict (1) now: all, and every interface. */
+function strictRpFilters(): string[] {
+  const keys = ['net/ipv4/conf/all/rp_filter'];
+  for (const iface of native.listInterfaces()) keys.push(`net/ipv4/conf/${iface}/rp_filter`);
+  return keys.filter((k) => existsSync(`/proc/sys/${k}`) && readSysctl(k) === '1');
+}
+
+export function configureRealserver(vips: readonly IpAddress[]): RealserverResult {
+  const state = loadState();
+  const lo = native.interfaceInfo('lo').ifindex;
+  const present = new Set(native.addresses(lo).map((a) => formatIp(a.address, a.family)));
+  const added: string[] = [];
+  for (const v of vips) {
+    if (present.has(v.text)) continue;
+    native.addAddress(lo, v.family, v.bytes, v.family === 4 ? 32 : 128);
+    added.push(v.text);
+  }
+  state.vips = [...new Set([...state.vips, ...added])];
+  const changed: Record<string, string> = {};
+  const wanted: Record<string, string> = { ...SYSCTLS };
+  for (const k of strictRpFilters()) wanted[k] = '2';
+  for (const [k, v] of Object.entries(wanted)) {
+    const before = readSysctl(k);
+    if (before === v) continue;
+    if (!(k in state.sysctls)) state.sysctls[k] = before;
+    writeSysctl(k, v);
+    changed[k] = v;
+  }
+  saveState(state);
+  return { vipsAdded: added, vipsRemoved: [], sysctls: changed };
+}
+
+export function undoRealserver(): RealserverResult {
+  const state = loadState();
+  const lo = native.interfaceInfo('lo').ifindex;
+  const present = new Map(native.addresses(lo).map((a) => [formatIp(a.address, a.family), a]));
+  const removed: string[] = [];
+  for (const text of state.vips) {
+    const a = present.get(text);
+    if (!a) continue;
+    native.deleteAddress(lo, a.family, a.address, a.prefixLength);
+    removed.push(text);
+  }
+  for (const [k, v] of Object.entries(state.sysctls)) writeSysctl(k, v);
+  rmSync(STATE_FILE, { force: true });
+  return { vipsAdded: [], vipsRemoved: removed, sysctls: state.sysctls };
+}

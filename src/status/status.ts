@@ -1,0 +1,182 @@
+// `xdplb status`: what the data plane holds and has counted, read from its
+// pins (no daemon needed), in the shape of `ipvsadm -L -n`.
+import { CONSTANTS, GLOBAL_STATS, type Traffic } from '../dataplane/abi.ts';
+import type { DataPlane } from '../dataplane/dataplane.ts';
+import { formatIp, formatMac } from '../model/address.ts';
+import { observe } from '../reconcile/observe.ts';
+
+export interface BackendStatus {
+  address: string;
+  mac: string;
+  weight: number;
+  /** What the data plane does with it. */
+  state: 'active' | 'draining' | 'down';
+  /** Share of the service's table slots (new flows it gets). */
+  share: number;
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  /** Flows pinned to it in the flow table (changed slots only): a draining backend is safe to remove at 0. */
+  trackedFlows: number;
+}
+
+export interface ServiceStatus {
+  name: string;
+  protocol: string;
+  vip: string;
+  port: number;
+  scheduler: 'maglev' | 'maglev-source';
+  noBackend: 'drop' | 'pass';
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  backends: BackendStatus[];
+}
+
+export interface Status {
+  pinDir: string;
+  services: ServiceStatus[];
+  global: Record<string, number>;
+  flowTable: { entries: number; capacity: number };
+}
+
+const STATE_NAME: Record<number, BackendStatus['state']> = {
+  [CONSTANTS.DEST_ACTIVE]: 'active',
+  [CONSTANTS.DEST_DRAINING]: 'draining',
+  [CONSTANTS.DEST_UNUSED]: 'down',
+};
+const PROTOCOL: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
+
+function num(t: Traffic): { packets: number; bytes: number; newFlows: number } {
+  return { packets: Number(t.packets), bytes: Number(t.bytes), newFlows: Number(t.newFlows) };
+}
+
+/** Counts flow-table entries per destination (bounded read of the LRU map). */
+function flowsPerDest(dp: DataPlane, limit = 1_000_000): { perDest: Map<number, number>; entries: number } {
+  const perDest = new Map<number, number>();
+  let entries = 0;
+  let after: Buffer | null = null;
+  for (;;) {
+    const keys = dp.maps.flows.nextKeys(after, 4096);
+    for (const k of keys) {
+      const v = dp.maps.flows.lookup(k);
+      if (!v) continue;
+      entries++;
+      const dest = v.readUInt32LE(0);
+      perDest.set(dest, (perDest.get(dest) ?? 0) + 1);
+    }
+    if (keys.length < 4096 || entries >= limit) break;
+    after = keys[keys.length - 1]!;
+  }
+  return { perDest, entries };
+}
+
+export function readStatus(dp: DataPlane, pinDir: string): Status {
+  const applied = observe(dp);
+  const flows = flowsPerDest(dp);
+  const services: ServiceStatus[] = [];
+  for (const s of applied.services.values()) {
+    const slots = new Map<number, number>();
+    for (const d of s.table?.dest ?? []) slots.set(d, (slots.get(d) ?? 0) + 1);
+    const size = s.table?.dest.length ?? 1;
+    const backends: BackendStatus[] = [...s.dests.values()].map((id) => {
+      const d = applied.dests.get(id)!;
+      return {
+        address: d.address.text,
+        mac: formatMac(d.value.mac),
+        weight: d.info.weight,
+        state: STATE_NAME[d.value.state] ?? 'down',
+        share: (slots.get(id) ?? 0) / size,
+        ...num(dp.destTraffic(id)),
+        trackedFlows: flows.perDest.get(id) ?? 0,
+      };
+    });
+    backends.sort((a, b) => (a.address < b.address ? -1 : 1));
+    services.push({
+      name: s.name,
+      protocol: PROTOCOL[s.key.proto] ?? String(s.key.proto),
+      vip: formatIp(s.key.addr, s.key.family),
+      port: s.key.port,
+      scheduler: s.flags & CONSTANTS.SVC_F_SOURCE_HASH ? 'maglev-source' : 'maglev',
+      noBackend: s.flags & CONSTANTS.SVC_F_NO_BACKEND_PASS ? 'pass' : 'drop',
+      ...num(dp.serviceTraffic(s.id)),
+      backends,
+    });
+  }
+  services.sort((a, b) => (a.vip + a.port < b.vip + b.port ? -1 : 1));
+  const g = dp.globalStats();
+  return {
+    pinDir,
+    services,
+    global: Object.fromEntries(GLOBAL_STATS.map((n) => [n, Number(g[n] ?? 0n)])),
+    flowTable: { entries: flows.entries, capacity: dp.capacities.maxFlows },
+  };
+}
+
+/** Per-second rates between two readings of the same data plane. */
+export function rates(before: Status, after: Status, seconds: number): Status {
+  const rate = (a: number, b: number) => Math.max(0, (a - b) / seconds);
+  const prevSvc = new Map(before.services.map((s) => [`${s.protocol}${s.vip}:${s.port}`, s]));
+  return {
+    ...after,
+    services: after.services.map((s) => {
+      const p = prevSvc.get(`${s.protocol}${s.vip}:${s.port}`);
+      const prevB = new Map(p?.backends.map((b) => [b.address, b]) ?? []);
+      return {
+        ...s,
+        packets: rate(s.packets, p?.packets ?? s.packets),
+        bytes: rate(s.bytes, p?.bytes ?? s.bytes),
+        newFlows: rate(s.newFlows, p?.newFlows ?? s.newFlows),
+        backends: s.backends.map((b) => {
+          const q = prevB.get(b.address);
+          return { ...b, packets: rate(b.packets, q?.packets ?? b.packets), bytes: rate(b.bytes, q?.bytes ?? b.bytes), newFlows: rate(b.newFlows, q?.newFlows ?? b.newFlows) };
+        }),
+      };
+    }),
+    global: Object.fromEntries(Object.entries(after.global).map(([k, v]) => [k, rate(v, before.global[k] ?? v)])),
+  };
+}
+
+function hostPort(vip: string, port: number): string {
+  const host = vip.includes(':') ? `[${vip}]` : vip;
+  return `${host}:${port === 0 ? '*' : port}`;
+}
+
+/** The ipvsadm-like table. `mode` says whether counters are totals or rates. */
+export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' | 'rate' }): string {
+  const lines: string[] = [];
+  const unit = opts.mode === 'rate' ? ['Pkt/s', 'Byte/s', 'Flow/s'] : ['Packets', 'Bytes', 'NewFlows'];
+  const fmt = (n: number) => (opts.mode === 'rate' ? n.toFixed(1) : String(n));
+  lines.push(`xdplb data plane at ${st.pinDir}`);
+  lines.push(`Prot LocalAddress:Port Scheduler Flags`);
+  const cols = ['  -> RemoteAddress:Port'.padEnd(34), 'MAC'.padEnd(17), 'Weight'.padStart(6), 'State'.padEnd(8), 'Share'.padStart(6), unit[0]!.padStart(12), unit[1]!.padStart(14)];
+  if (opts.stats) cols.push(unit[2]!.padStart(10), 'Tracked'.padStart(8));
+  lines.push(cols.join(' '));
+  for (const s of st.services) {
+    const flags = [s.noBackend === 'pass' ? 'no-backend:pass' : ''].filter(Boolean).join(',');
+    const head = [`${s.protocol}  ${hostPort(s.vip, s.port)}`.padEnd(34), s.scheduler.padEnd(17), flags];
+    if (opts.stats) head.push(`(${s.name}) ${unit[0]} ${fmt(s.packets)} ${unit[1]} ${fmt(s.bytes)} ${unit[2]} ${fmt(s.newFlows)}`);
+    else head.push(`(${s.name})`);
+    lines.push(head.filter(Boolean).join(' '));
+    for (const b of s.backends) {
+      const row = [
+        `  -> ${hostPort(b.address, s.port)}`.padEnd(34),
+        b.mac.padEnd(17),
+        String(b.weight).padStart(6),
+        b.state.padEnd(8),
+        `${(b.share * 100).toFixed(1)}%`.padStart(6),
+        fmt(b.packets).padStart(12),
+        fmt(b.bytes).padStart(14),
+      ];
+      if (opts.stats) row.push(fmt(b.newFlows).padStart(10), String(b.trackedFlows).padStart(8));
+      lines.push(row.join(' '));
+    }
+  }
+  if (opts.stats) {
+    lines.push('');
+    lines.push(`flow table: ${st.flowTable.entries} of ${st.flowTable.capacity}`);
+    const g = Object.entries(st.global).filter(([, v]) => v !== 0);
+    lines.push(`global: ${g.map(([k, v]) => `${k}=${fmt(v)}`).join(' ') || '(all zero)'}`);
+  }
+  return lines.join('\n');
+}
