@@ -732,7 +732,34 @@ Napi::Value LoadObject(const Napi::CallbackInfo &info) {
           bpf_object__for_each_map(m, obj) {
             if (strchr(bpf_map__name(m), '.')) continue; /* .rodata: per program */
             std::string p = plan->pin_dir + "/" + bpf_map__name(m);
-            if (int err = bpf_map__set_pin_path(m, p.c_str())) return err;
+            int pinned = bpf_obj_get(p.c_str());
+            if (pinned < 0) {
+              if (errno != ENOENT) return -errno;
+              // not pinned yet: libbpf creates and pins it
+              if (int err = bpf_map__set_pin_path(m, p.c_str())) return err;
+              continue;
+            }
+            // Adopt the pinned map after our own check: libbpf's would
+            // refuse a devmap (the kernel adds BPF_F_RDONLY_PROG to it).
+            bpf_map_info info = {};
+            uint32_t len = sizeof(info);
+            int err = bpf_obj_get_info_by_fd(pinned, &info, &len) ? -errno : 0;
+            uint32_t flags_mask = ~uint32_t(BPF_F_RDONLY_PROG);
+            if (!err && (info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
+                         info.value_size != bpf_map__value_size(m) ||
+                         info.max_entries != bpf_map__max_entries(m) ||
+                         (info.map_flags & flags_mask) != (bpf_map__map_flags(m) & flags_mask))) {
+              plan->why = "pinned map " + p + " differs (type " + std::to_string(info.type) + "/" +
+                          std::to_string(bpf_map__type(m)) + ", key " + std::to_string(info.key_size) + "/" +
+                          std::to_string(bpf_map__key_size(m)) + ", value " + std::to_string(info.value_size) +
+                          "/" + std::to_string(bpf_map__value_size(m)) + ", entries " +
+                          std::to_string(info.max_entries) + "/" + std::to_string(bpf_map__max_entries(m)) +
+                          ", pinned/wanted)";
+              err = -EINVAL;
+            }
+            if (!err) err = bpf_map__reuse_fd(m, pinned);
+            close(pinned);
+            if (err) return err;
           }
         }
         if (int err = bpf_object__load(obj)) {

@@ -98,6 +98,8 @@ struct {
 	__type(value, struct xdplb_flow);
 } flows SEC(".maps");
 
+/* The kernel adds BPF_F_RDONLY_PROG to a devmap's flags: the addon's reuse
+ * check of pinned maps ignores that flag (libbpf's own would refuse). */
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
 	__uint(max_entries, 64);

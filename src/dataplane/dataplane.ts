@@ -154,9 +154,9 @@ export class DataPlane {
       if (req.pinDir && (err as { code?: string }).code === 'EINVAL' && existsSync(`${req.pinDir}/services`)) {
         throw new XdplbError(
           'PIN_INCOMPATIBLE',
-          `the maps pinned in ${req.pinDir} do not fit the requested capacities ` +
-            `(maglevSize ${cap.maglevSize}, maxServices ${cap.maxServices}, maxDests ${cap.maxDests}, maxFlows ${cap.maxFlows}); ` +
-            `start with the capacities they were created with, or detach first (this resets the counters)`,
+          `${(err as Error).message}: the maps pinned in ${req.pinDir} do not match this program's maps or the requested capacities ` +
+            `(maglevSize ${cap.maglevSize}, maxServices ${cap.maxServices}, maxDests ${cap.maxDests}, maxFlows ${cap.maxFlows}). ` +
+            `Start with the capacities they were created with, or detach first (this resets the counters)`,
           [],
           { cause: err },
         );

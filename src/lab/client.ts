@@ -41,6 +41,7 @@ if (mode === 'requests') {
     else failures.push(r.error);
   }
   process.stdout.write(`${JSON.stringify({ ok, failures })}\n`);
+  process.stdin.destroy(); // an open stdin would keep the process alive
 } else if (mode === 'hold') {
   const n = Number(arg ?? 10);
   // one agent per connection: each keeps exactly one socket alive

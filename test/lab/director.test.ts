@@ -1,0 +1,221 @@
+// The director with real traffic in the lab: a client, a native-XDP director
+// and four backends (three configured at first) on one bridge, all in
+// network namespaces that this file creates and always removes.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { DataPlane } from '../../src/dataplane/dataplane.ts';
+import {
+  clientRequests,
+  countPackets,
+  directorPid,
+  inNs,
+  LAB,
+  labConfig,
+  labDown,
+  labNamespaces,
+  labUp,
+  readLabStatus,
+  startDirector,
+  stopDirector,
+  waitForBackends,
+} from '../../src/lab/lab.ts';
+import type { Status } from '../../src/status/status.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLIENT = `${ROOT}src/lab/client.ts`;
+const URL_ = `http://${LAB.vip}/`;
+const MODE = 'native' as const;
+
+type Reply = { ok: true; backend: string; local: number } | { ok: false; error: string };
+
+function backendsOf(st: Status): Map<string, Status['services'][number]['backends'][number]> {
+  return new Map(st.services[0]!.backends.map((b) => [b.address, b]));
+}
+
+/** A client in the client namespace holding n keep-alive connections. */
+class Holder {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterator<string>;
+  constructor(n: number) {
+    const argv = inNs(LAB.clientNs, [process.execPath, CLIENT, 'hold', URL_, String(n)]);
+    this.child = spawn(argv[0]!, argv.slice(1));
+    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
+  }
+  async next(): Promise<Reply[]> {
+    const r = await this.lines.next();
+    if (r.done) throw new Error('the holding client ended');
+    return JSON.parse(r.value) as Reply[];
+  }
+  async probe(): Promise<Reply[]> {
+    this.child.stdin.write('probe\n');
+    return this.next();
+  }
+  close(): void {
+    this.child.stdin.end();
+    this.child.kill();
+  }
+}
+
+async function waitForLog(text: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (readFileSync(`${LAB.runDir}/director.log`, 'utf8').includes(text)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the director never logged "${text}"`);
+}
+
+before(async () => {
+  await labUp({ backends: 4, mode: MODE, configured: [1, 2, 3] });
+});
+after(async () => {
+  await labDown();
+});
+
+describe('Direct Routing through the lab director', () => {
+  test('HTTP reaches every backend near its weight; replies bypass the director; counters match the wire', async () => {
+    const before = backendsOf(readLabStatus());
+    const requests = 'dst host 10.240.0.201 and tcp dst port 80';
+    const replies = 'src host 10.240.0.201 and tcp src port 80';
+    const seen: Record<string, number> = {};
+    let results: Reply[] = [];
+    const onDirector = await countPackets('p-director', replies, async () => {
+      const b1 = await countPackets('p-b1', requests, async () => {
+        const b2 = await countPackets('p-b2', requests, async () => {
+          const b3 = await countPackets('p-b3', requests, async () => {
+            results = clientRequests(300) as Reply[];
+          });
+          seen[LAB.backend(3)] = b3.packets;
+        });
+        seen[LAB.backend(2)] = b2.packets;
+      });
+      seen[LAB.backend(1)] = b1.packets;
+    });
+    const failed = results.filter((r) => !r.ok);
+    assert.equal(failed.length, 0, `failed requests: ${JSON.stringify(failed.slice(0, 3))}`);
+    const per: Record<string, number> = {};
+    for (const r of results) if (r.ok) per[r.backend] = (per[r.backend] ?? 0) + 1;
+    for (let i = 1; i <= 3; i++) {
+      const n = per[LAB.backendName(i)] ?? 0;
+      assert.ok(n >= 60 && n <= 140, `backend ${i} answered ${n} of 300 connections (equal weights: about 100)`);
+    }
+    assert.equal(per[LAB.backendName(4)], undefined, 'the unconfigured backend gets nothing');
+    assert.equal(onDirector.packets, 0, 'no reply crossed the director’s bridge port');
+    const after = backendsOf(readLabStatus());
+    for (let i = 1; i <= 3; i++) {
+      const addr = LAB.backend(i);
+      assert.equal(after.get(addr)!.packets - before.get(addr)!.packets, seen[addr], `packets forwarded to ${addr} (status) = packets that reached its port (tcpdump)`);
+    }
+  });
+
+  test('a backend reaches the VIP itself (node-local)', () => {
+    const argv = inNs(LAB.backendNs(1), [process.execPath, CLIENT, 'requests', URL_, '5']);
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+    const replies = JSON.parse(r.stdout) as Reply[];
+    assert.deepEqual(replies.map((x) => (x.ok ? x.backend : x.error)), Array(5).fill(LAB.backendName(1)), 'answered by itself, through its lo VIP');
+  });
+
+  test('adding and removing a backend in the config keeps every established connection but the removed backend’s', async () => {
+    const holder = new Holder(40);
+    try {
+      const initial = await holder.next();
+      assert.ok(initial.every((r) => r.ok), 'all 40 connections open');
+      writeFileSync(LAB.configPath, labConfig([1, 2, 3, 4]));
+      await waitForBackends(4);
+      const afterAdd = await holder.probe();
+      afterAdd.forEach((r, i) => {
+        const was = initial[i] as Extract<Reply, { ok: true }>;
+        assert.ok(r.ok, `connection ${i} broke when a backend was added: ${JSON.stringify(r)}`);
+        assert.equal(r.backend, was.backend, `connection ${i} moved`);
+        assert.equal(r.local, was.local, `connection ${i} was re-opened`);
+      });
+      const fresh = clientRequests(80);
+      assert.ok(fresh.some((r) => r.ok && r.backend === LAB.backendName(4)), 'new connections reach the added backend');
+
+      writeFileSync(LAB.configPath, labConfig([1, 3, 4]));
+      await waitForBackends(3);
+      const afterRemove = await holder.probe();
+      let onRemoved = 0;
+      afterRemove.forEach((r, i) => {
+        const was = initial[i] as Extract<Reply, { ok: true }>;
+        if (was.backend === LAB.backendName(2)) {
+          onRemoved++;
+          return; // these may break: their backend is gone
+        }
+        assert.ok(r.ok, `connection ${i} on ${was.backend} broke when backend 2 was removed: ${JSON.stringify(r)}`);
+        assert.equal(r.backend, was.backend);
+        assert.equal(r.local, was.local, `connection ${i} was re-opened`);
+      });
+      assert.ok(onRemoved > 0, 'some connections were on the removed backend (the test covers that case)');
+      const later = clientRequests(60);
+      assert.ok(later.every((r) => r.ok && r.backend !== LAB.backendName(2)), 'new connections avoid the removed backend');
+    } finally {
+      holder.close();
+    }
+  });
+
+  test('restarting the daemon under continuous load: no failed request, counters continue, maps adopted', async () => {
+    const dpBefore = DataPlane.openPinned(LAB.pinDir);
+    const mapIds = dpBefore.mapIds();
+    const packetsBefore = readLabStatus().services[0]!.packets;
+    const argv = inNs(LAB.clientNs, [process.execPath, CLIENT, 'continuous', URL_]);
+    const client = spawn(argv[0]!, argv.slice(1));
+    let out = '';
+    client.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    await new Promise((r) => setTimeout(r, 1000));
+    const oldPid = directorPid();
+    await stopDirector();
+    await new Promise((r) => setTimeout(r, 500)); // forwarding with no daemon at all
+    startDirector(MODE);
+    assert.notEqual(directorPid(), oldPid);
+    await waitForLog('"outcome":"replaced"');
+    await new Promise((r) => setTimeout(r, 1000));
+    const done = new Promise<void>((r) => client.once('exit', () => r()));
+    client.kill('SIGTERM');
+    await done;
+    const result = JSON.parse(out) as { ok: number; failures: string[] };
+    assert.deepEqual(result.failures, [], 'no request failed across the restart');
+    assert.ok(result.ok > 20, `the client kept sending (${result.ok} requests)`);
+    assert.ok(readLabStatus().services[0]!.packets > packetsBefore, 'counters continue from where they were');
+    assert.deepEqual(DataPlane.openPinned(LAB.pinDir).mapIds(), mapIds, 'the restarted daemon adopted the same maps');
+  });
+
+  test('a bad config on reload is refused; the previous one keeps forwarding', async () => {
+    const good = readFileSync(LAB.configPath, 'utf8');
+    const statusBefore = readLabStatus();
+    try {
+      writeFileSync(LAB.configPath, good.replace(`vip: ${LAB.vip}`, 'vip: 10.240.0.999'));
+      process.kill(directorPid()!, 'SIGHUP');
+      await waitForLog('reload refused');
+      assert.match(readFileSync(`${LAB.runDir}/director.log`, 'utf8'), /services\[0\]\.vip: an IPv4 or IPv6 address/);
+      const replies = clientRequests(20);
+      assert.ok(replies.every((r) => r.ok), 'still forwarding');
+      assert.deepEqual(
+        readLabStatus().services.map((s) => [s.vip, s.backends.map((b) => `${b.address}:${b.state}`)]),
+        statusBefore.services.map((s) => [s.vip, s.backends.map((b) => `${b.address}:${b.state}`)]),
+        'the data plane still holds the previous config',
+      );
+    } finally {
+      writeFileSync(LAB.configPath, good);
+    }
+  });
+
+  test('detach and lab down leave no program, pin, address or namespace behind', async () => {
+    await stopDirector();
+    const detach = spawnSync(`${ROOT}bin/xdplb`, ['detach', '--pin-dir', LAB.pinDir, '--json'], { encoding: 'utf8' });
+    assert.equal(detach.status, 0, detach.stderr);
+    assert.equal(existsSync(LAB.pinDir), false, 'pins removed');
+    const link = spawnSync('ip', ['-n', LAB.directorNs, 'link', 'show', LAB.nic], { encoding: 'utf8' }).stdout;
+    assert.doesNotMatch(link, /\sxdp(drv|generic|offload)?\s|prog\/xdp/, 'no XDP program on the director NIC');
+    await labDown();
+    assert.deepEqual(labNamespaces(), [], 'no lab namespace');
+    assert.equal(existsSync('/sys/fs/bpf/xdplb-lab'), false, 'no lab pins');
+    assert.equal(existsSync(LAB.runDir), false, 'no lab files');
+    const procs = spawnSync('pgrep', ['-f', `${ROOT}src/lab/`], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(procs, '', 'no lab process');
+  });
+});
