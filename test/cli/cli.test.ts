@@ -1,0 +1,75 @@
+// Every command's --help and the exit codes scripts rely on, through bin/xdplb.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const XDPLB = fileURLToPath(new URL('../../bin/xdplb', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'xdplb-cli-'));
+
+function xdplb(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(XDPLB, args, { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: dir } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('--help', () => {
+  const commands = [[], ['attach'], ['detach'], ['status'], ['realserver'], ['config', 'validate'], ['lab', 'up'], ['lab', 'demo'], ['lab', 'down']];
+  for (const c of commands) {
+    test(`xdplb ${c.join(' ')} --help shows an example and the exit codes`, () => {
+      const r = xdplb(...c, '--help');
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /Example:\n  xdplb /);
+      assert.match(r.stdout, /Exit codes: 0 success/);
+    });
+  }
+});
+
+describe('exit codes', () => {
+  test('2: unknown command, unknown option, missing required option, bad choice', () => {
+    assert.equal(xdplb('bogus').status, 2);
+    assert.equal(xdplb('status', '--bogus').status, 2);
+    assert.equal(xdplb('attach').status, 2, 'attach needs -c');
+    assert.equal(xdplb('attach', '-c', 'x.yaml', '--mode', 'turbo').status, 2);
+    const r = xdplb('realserver');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /give --vip/);
+    assert.equal(xdplb('realserver', '--vip', '10.0.0.999').status, 2);
+    assert.equal(xdplb('lab', 'up', '--backends', '0').status, 2);
+  });
+
+  test('4: an invalid or unreadable config, every error explained', () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'services:\n  - name: web\n    vip: 10.240.0.999\n    port: 80\n    backends: [{ address: 10.0.0.1, weight: -2 }]\n');
+    const r = xdplb('config', 'validate', bad);
+    assert.equal(r.status, 4);
+    assert.match(r.stderr, /services\[0\]\.vip: an IPv4 or IPv6 address/);
+    assert.match(r.stderr, /services\[0\]\.backends\[0\]\.weight:/);
+    assert.equal(xdplb('config', 'validate', join(dir, 'missing.yaml')).status, 4);
+  });
+
+  test('0: a valid config, with --json giving the defaults', () => {
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, 'interface: eth1\nservices:\n  - { name: web, vip: 10.240.0.201, port: 80, backends: [{ address: 10.240.0.101 }] }\n');
+    assert.equal(xdplb('config', 'validate', good).status, 0);
+    const r = xdplb('config', 'validate', good, '--json');
+    assert.equal(JSON.parse(r.stdout).maglevTableSize, 16381);
+  });
+
+  test('3: status or lab demo with nothing attached; detach of nothing is 0', () => {
+    const r = xdplb('status', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-none');
+    assert.equal(r.status, 3);
+    assert.match(r.stderr, /nothing is pinned/);
+    assert.equal(xdplb('detach', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-none').status, 0);
+    assert.equal(xdplb('lab', 'demo').status, 3);
+  });
+
+  test('1: attach to an interface that does not exist', () => {
+    const good = join(dir, 'good.yaml');
+    const r = xdplb('attach', '-c', good, '-i', 'nosuchif0', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-none');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /interface nosuchif0/);
+  });
+});
