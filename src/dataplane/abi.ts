@@ -126,24 +126,27 @@ export function serviceIndexHash(key: ServiceKey): number {
 
 /** A whole Maglev table: owners and previous owners of each slot. */
 export function encodeSlots(dest: Uint32Array, prev: Uint32Array): Buffer {
-  const b = Buffer.alloc(dest.length * LAYOUT.slot.size);
+  const words = new Uint32Array(dest.length * 2); // {dest, prev} pairs, host (little-endian) order
   for (let i = 0; i < dest.length; i++) {
-    b.writeUInt32LE(dest[i]!, i * LAYOUT.slot.size + LAYOUT.slot.offsets.dest);
-    b.writeUInt32LE(prev[i]!, i * LAYOUT.slot.size + LAYOUT.slot.offsets.prev_dest);
+    words[2 * i] = dest[i]!;
+    words[2 * i + 1] = prev[i]!;
   }
-  return b;
+  return Buffer.from(words.buffer);
 }
 
 export function decodeSlots(b: Buffer): { dest: Uint32Array; prev: Uint32Array } {
-  const n = b.length / LAYOUT.slot.size;
+  const words = new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+  const n = words.length / 2;
   const dest = new Uint32Array(n);
   const prev = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
-    dest[i] = b.readUInt32LE(i * LAYOUT.slot.size + LAYOUT.slot.offsets.dest);
-    prev[i] = b.readUInt32LE(i * LAYOUT.slot.size + LAYOUT.slot.offsets.prev_dest);
+    dest[i] = words[2 * i]!;
+    prev[i] = words[2 * i + 1]!;
   }
   return { dest, prev };
 }
+
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) throw new Error('xdplb assumes a little-endian host (the ABI is host order)');
 
 export interface DestValue {
   ifindex: number; // 0: back out of the ingress NIC

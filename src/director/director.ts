@@ -160,6 +160,7 @@ export class Director {
       maxDests: this.dp.capacities.maxDests,
       directorMac: this.mac,
       tableCache: this.tableCache,
+      readTable: (id) => this.dp.readTable(id),
     };
     const p = plan(this.applied, this.desired(), ctx);
     try {

@@ -1,7 +1,10 @@
 // apply(): carries out a plan's operations in order against the data plane.
 // The only side effects of a reconcile happen here.
 import type { DestInfo, DestValue, ServiceInfo, ServiceKey, ServiceValue } from '../dataplane/abi.ts';
-import type { Op } from './plan.ts';
+import type { Op, TableWrite } from './plan.ts';
+
+/** Tables built and written per batch: one RCU wait each, bounded memory. */
+const TABLES_PER_BATCH = 256;
 
 /** The part of the data plane a plan writes (DataPlane, or a recording fake). */
 export interface DataPlaneWriter {
@@ -33,7 +36,8 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
         dp.putDest(op.id, op.value);
         break;
       case 'tables':
-        dp.putTables(op.tables);
+        for (let i = 0; i < op.tables.length; i += TABLES_PER_BATCH)
+          dp.putTables(op.tables.slice(i, i + TABLES_PER_BATCH).map((t: TableWrite) => ({ serviceId: t.serviceId, ...t.build() })));
         break;
       case 'service': {
         const value = { id: op.id, flags: op.flags, seed: op.seed };

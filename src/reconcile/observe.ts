@@ -34,8 +34,8 @@ export function observe(dp: DataPlane): Applied {
       name: info.name,
       flags: value.flags,
       seed: value.seed,
-      table: dp.readTable(value.id),
       tableInput: '',
+      signature: '',
       dests: byService.get(value.id) ?? new Map(),
     });
     const h = serviceIndexHash(key);

@@ -19,11 +19,17 @@ import type { Applied, AppliedDest, AppliedService } from './state.ts';
 export type Op =
   | { kind: 'filter'; words: BigUint64Array; previous: BigUint64Array }
   | { kind: 'dest'; id: number; value: DestValue; info: DestInfo }
-  | { kind: 'tables'; tables: { serviceId: number; dest: Uint32Array; prev: Uint32Array }[] }
+  | { kind: 'tables'; tables: TableWrite[] }
   | { kind: 'service'; key: ServiceKey; id: number; flags: number; seed: number; entry: number; name: string }
   | { kind: 'index'; hash: number; entry: number }
   | { kind: 'deleteService'; key: ServiceKey; id: number }
   | { kind: 'clearEntry'; entry: number };
+
+/** A table to write; built only when written (10k tables are 1.3 GB). */
+export interface TableWrite {
+  serviceId: number;
+  build(): { dest: Uint32Array; prev: Uint32Array };
+}
 
 export interface PlanContext {
   maglevSize: number;
@@ -33,6 +39,8 @@ export interface PlanContext {
   directorMac: Buffer;
   /** Memoised Maglev tables (same input → same table). */
   tableCache?: Map<string, Int32Array>;
+  /** Reads a service's table as the data plane holds it (null: none). */
+  readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null;
 }
 
 export interface Plan {
@@ -85,8 +93,20 @@ function buildTable(active: { key: string; weight: number; id: number }[], size:
       cache.set(cacheKey, positions);
     }
   }
-  const ids = active.map((a) => a.id); // same canonical (key) order as maglevTable's
-  return Uint32Array.from(positions, (p) => (p === NO_BACKEND ? 0 : ids[p]!));
+  const ids = Uint32Array.from(active, (a) => a.id); // same canonical (key) order as maglevTable's
+  const dest = new Uint32Array(positions.length);
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i]!;
+    dest[i] = p === NO_BACKEND ? 0 : ids[p]!;
+  }
+  return dest;
+}
+
+/** Everything of a desired service that its data-plane state depends on. */
+function signatureOf(ws: Desired['services'] extends Map<string, infer S> ? S : never): string {
+  let s = `${ws.name}|${ws.flags}|${ws.seed}`;
+  for (const b of ws.backends) s += `|${b.address.text}*${b.weight}:${b.state}:${b.condition}:${b.mac?.toString('hex') ?? '-'}`;
+  return s;
 }
 
 export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
@@ -116,18 +136,25 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
     return nextDestId;
   };
 
-  // 1. prefilter: union first
-  const wantFilter = filterOf(want.services.values(), filterWords);
+  // 1. prefilter: union first (unchanged while the set of services is)
+  const sameServices = want.services.size === applied.services.size && [...want.services.keys()].every((k) => applied.services.has(k));
+  const wantFilter = sameServices ? applied.filter : filterOf(want.services.values(), filterWords);
   const union = applied.filter.map((w, i) => w | wantFilter[i]!);
   if (!sameFilter(union, applied.filter)) ops.push({ kind: 'filter', words: union, previous: applied.filter });
 
   const destOps: Op[] = [];
-  const tables: { serviceId: number; dest: Uint32Array; prev: Uint32Array }[] = [];
+  const tables: TableWrite[] = [];
+  let membershipChanged = false;
   const serviceOps: Op[] = [];
   const freeOps: Op[] = [];
 
   for (const ws of want.services.values()) {
     const old = applied.services.get(ws.keyText);
+    const signature = signatureOf(ws);
+    if (old && old.signature === signature) {
+      next.services.set(ws.keyText, old);
+      continue;
+    }
     const id = old?.id ?? lowestFree(serviceIds, ctx.maxServices);
     serviceIds.add(id);
     const dests = new Map<string, number>();
@@ -167,37 +194,41 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
     }
 
     const input = tableInput(ws.backends, dests);
-    let table = old?.table ?? null;
-    let inputText = old?.tableInput ?? '';
-    if (!table || inputText !== input.text) {
-      const dest = buildTable(input.active, ctx.maglevSize, ctx.tableCache);
-      if (!table || !table.dest.every((d, i) => d === dest[i])) {
-        const prev = nextSlots(table?.dest ?? null, table?.prev ?? null, dest);
-        table = { dest, prev };
-        tables.push({ serviceId: id, dest, prev });
+    if (!old || old.tableInput !== input.text) {
+      if (!old) {
+        tables.push({ serviceId: id, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache), prev: new Uint32Array(ctx.maglevSize) }) });
+      } else {
+        // a change: compare with (and remember the owners of) the table in the data plane
+        const dest = buildTable(input.active, ctx.maglevSize, ctx.tableCache);
+        const table = ctx.readTable(id);
+        if (!table || !table.dest.every((d, i) => d === dest[i])) {
+          const prev = nextSlots(table?.dest ?? null, table?.prev ?? null, dest);
+          tables.push({ serviceId: id, build: () => ({ dest, prev }) });
+        }
       }
-      inputText = input.text;
     }
 
     let entry = old?.entry ?? 0;
     const attrsChanged = !old || old.flags !== ws.flags || old.seed !== ws.seed;
     if (attrsChanged) {
+      membershipChanged = true;
       entry = lowestFree(entries, 2 * ctx.maxServices);
       entries.add(entry);
       if (old) next.retiredEntries.push(old.entry);
     }
     if (attrsChanged || old?.name !== ws.name) serviceOps.push({ kind: 'service', key: ws.key, id, flags: ws.flags, seed: ws.seed, entry, name: ws.name });
-    next.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags: ws.flags, seed: ws.seed, table, tableInput: inputText, dests } satisfies AppliedService);
+    next.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags: ws.flags, seed: ws.seed, tableInput: input.text, signature, dests } satisfies AppliedService);
   }
 
   // removed services
   const removedOps: Op[] = [];
   for (const old of applied.services.values()) {
     if (want.services.has(old.keyText)) continue;
+    membershipChanged = true;
     removedOps.push({ kind: 'deleteService', key: old.key, id: old.id });
     next.retiredEntries.push(old.entry);
     // an empty table releases the old one's memory and sends nothing anywhere
-    tables.push({ serviceId: old.id, dest: new Uint32Array(ctx.maglevSize), prev: new Uint32Array(ctx.maglevSize) });
+    tables.push({ serviceId: old.id, build: () => ({ dest: new Uint32Array(ctx.maglevSize), prev: new Uint32Array(ctx.maglevSize) }) });
     for (const destId of old.dests.values()) {
       freeOps.push(freeDest(applied.dests.get(destId)));
       next.dests.delete(destId);
@@ -206,15 +237,18 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
   }
 
   // the index follows the services: every key at its hash, collisions marked
-  const wantIndex = new Map<number, number>();
-  for (const s of next.services.values()) {
-    const h = serviceIndexHash(s.key);
-    wantIndex.set(h, wantIndex.has(h) ? CONSTANTS.SERVICE_INDEX_COLLISION : s.entry);
-  }
+  // (recomputed only when a service came, went or took a new entry)
   const indexOps: Op[] = [];
-  for (const [h, e] of wantIndex) if (applied.index.get(h) !== e) indexOps.push({ kind: 'index', hash: h, entry: e });
-  for (const h of applied.index.keys()) if (!wantIndex.has(h)) indexOps.push({ kind: 'index', hash: h, entry: 0 });
-  next.index = wantIndex;
+  if (membershipChanged || applied.index.size !== next.services.size) {
+    const wantIndex = new Map<number, number>();
+    for (const s of next.services.values()) {
+      const h = serviceIndexHash(s.key);
+      wantIndex.set(h, wantIndex.has(h) ? CONSTANTS.SERVICE_INDEX_COLLISION : s.entry);
+    }
+    for (const [h, e] of wantIndex) if (applied.index.get(h) !== e) indexOps.push({ kind: 'index', hash: h, entry: e });
+    for (const h of applied.index.keys()) if (!wantIndex.has(h)) indexOps.push({ kind: 'index', hash: h, entry: 0 });
+    next.index = wantIndex;
+  }
 
   ops.push(...destOps);
   if (tables.length > 0) ops.push({ kind: 'tables', tables });

@@ -12,10 +12,13 @@ export interface AppliedService {
   name: string;
   flags: number;
   seed: number;
-  /** The Maglev table as written; null: none yet. */
-  table: { dest: Uint32Array; prev: Uint32Array } | null;
-  /** The input the table was built from ("" when read back from pins). */
+  /** The input of the table written ("" when read back from pins); the
+   * table itself stays in the kernel (128 KiB per service) and is read back
+   * only when a change needs its previous owners. */
   tableInput: string;
+  /** What desired() gave for this service last time ("" when unknown):
+   * an equal one means nothing to do. */
+  signature: string;
   /** Backend address text → destination id. */
   dests: Map<string, number>;
 }

@@ -76,9 +76,10 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
   const flows = flowsPerDest(dp);
   const services: ServiceStatus[] = [];
   for (const s of applied.services.values()) {
+    const table = dp.readTable(s.id);
     const slots = new Map<number, number>();
-    for (const d of s.table?.dest ?? []) slots.set(d, (slots.get(d) ?? 0) + 1);
-    const size = s.table?.dest.length ?? 1;
+    for (const d of table?.dest ?? []) slots.set(d, (slots.get(d) ?? 0) + 1);
+    const size = table?.dest.length ?? 1;
     const backends: BackendStatus[] = [...s.dests.values()].map((id) => {
       const d = applied.dests.get(id)!;
       return {

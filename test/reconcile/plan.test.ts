@@ -17,7 +17,15 @@ const facts = (unresolved: string[] = []): Facts => ({
   macOf: (a) => (unresolved.includes(a.text) ? null : macOf(a)),
   healthy: () => true,
 });
-const ctx: PlanContext = { maglevSize: 1009, maxServices: 64, maxDests: 1024, directorMac: MAC.director };
+// Tables as a data plane would hold them: what the plans wrote so far.
+const written = new Map<number, { dest: Uint32Array; prev: Uint32Array }>();
+const ctx: PlanContext = { maglevSize: 1009, maxServices: 64, maxDests: 1024, directorMac: MAC.director, readTable: (id) => written.get(id) ?? null };
+const realPlan = plan;
+function recordingPlan(applied: Applied, want: ReturnType<typeof desired>, c: PlanContext) {
+  const p = realPlan(applied, want, c);
+  if (c === ctx) for (const op of p.ops) if (op.kind === 'tables') for (const t of op.tables) written.set(t.serviceId, t.build());
+  return p;
+}
 
 function config(services: ConfigInput['services']) {
   return validateConfig({ maglevTableSize: 1009, capacity: { services: 64, backends: 1024 }, services });
@@ -39,20 +47,20 @@ function kinds(ops: Op[]): string[] {
 
 describe('plan', () => {
   test('a first service: filter, destinations, table, service, index — in that order', () => {
-    const p = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
+    const p = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
     assert.deepEqual(kinds(p.ops), ['filter', 'dest', 'dest', 'tables', 'service', 'index']);
     assert.deepEqual(p.ops.map(describeOp).slice(1, 3), ['dest 1 service 1 state 1 mac 020000000165', 'dest 2 service 1 state 1 mac 020000000166']);
   });
 
   test('the same input twice plans nothing', () => {
     const want = desired(config([web(['10.240.0.101']), dns]), facts());
-    const first = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), want, ctx);
-    assert.deepEqual(plan(first.next, want, ctx).ops, []);
+    const first = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), want, ctx);
+    assert.deepEqual(recordingPlan(first.next, want, ctx).ops, []);
   });
 
   test('one backend changing touches that service only', () => {
-    const before = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102']), dns, ssh]), facts()), ctx).next;
-    const p = plan(before, desired(config([web(['10.240.0.101', '10.240.0.102', '10.240.0.103']), dns, ssh]), facts()), ctx);
+    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102']), dns, ssh]), facts()), ctx).next;
+    const p = recordingPlan(before, desired(config([web(['10.240.0.101', '10.240.0.102', '10.240.0.103']), dns, ssh]), facts()), ctx);
     assert.deepEqual(kinds(p.ops), ['dest', 'tables']);
     const tables = p.ops.find((o) => o.kind === 'tables');
     assert.ok(tables?.kind === 'tables');
@@ -60,44 +68,45 @@ describe('plan', () => {
   });
 
   test('removing a backend: table first, then its destination is freed', () => {
-    const before = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx).next;
-    const p = plan(before, desired(config([web(['10.240.0.101'])]), facts()), ctx);
+    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx).next;
+    const p = recordingPlan(before, desired(config([web(['10.240.0.101'])]), facts()), ctx);
     assert.deepEqual(kinds(p.ops), ['tables', 'dest']);
     const freed = p.ops[1]!;
     assert.ok(freed.kind === 'dest' && freed.value.state === CONSTANTS.DEST_UNUSED && freed.info.service === 0);
     const table = p.ops[0]!;
     assert.ok(table.kind === 'tables');
-    assert.ok(table.tables[0]!.dest.every((d) => d === 1), 'every slot now names the remaining backend');
-    assert.ok(table.tables[0]!.prev.some((d) => d === 2), 'slots of the removed backend remember it');
+    const built = table.tables[0]!.build();
+    assert.ok(built.dest.every((d) => d === 1), 'every slot now names the remaining backend');
+    assert.ok(built.prev.some((d) => d === 2), 'slots of the removed backend remember it');
   });
 
   test('draining keeps the destination (state draining) and takes it out of the table', () => {
-    const before = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx).next;
+    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx).next;
     const drained = web(['10.240.0.101']);
     drained.backends.push({ address: '10.240.0.102', state: 'draining' } as never);
-    const p = plan(before, desired(config([drained]), facts()), ctx);
+    const p = recordingPlan(before, desired(config([drained]), facts()), ctx);
     assert.deepEqual(kinds(p.ops), ['dest', 'tables']);
     assert.ok(p.ops[0]!.kind === 'dest' && p.ops[0]!.value.state === CONSTANTS.DEST_DRAINING);
   });
 
   test('an unresolved backend is kept out of the table until its MAC is known', () => {
-    const p = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts(['10.240.0.102'])), ctx);
+    const p = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts(['10.240.0.102'])), ctx);
     const t = p.ops.find((o) => o.kind === 'tables');
-    assert.ok(t?.kind === 'tables' && t.tables[0]!.dest.every((d) => d === 1));
-    const resolved = plan(p.next, desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
+    assert.ok(t?.kind === 'tables' && t.tables[0]!.build().dest.every((d) => d === 1));
+    const resolved = recordingPlan(p.next, desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
     assert.deepEqual(kinds(resolved.ops), ['dest', 'tables']);
   });
 
   test('removing a service: index cleared before the service, entry cleared one plan later', () => {
-    const before = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101']), dns]), facts()), ctx).next;
-    const p = plan(before, desired(config([dns]), facts()), ctx);
+    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101']), dns]), facts()), ctx).next;
+    const p = recordingPlan(before, desired(config([dns]), facts()), ctx);
     assert.deepEqual(kinds(p.ops), ['tables', 'index', 'deleteService', 'dest', 'filter']);
-    assert.deepEqual(kinds(plan(p.next, desired(config([dns]), facts()), ctx).ops), ['clearEntry']);
+    assert.deepEqual(kinds(recordingPlan(p.next, desired(config([dns]), facts()), ctx).ops), ['clearEntry']);
   });
 
   test('changing a scheduler writes a fresh entry and retires the old one', () => {
-    const before = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101'])]), facts()), ctx).next;
-    const p = plan(before, desired(config([web(['10.240.0.101'], { scheduler: 'maglev-source' })]), facts()), ctx);
+    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101'])]), facts()), ctx).next;
+    const p = recordingPlan(before, desired(config([web(['10.240.0.101'], { scheduler: 'maglev-source' })]), facts()), ctx);
     assert.deepEqual(kinds(p.ops), ['service', 'index']);
     assert.ok(p.ops[0]!.kind === 'service' && p.ops[0]!.entry !== before.services.get('tcp/10.240.0.201:80')!.entry);
     assert.deepEqual(p.next.retiredEntries, [before.services.get('tcp/10.240.0.201:80')!.entry]);
@@ -114,9 +123,10 @@ describe('apply', () => {
 
   test('for real: packets follow the applied config, and a re-read data plane needs no writes', async () => {
     const dp = await DataPlane.load({ maglevSize: 1009, maxServices: 64, maxDests: 1024, maxFlows: 4096 });
+    const real: PlanContext = { ...ctx, readTable: (id) => dp.readTable(id) };
     let applied: Applied = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
     const step = (services: ConfigInput['services']) => {
-      const p = plan(applied, desired(config(services), facts()), ctx);
+      const p = plan(applied, desired(config(services), facts()), real);
       apply(dp, p.ops);
       applied = p.next;
     };
@@ -134,7 +144,7 @@ describe('apply', () => {
 
     const adopted = observe(dp);
     assert.deepEqual([...adopted.services.keys()].sort(), [...applied.services.keys()].sort());
-    const again = plan(adopted, desired(config([web(['10.240.0.102']), dns]), facts()), ctx);
+    const again = plan(adopted, desired(config([web(['10.240.0.102']), dns]), facts()), real);
     assert.deepEqual(again.ops.filter((o) => o.kind !== 'clearEntry').map(describeOp), [], 'adopting a data plane rewrites nothing');
   });
 });

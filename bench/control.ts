@@ -1,0 +1,78 @@
+// npm run bench:control [-- --json]
+// Control-plane scale: desired() + plan() + apply() of 10,000 services x 10
+// backends from cold into a real (unattached) data plane, Maglev 16381, then
+// one backend change in the loaded state. Reports wall time, map writes and
+// the process's RSS; the RSS of the same process before loading anything is
+// the baseline. Two shapes: every service on the same 10 nodes (Kubernetes:
+// backends are nodes, so tables repeat) and 10 distinct backends per service.
+import { validateConfig } from '../src/config/load.ts';
+import { CONSTANTS } from '../src/dataplane/abi.ts';
+import { DataPlane } from '../src/dataplane/dataplane.ts';
+import { desired, type Facts } from '../src/model/desired.ts';
+import { apply, countWrites } from '../src/reconcile/apply.ts';
+import { plan, type PlanContext } from '../src/reconcile/plan.ts';
+import { emptyApplied } from '../src/reconcile/state.ts';
+
+const JSON_OUT = process.argv.includes('--json');
+const SERVICES = 10_000;
+const BACKENDS = 10;
+const MAGLEV = 16381;
+const mb = (n: number) => Math.round(n / 1048576);
+const baselineRss = process.memoryUsage().rss;
+
+const facts: Facts = { macOf: (a) => Buffer.from([2, 0, ...a.bytes.subarray(0, 4)]), healthy: () => true };
+
+function services(shape: 'shared' | 'distinct', changed = false) {
+  return Array.from({ length: SERVICES }, (_, s) => ({
+    name: `svc-${s}`,
+    vip: `10.${100 + (s >> 16)}.${(s >> 8) & 255}.${s & 255}`,
+    port: 80,
+    backends: Array.from({ length: BACKENDS }, (_, b) => ({
+      address: shape === 'shared' ? `10.240.1.${b + 1}` : `10.${200 + ((s * BACKENDS + b) >> 16)}.${((s * BACKENDS + b) >> 8) & 255}.${(s * BACKENDS + b) & 255}`,
+      weight: changed && s === 1234 && b === 3 ? 2 : 1,
+    })),
+  }));
+}
+
+async function run(shape: 'shared' | 'distinct') {
+  const capacity = { services: SERVICES + 16, backends: SERVICES * BACKENDS + 16, flows: 65536 };
+  const dp = await DataPlane.load({ maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
+  const ctx: PlanContext = { maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, directorMac: Buffer.from('020000000002', 'hex'), tableCache: new Map(), readTable: (id) => dp.readTable(id) };
+  const config = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape) });
+  let t = performance.now();
+  const cold = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config, facts), ctx);
+  const planMs = performance.now() - t;
+  t = performance.now();
+  apply(dp, cold.ops);
+  const applyMs = performance.now() - t;
+  const rss = process.memoryUsage().rss;
+  const changedConfig = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape, true) });
+  t = performance.now();
+  const one = plan(cold.next, desired(changedConfig, facts), ctx);
+  apply(dp, one.ops);
+  const oneMs = performance.now() - t;
+  return {
+    shape,
+    services: SERVICES,
+    backends: BACKENDS,
+    cold_ms: Math.round(planMs + applyMs),
+    cold_plan_ms: Math.round(planMs),
+    cold_apply_ms: Math.round(applyMs),
+    cold_writes: countWrites(cold.ops),
+    change_ms: +oneMs.toFixed(2),
+    change_writes: countWrites(one.ops),
+    rss_mb: mb(rss),
+    baseline_rss_mb: mb(baselineRss),
+  };
+}
+
+const rows = [await run('shared'), await run('distinct')];
+if (JSON_OUT) for (const r of rows) console.log(JSON.stringify(r));
+else {
+  console.log(`xdplb control plane: ${SERVICES} services x ${BACKENDS} backends, Maglev ${MAGLEV}; targets: cold <= 3000 ms, one change <= 10 ms, RSS <= 250 MB`);
+  for (const r of rows)
+    console.log(
+      `${r.shape.padEnd(9)} cold ${r.cold_ms} ms (plan ${r.cold_plan_ms}, apply ${r.cold_apply_ms}), ${r.cold_writes} map writes; ` +
+        `one backend change ${r.change_ms} ms, ${r.change_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB)`,
+    );
+}
