@@ -20,7 +20,7 @@ const MAGLEV = 16381;
 const mb = (n: number) => Math.round(n / 1048576);
 const baselineRss = process.memoryUsage().rss;
 
-const facts: Facts = { macOf: (a) => Buffer.from([2, 0, ...a.bytes.subarray(0, 4)]), healthy: () => true };
+const facts: Facts = { macOf: (a) => Buffer.from([2, 0, ...a.bytes.subarray(0, 4)]), healthy: () => true, health: () => 'none' };
 
 function services(shape: 'shared' | 'distinct', changed = false) {
   return Array.from({ length: SERVICES }, (_, s) => ({

@@ -98,6 +98,9 @@ struct xdplb_dest {
  */
 #define XDPLB_DEST_CONFIGURED_ACTIVE 1
 #define XDPLB_DEST_CONFIGURED_DRAINING 2
+#define XDPLB_HEALTH_NONE 0 /* no health check */
+#define XDPLB_HEALTH_UP 1
+#define XDPLB_HEALTH_DOWN 2
 
 struct xdplb_dest_info {
 	__u8 addr[16];	  /* backend address (network order) */
@@ -105,7 +108,8 @@ struct xdplb_dest_info {
 	__u32 weight;	  /* configured weight */
 	__u8 family;	  /* XDPLB_FAMILY_* */
 	__u8 configured;  /* XDPLB_DEST_CONFIGURED_*: what the operator asked */
-	__u8 reserved[2];
+	__u8 health;	  /* XDPLB_HEALTH_*: the health checks' verdict */
+	__u8 reserved;
 };
 
 #define XDPLB_SERVICE_NAME_LEN 64

@@ -991,7 +991,8 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
        OFF(xdplb_dest, state), OFF(xdplb_dest, service)});
   add("dest_info", sizeof(xdplb_dest_info),
       {OFF(xdplb_dest_info, addr), OFF(xdplb_dest_info, service), OFF(xdplb_dest_info, weight),
-       OFF(xdplb_dest_info, family), OFF(xdplb_dest_info, configured)});
+       OFF(xdplb_dest_info, family), OFF(xdplb_dest_info, configured),
+       OFF(xdplb_dest_info, health)});
   add("service_info", sizeof(xdplb_service_info),
       {OFF(xdplb_service_info, name), OFF(xdplb_service_info, entry)});
   add("flow_key", sizeof(xdplb_flow_key),

@@ -10,7 +10,7 @@ export const LAYOUT = {
   service_entry: { size: 36, offsets: { key: 0, service: 20 } },
   slot: { size: 8, offsets: { dest: 0, prev_dest: 4 } },
   dest: { size: 24, offsets: { ifindex: 0, mac: 4, src_mac: 10, state: 16, service: 20 } },
-  dest_info: { size: 28, offsets: { addr: 0, service: 16, weight: 20, family: 24, configured: 25 } },
+  dest_info: { size: 28, offsets: { addr: 0, service: 16, weight: 20, family: 24, configured: 25, health: 26 } },
   service_info: { size: 72, offsets: { name: 0, entry: 64 } },
   flow_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 } },
   flow: { size: 16, offsets: { dest: 0, service: 4, last_seen_ns: 8 } },
@@ -179,6 +179,8 @@ export function decodeDest(b: Buffer): DestValue {
 }
 
 export const CONFIGURED = { active: 1, draining: 2 } as const;
+export const HEALTH = { none: 0, up: 1, down: 2 } as const;
+export type Health = keyof typeof HEALTH;
 
 export interface DestInfo {
   addr: Buffer;
@@ -186,6 +188,7 @@ export interface DestInfo {
   service: number; // 0: the slot is free
   weight: number;
   configured: 'active' | 'draining';
+  health: Health;
 }
 
 export function encodeDestInfo(v: DestInfo): Buffer {
@@ -196,6 +199,7 @@ export function encodeDestInfo(v: DestInfo): Buffer {
   b.writeUInt32LE(v.weight, o.weight);
   b.writeUInt8(v.family, o.family);
   b.writeUInt8(CONFIGURED[v.configured], o.configured);
+  b.writeUInt8(HEALTH[v.health], o.health);
   return b;
 }
 
@@ -207,6 +211,7 @@ export function decodeDestInfo(b: Buffer): DestInfo {
     weight: b.readUInt32LE(o.weight),
     family: b.readUInt8(o.family) as Family,
     configured: b.readUInt8(o.configured) === CONFIGURED.draining ? 'draining' : 'active',
+    health: (['none', 'up', 'down'] as const)[b.readUInt8(o.health)] ?? 'none',
   };
 }
 

@@ -12,6 +12,7 @@ import { errorMessage, XdplbError } from '../errors.ts';
 import { component } from '../log.ts';
 import { mustParseIp, type IpAddress } from '../model/address.ts';
 import { desired, type Desired } from '../model/desired.ts';
+import { HealthChecker } from '../health/checker.ts';
 import { Neighbours } from '../net/neighbours.ts';
 import { ownVips, releaseVips } from '../net/vips.ts';
 import { apply, countWrites } from '../reconcile/apply.ts';
@@ -55,6 +56,7 @@ export class Director {
   lastReconcile: ReconcileResult | null = null;
   private applied: Applied;
   private readonly neighbours: Neighbours;
+  private readonly health: HealthChecker;
   private link: NativeLink | null = null;
   private timers: NodeJS.Timeout[] = [];
   private watcher: FSWatcher | null = null;
@@ -71,6 +73,7 @@ export class Director {
     this.dp = dp;
     this.applied = observe(dp);
     this.neighbours = new Neighbours(ifindex);
+    this.health = new HealthChecker(() => this.reconcileLogged('health'), component('health'));
     this.lastReload = { ok: true, at: new Date().toISOString() };
   }
 
@@ -103,6 +106,7 @@ export class Director {
     d.link = link;
     log.info({ outcome, mode: config.mode, program: dp.program.info().id }, 'XDP program in place');
     d.syncVips();
+    d.health.sync(config);
     d.timers.push(setInterval(() => d.pollNeighbours(), 1000));
     d.watchConfig();
     return d;
@@ -144,10 +148,19 @@ export class Director {
     }
   }
 
+  private reconcileLogged(reason: string): void {
+    try {
+      this.reconcile(reason);
+    } catch (err) {
+      log.error({ reason, err: errorMessage(err) }, 'reconcile failed');
+    }
+  }
+
   desired(): Desired {
     return desired(this.config, {
       macOf: (a) => this.neighbours.macOf(a),
-      healthy: () => true,
+      healthy: (s, a) => this.health.healthy(s, a),
+      health: (s, a) => this.health.health(s.name, a),
     });
   }
 
@@ -196,10 +209,12 @@ export class Director {
       this.config = next;
       try {
         await this.resolveBackends(500);
+        this.health.sync(next);
         this.reconcile(`reload (${why})`);
         this.syncVips();
       } catch (err) {
         this.config = previous;
+        this.health.sync(previous);
         this.reconcile('rollback');
         throw err;
       }
@@ -231,6 +246,7 @@ export class Director {
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     this.watcher?.close();
     this.neighbours.close();
+    this.health.stop();
     this.link?.close();
     if (this.options.detachOnExit) {
       releaseVips(this.pinDir, this.ifindex);

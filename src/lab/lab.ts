@@ -124,6 +124,28 @@ export function directorPid(): number | null {
   return existsSync(file) ? Number(readFileSync(file, 'utf8')) : null;
 }
 
+/** Starts backend i's HTTP server (whoami) in its namespace. */
+export function startBackendServer(i: number): void {
+  const file = `${LAB.runDir}/whoami-${i}.pid`;
+  if (existsSync(file)) {
+    try {
+      process.kill(Number(readFileSync(file, 'utf8')), 0);
+      return; // already running
+    } catch {
+      /* stale pid file */
+    }
+  }
+  startDetached(`whoami-${i}`, inNs(LAB.backendNs(i), [NODE, `${ROOT}src/lab/whoami.ts`, LAB.backendName(i), '80']));
+}
+
+export async function stopBackendServer(i: number): Promise<void> {
+  const file = `${LAB.runDir}/whoami-${i}.pid`;
+  if (!existsSync(file)) return;
+  const pid = Number(readFileSync(file, 'utf8'));
+  stopPid(`whoami-${i}`);
+  await waitPidGone(`whoami-${i}`, pid, 5000);
+}
+
 /** Starts the lab's director (xdplb attach) in its namespace. */
 export function startDirector(mode: 'native' | 'generic', extraArgs: string[] = []): number {
   return startDetached('director', inNs(LAB.directorNs, [XDPLB, 'attach', '-c', LAB.configPath, '--pin-dir', LAB.pinDir, '--mode', mode, ...extraArgs]), {
@@ -195,7 +217,7 @@ export async function labUp(o: LabOptions): Promise<void> {
     for (let i = 1; i <= o.backends; i++) {
       const realserver = inNs(LAB.backendNs(i), [XDPLB, 'realserver', '--vip', LAB.vip]);
       execFileSync(realserver[0]!, realserver.slice(1), { env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/${LAB.backendNs(i)}` }, stdio: ['ignore', 'ignore', 'pipe'] });
-      startDetached(`whoami-${i}`, inNs(LAB.backendNs(i), [NODE, `${ROOT}src/lab/whoami.ts`, LAB.backendName(i), '80']));
+      startBackendServer(i);
     }
     writeFileSync(LAB.configPath, labConfig(o.configured ?? Array.from({ length: o.backends }, (_, k) => k + 1)));
     writeFileSync(`${LAB.runDir}/lab.json`, JSON.stringify({ backends: o.backends, mode: o.mode }));

@@ -1,7 +1,7 @@
 // desired(): what the data plane should hold, from the configuration and
 // what the daemon knows of the world (backend MACs, health). Pure.
 import { createHash } from 'node:crypto';
-import { CONSTANTS, PROTO, type ServiceKey } from '../dataplane/abi.ts';
+import { CONSTANTS, PROTO, type Health, type ServiceKey } from '../dataplane/abi.ts';
 import type { Config, ServiceConfig } from '../config/schema.ts';
 import { mustParseIp, type IpAddress } from './address.ts';
 
@@ -19,6 +19,8 @@ export interface DesiredBackend {
   address: IpAddress;
   weight: number;
   mac: Buffer | null;
+  /** The health checks' verdict ('none': no check). */
+  health: Health;
   state: BackendDataState;
   condition: BackendCondition;
 }
@@ -46,6 +48,8 @@ export interface Facts {
    * the service's all-down policy); true where there is no check.
    */
   healthy(service: ServiceConfig, address: IpAddress): boolean;
+  /** The health checks' own verdict, for the records ('none' without a check). */
+  health(service: ServiceConfig, address: IpAddress): Health;
 }
 
 export function serviceKeyText(protocol: string, vip: IpAddress, port: number): string {
@@ -60,7 +64,7 @@ export function serviceSeed(hashSeed: number, keyText: string): number {
 function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts: Facts): DesiredBackend {
   const address = mustParseIp(b.address);
   const mac = facts.macOf(address);
-  const base = { address, weight: b.weight, mac };
+  const base = { address, weight: b.weight, mac, health: facts.health(s, address) };
   if (!mac) return { ...base, state: 'down', condition: 'unresolved' };
   if (!facts.healthy(s, address)) return { ...base, state: 'down', condition: 'unhealthy' };
   if (b.state === 'draining' || b.weight === 0) return { ...base, state: 'draining', condition: 'draining' };

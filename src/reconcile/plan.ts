@@ -105,7 +105,7 @@ function buildTable(active: { key: string; weight: number; id: number }[], size:
 /** Everything of a desired service that its data-plane state depends on. */
 function signatureOf(ws: Desired['services'] extends Map<string, infer S> ? S : never): string {
   let s = `${ws.name}|${ws.flags}|${ws.seed}`;
-  for (const b of ws.backends) s += `|${b.address.text}*${b.weight}:${b.state}:${b.condition}:${b.mac?.toString('hex') ?? '-'}`;
+  for (const b of ws.backends) s += `|${b.address.text}*${b.weight}:${b.state}:${b.condition}:${b.health}:${b.mac?.toString('hex') ?? '-'}`;
   return s;
 }
 
@@ -170,7 +170,7 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
         state: STATE[b.state],
         service: id,
       };
-      const info: DestInfo = { addr: b.address.bytes, family: b.address.family, service: id, weight: b.weight, configured: b.condition === 'draining' || b.weight === 0 ? 'draining' : 'active' };
+      const info: DestInfo = { addr: b.address.bytes, family: b.address.family, service: id, weight: b.weight, configured: b.condition === 'draining' || b.weight === 0 ? 'draining' : 'active', health: b.health };
       const prev = applied.dests.get(destId);
       // A down backend keeps the MAC it had (harmless: its state says no).
       if (b.state === 'down' && prev) value.mac = prev.value.mac;
@@ -181,7 +181,8 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
         !sameBytes(prev.value.mac, value.mac) ||
         !sameBytes(prev.value.srcMac, value.srcMac) ||
         prev.info.weight !== info.weight ||
-        prev.info.configured !== info.configured;
+        prev.info.configured !== info.configured ||
+        prev.info.health !== info.health;
       if (changed) destOps.push({ kind: 'dest', id: destId, value, info });
       next.dests.set(destId, { id: destId, address: b.address, value, info } satisfies AppliedDest);
     }

@@ -11,6 +11,8 @@ export interface BackendStatus {
   weight: number;
   /** What the data plane does with it. */
   state: 'active' | 'draining' | 'down';
+  /** The health checks' verdict ('none': no check). */
+  health: 'none' | 'up' | 'down';
   /** Share of the service's table slots (new flows it gets). */
   share: number;
   packets: number;
@@ -87,6 +89,7 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
         mac: formatMac(d.value.mac),
         weight: d.info.weight,
         state: STATE_NAME[d.value.state] ?? 'down',
+        health: d.info.health,
         share: (slots.get(id) ?? 0) / size,
         ...num(dp.destTraffic(id)),
         trackedFlows: flows.perDest.get(id) ?? 0,
@@ -150,7 +153,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
   const fmt = (n: number) => (opts.mode === 'rate' ? n.toFixed(1) : String(n));
   lines.push(`xdplb data plane at ${st.pinDir}`);
   lines.push(`Prot LocalAddress:Port Scheduler Flags`);
-  const cols = ['  -> RemoteAddress:Port'.padEnd(34), 'MAC'.padEnd(17), 'Weight'.padStart(6), 'State'.padEnd(8), 'Share'.padStart(6), unit[0]!.padStart(12), unit[1]!.padStart(14)];
+  const cols = ['  -> RemoteAddress:Port'.padEnd(34), 'MAC'.padEnd(17), 'Weight'.padStart(6), 'State'.padEnd(8), 'Health'.padEnd(6), 'Share'.padStart(6), unit[0]!.padStart(12), unit[1]!.padStart(14)];
   if (opts.stats) cols.push(unit[2]!.padStart(10), 'Tracked'.padStart(8));
   lines.push(cols.join(' '));
   for (const s of st.services) {
@@ -165,6 +168,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
         b.mac.padEnd(17),
         String(b.weight).padStart(6),
         b.state.padEnd(8),
+        b.health.padEnd(6),
         `${(b.share * 100).toFixed(1)}%`.padStart(6),
         fmt(b.packets).padStart(12),
         fmt(b.bytes).padStart(14),

@@ -19,7 +19,9 @@ import {
   labNamespaces,
   labUp,
   readLabStatus,
+  startBackendServer,
   startDirector,
+  stopBackendServer,
   stopDirector,
   waitForBackends,
 } from '../../src/lab/lab.ts';
@@ -201,6 +203,39 @@ describe('Direct Routing through the lab director', () => {
       );
     } finally {
       writeFileSync(LAB.configPath, good);
+    }
+  });
+
+  test('health checks: a stopped backend leaves within interval x fall + interval, comes back after rise', async () => {
+    const good = readFileSync(LAB.configPath, 'utf8');
+    const check = '    healthCheck: { type: http, path: /, interval: 500ms, timeout: 300ms, rise: 2, fall: 2 }\n';
+    const configured = [1, 3, 4];
+    const state = (i: number) => readLabStatus().services[0]!.backends.find((b) => b.address === LAB.backend(i))!;
+    const until = async (what: string, ok: () => boolean, ms: number) => {
+      const t0 = Date.now();
+      while (!ok()) {
+        if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return Date.now() - t0;
+    };
+    try {
+      writeFileSync(LAB.configPath, labConfig(configured, check));
+      await until('health checks on every backend', () => configured.every((i) => state(i).health === 'up'), 10_000);
+      await stopBackendServer(3);
+      const outMs = await until('backend 3 out', () => state(3).state === 'down' && state(3).health === 'down', 5000);
+      assert.ok(outMs <= 500 * 2 + 500 + 300, `left the table after ${outMs} ms (interval x fall + interval = 1500 ms, + timeout)`);
+      const replies = clientRequests(60);
+      assert.deepEqual(replies.filter((r) => !r.ok), [], 'no failed request once it is out');
+      assert.ok(replies.every((r) => r.backend !== LAB.backendName(3)));
+      assert.match(readFileSync(`${LAB.runDir}/director.log`, 'utf8'), /"backend":"10\.240\.0\.103","health":"down".*"msg":"backend down"/, 'one log line per transition');
+      startBackendServer(3);
+      const backMs = await until('backend 3 back', () => state(3).state === 'active' && state(3).health === 'up', 5000);
+      assert.ok(backMs <= 500 * 2 + 500 + 1000, `back after ${backMs} ms (rise 2 x 500 ms, + server start)`);
+      assert.ok(clientRequests(60).some((r) => r.ok && r.backend === LAB.backendName(3)), 'it takes new connections again');
+    } finally {
+      writeFileSync(LAB.configPath, good);
+      startBackendServer(3);
     }
   });
 

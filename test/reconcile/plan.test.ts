@@ -16,6 +16,7 @@ const macOf = (a: IpAddress) => Buffer.from([2, 0, 0, 0, 1, a.bytes[3]!]);
 const facts = (unresolved: string[] = []): Facts => ({
   macOf: (a) => (unresolved.includes(a.text) ? null : macOf(a)),
   healthy: () => true,
+  health: () => 'none',
 });
 // Tables as a data plane would hold them: what the plans wrote so far.
 const written = new Map<number, { dest: Uint32Array; prev: Uint32Array }>();

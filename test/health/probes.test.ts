@@ -1,0 +1,88 @@
+// Health-check probes against real servers on 127.0.0.1, and the rise/fall
+// state machine.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer as createHttp } from 'node:http';
+import { createServer as createHttps } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { httpProbe, tcpProbe } from '../../src/health/probes.ts';
+import { INITIAL, nextHealth } from '../../src/health/state.ts';
+
+describe('rise and fall', () => {
+  test('fall failures in a row take a backend out, rise successes bring it back', () => {
+    let s = INITIAL;
+    const feed = (ok: boolean) => {
+      const r = nextHealth(s, ok, 2, 3);
+      s = r.state;
+      return r.changed;
+    };
+    assert.deepEqual([false, false, true].map(() => feed(false)), [false, false, true], 'down on the third failure');
+    assert.equal(s.up, false);
+    assert.deepEqual([feed(true), feed(false), feed(true), feed(true)], [false, false, false, true], 'a failure resets the rise count');
+    assert.equal(s.up, true);
+  });
+});
+
+describe('probes', () => {
+  let http: ReturnType<typeof createHttp>;
+  let https: ReturnType<typeof createHttps>;
+  let httpPort = 0;
+  let httpsPort = 0;
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xdplb-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=backend', '-days', '1', '-keyout', join(dir, 'k'), '-out', join(dir, 'c')], { stdio: 'ignore' });
+    http = createHttp((req, res) => {
+      res.writeHead(req.url === '/broken' ? 503 : req.headers.host === 'app.example' ? 204 : 200);
+      res.end();
+    });
+    https = createHttps({ key: readFileSync(join(dir, 'k')), cert: readFileSync(join(dir, 'c')) }, (_req, res) => res.end('ok'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+    httpPort = (http.address() as AddressInfo).port;
+    httpsPort = (https.address() as AddressInfo).port;
+  });
+  after(() => {
+    http.close();
+    https.close();
+  });
+  const base = { host: '127.0.0.1', path: '/', expect: '200-399', verifyTls: false, timeoutMs: 1000 } as const;
+
+  test('tcp: a listening port is up, a closed one down', async () => {
+    assert.equal((await tcpProbe('127.0.0.1', httpPort, 1000)).ok, true);
+    const closed = await tcpProbe('127.0.0.1', 1, 1000);
+    assert.equal(closed.ok, false);
+    assert.match(closed.detail, /ECONNREFUSED/);
+  });
+
+  test('http: expected status or range, path and Host header', async () => {
+    assert.equal((await httpProbe({ ...base, scheme: 'http', port: httpPort })).ok, true);
+    const broken = await httpProbe({ ...base, scheme: 'http', port: httpPort, path: '/broken' });
+    assert.equal(broken.ok, false);
+    assert.equal(broken.detail, 'HTTP 503');
+    assert.equal((await httpProbe({ ...base, scheme: 'http', port: httpPort, path: '/broken', expect: '500-599' })).ok, true);
+    assert.equal((await httpProbe({ ...base, scheme: 'http', port: httpPort, expect: 204, hostHeader: 'app.example' })).ok, true);
+    assert.equal((await httpProbe({ ...base, scheme: 'http', port: httpPort, expect: 204 })).ok, false);
+  });
+
+  test('https: a self-signed certificate passes unless verification is asked for', async () => {
+    assert.equal((await httpProbe({ ...base, scheme: 'https', port: httpsPort })).ok, true);
+    const verified = await httpProbe({ ...base, scheme: 'https', port: httpsPort, verifyTls: true });
+    assert.equal(verified.ok, false);
+    assert.match(verified.detail, /self[- ]signed/i);
+  });
+
+  test('a server that never answers fails within the timeout', async () => {
+    const silent = createHttp(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const started = Date.now();
+    const r = await httpProbe({ ...base, scheme: 'http', port: (silent.address() as AddressInfo).port, timeoutMs: 300 });
+    silent.closeAllConnections();
+    silent.close();
+    assert.equal(r.ok, false);
+    assert.ok(Date.now() - started < 1500, 'gave up near the timeout');
+  });
+});
