@@ -2,12 +2,15 @@
 // and four backends (three configured at first) on one bridge, all in
 // network namespaces that this file creates and always removes.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DataPlane } from '../../src/dataplane/dataplane.ts';
+import { native } from '../../src/dataplane/native.ts';
 import {
   clientRequests,
   countPackets,
@@ -160,7 +163,11 @@ describe('Direct Routing through the lab director', () => {
     }
   });
 
-  test('restarting the daemon under continuous load: no failed request, counters continue, maps adopted', async () => {
+  test('restarting the daemon with a rebuilt program under continuous load: no failed request, counters continue, maps adopted', async () => {
+    // a rebuild of the program, loaded from its own file by the new daemon
+    const rebuilt = join(mkdtempSync(join(tmpdir(), 'xdplb-upgrade-')), 'xdplb.bpf.o');
+    execFileSync('clang', ['-O2', '-g', '-mcpu=v3', '-target', 'bpf', `-I/usr/include/${process.arch === 'x64' ? 'x86_64' : 'aarch64'}-linux-gnu`, '-c', `${ROOT}bpf/xdplb.bpf.c`, '-o', rebuilt]);
+    const progBefore = native.openPinnedLink(`${LAB.pinDir}/link`).info().progId;
     const dpBefore = DataPlane.openPinned(LAB.pinDir);
     const mapIds = dpBefore.mapIds();
     const packetsBefore = readLabStatus().services[0]!.packets;
@@ -172,7 +179,7 @@ describe('Direct Routing through the lab director', () => {
     const oldPid = directorPid();
     await stopDirector();
     await new Promise((r) => setTimeout(r, 500)); // forwarding with no daemon at all
-    startDirector(MODE);
+    startDirector(MODE, ['--object', rebuilt]);
     assert.notEqual(directorPid(), oldPid);
     await waitForLog('"outcome":"replaced"');
     await new Promise((r) => setTimeout(r, 1000));
@@ -184,6 +191,7 @@ describe('Direct Routing through the lab director', () => {
     assert.ok(result.ok > 20, `the client kept sending (${result.ok} requests)`);
     assert.ok(readLabStatus().services[0]!.packets > packetsBefore, 'counters continue from where they were');
     assert.deepEqual(DataPlane.openPinned(LAB.pinDir).mapIds(), mapIds, 'the restarted daemon adopted the same maps');
+    assert.notEqual(native.openPinnedLink(`${LAB.pinDir}/link`).info().progId, progBefore, 'the link runs the rebuilt program');
   });
 
   test('a bad config on reload is refused; the previous one keeps forwarding', async () => {
