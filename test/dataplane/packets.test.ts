@@ -165,3 +165,4 @@ describe('fragments', () => {
     await expectForwarded(ethernet(ipv6(CLIENT6, VIP6, udp(5353, 53), [{ type: 44 }])), 'atomic fragment');
   });
 });
+
