@@ -95,11 +95,15 @@ static __always_inline struct xdplb_dest *usable_dest(__u32 id, __u32 service, i
 
 /*
  * Chooses the destination of a packet. A slot that did not change since its
- * table was built sends straight to its owner (no flow state). A changed slot
- * consults the flow table: a known flow keeps its destination while that one
- * exists; an unknown TCP segment that is not a SYN (or an ICMP error) belongs
- * to a flow that started before the change and stays with the slot's
- * previous owner if that one still exists; anything else is a new flow.
+ * table was built sends straight to its owner (no flow state). On a changed
+ * slot, a TCP SYN starts a new connection: it goes to the slot's owner and
+ * replaces whatever the flow table held for that 5-tuple (client ports are
+ * reused: an old entry must not lead a new connection to a draining
+ * backend). Other packets consult the flow table: a known flow keeps its
+ * destination while that one exists; an unknown TCP segment (or an ICMP
+ * error) belongs to a flow that started before the change and stays with the
+ * slot's previous owner if that one still exists; anything else (UDP) is a
+ * new flow.
  */
 static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *pkt,
 					 const struct xdplb_service *svc,
@@ -113,6 +117,11 @@ static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *
 	if (!slot->prev_dest) {
 		*new_flow = syn;
 		return slot->dest;
+	}
+	if (syn && !pkt->icmp_error) {
+		dest = slot->dest;
+		*new_flow = 1;
+		goto record;
 	}
 	known = bpf_map_lookup_elem(&flows, &pkt->flow);
 	if (known && usable_dest(known->dest, svc->id, 1)) {
@@ -130,7 +139,10 @@ static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *
 		dest = slot->dest;
 		*new_flow = 1;
 	}
-	if (!dest || pkt->icmp_error)
+	if (pkt->icmp_error)
+		return dest;
+record:
+	if (!dest)
 		return dest;
 	flow.dest = dest;
 	flow.service = svc->id;

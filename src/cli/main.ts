@@ -174,6 +174,37 @@ ${EXIT_HELP}`,
       process.stdout.write(opts.json ? `${json(r)}\n` : `${opts.undo ? 'undone' : 'configured'}: VIPs added ${r.vipsAdded.join(', ') || 'none'}, removed ${r.vipsRemoved.join(', ') || 'none'}; sysctls ${json(r.sysctls)}\n`);
     });
 
+  program
+    .command('backend')
+    .description('drain, undrain or remove a backend of a service in the running daemon')
+    .argument('<action>', 'drain | undrain | remove')
+    .argument('<service>', 'service name')
+    .argument('<address>', 'backend address')
+    .option('--api <host:port>', "the daemon's local API (default 127.0.0.1:9843, apiAddress in the config)", '127.0.0.1:9843')
+    .addHelpText(
+      'after',
+      `\ndrain keeps the backend's established flows and sends it no new ones (status --stats shows the flows it
+still tracks: remove it when that reaches 0); remove takes it out (its flows move); undrain restores it.
+These are runtime overrides of the config, lost when the daemon restarts: make lasting changes in the config.
+
+Example:
+  xdplb backend drain web 10.240.0.101
+${EXIT_HELP}`,
+    )
+    .action(async (action: string, service: string, address: string, opts: { api: string }) => {
+      if (!['drain', 'undrain', 'remove'].includes(action)) throw new XdplbError('USAGE', `action must be drain, undrain or remove, not ${action}`);
+      if (!parseIp(address)) throw new XdplbError('USAGE', `not an IP address: ${address}`);
+      let res: Response;
+      try {
+        res = await fetch(`http://${opts.api}/v1/backends/${action}`, { method: 'POST', body: JSON.stringify({ service, address }) });
+      } catch (err) {
+        throw new XdplbError('DAEMON', `no daemon answers at ${opts.api}: ${(err as Error).cause ?? (err as Error).message}`);
+      }
+      const body = (await res.json()) as { error?: string };
+      if (!res.ok) throw new XdplbError('USAGE', body.error ?? `HTTP ${res.status}`);
+      process.stdout.write(`${action}: ${service} ${address}\n`);
+    });
+
   const config = program.command('config').description('configuration tools');
   config
     .command('validate')

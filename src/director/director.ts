@@ -10,9 +10,11 @@ import { DataPlane } from '../dataplane/dataplane.ts';
 import { native, type NativeLink } from '../dataplane/native.ts';
 import { errorMessage, XdplbError } from '../errors.ts';
 import { component } from '../log.ts';
-import { mustParseIp, type IpAddress } from '../model/address.ts';
-import { desired, type Desired } from '../model/desired.ts';
+import { mustParseIp, parseIp, type IpAddress } from '../model/address.ts';
+import { desired, type BackendOverride, type Desired } from '../model/desired.ts';
+import type { Server } from 'node:http';
 import { HealthChecker } from '../health/checker.ts';
+import { startApi } from './api.ts';
 import { Neighbours } from '../net/neighbours.ts';
 import { ownVips, releaseVips } from '../net/vips.ts';
 import { apply, countWrites } from '../reconcile/apply.ts';
@@ -57,6 +59,9 @@ export class Director {
   private applied: Applied;
   private readonly neighbours: Neighbours;
   private readonly health: HealthChecker;
+  /** Runtime overrides by "service address" (lost on restart: the config is the lasting record). */
+  private readonly overrides = new Map<string, BackendOverride>();
+  private api: Server | null = null;
   private link: NativeLink | null = null;
   private timers: NodeJS.Timeout[] = [];
   private watcher: FSWatcher | null = null;
@@ -107,6 +112,7 @@ export class Director {
     log.info({ outcome, mode: config.mode, program: dp.program.info().id }, 'XDP program in place');
     d.syncVips();
     d.health.sync(config);
+    d.api = await startApi(config.apiAddress, { state: () => d.state(), setOverride: (s, a, o) => d.setOverride(s, a, o) });
     d.timers.push(setInterval(() => d.pollNeighbours(), 1000));
     d.watchConfig();
     return d;
@@ -161,6 +167,7 @@ export class Director {
       macOf: (a) => this.neighbours.macOf(a),
       healthy: (s, a) => this.health.healthy(s, a),
       health: (s, a) => this.health.health(s.name, a),
+      override: (s, a) => this.overrides.get(`${s.name} ${a.text}`) ?? null,
     });
   }
 
@@ -187,6 +194,29 @@ export class Director {
     this.lastReconcile = result;
     if (p.ops.length > 0) log.info(result, 'reconciled');
     return result;
+  }
+
+  /** Drains, removes or restores one backend of a service until the next restart. */
+  setOverride(service: string, address: string, override: BackendOverride | null): string | null {
+    const svc = this.config.services.find((s) => s.name === service);
+    if (!svc) return `no service ${service}`;
+    const ip = parseIp(address);
+    if (!ip || !svc.backends.some((b) => parseIp(b.address)?.text === ip.text)) return `service ${service} has no backend ${address}`;
+    const key = `${service} ${ip.text}`;
+    if (override) this.overrides.set(key, override);
+    else this.overrides.delete(key);
+    log.info({ service, backend: ip.text, override: override ?? 'none' }, 'backend override');
+    this.reconcile(`override ${override ?? 'cleared'}`);
+    return null;
+  }
+
+  state(): unknown {
+    return {
+      pinDir: this.pinDir,
+      lastReload: this.lastReload,
+      lastReconcile: this.lastReconcile,
+      overrides: Object.fromEntries(this.overrides),
+    };
   }
 
   private syncVips(): void {
@@ -219,6 +249,8 @@ export class Director {
         throw err;
       }
       this.lastReload = { ok: true, at: new Date().toISOString() };
+      const configured = new Set(next.services.flatMap((s) => s.backends.map((b) => `${s.name} ${parseIp(b.address)?.text}`)));
+      for (const key of this.overrides.keys()) if (!configured.has(key)) this.overrides.delete(key);
       log.info({ why, services: next.services.length }, 'configuration reloaded');
     } catch (err) {
       this.lastReload = { ok: false, at: new Date().toISOString(), error: errorMessage(err) };
@@ -247,6 +279,8 @@ export class Director {
     this.watcher?.close();
     this.neighbours.close();
     this.health.stop();
+    this.api?.closeAllConnections();
+    await new Promise<void>((r) => (this.api ? this.api.close(() => r()) : r()));
     this.link?.close();
     if (this.options.detachOnExit) {
       releaseVips(this.pinDir, this.ifindex);

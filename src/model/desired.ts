@@ -50,7 +50,11 @@ export interface Facts {
   healthy(service: ServiceConfig, address: IpAddress): boolean;
   /** The health checks' own verdict, for the records ('none' without a check). */
   health(service: ServiceConfig, address: IpAddress): Health;
+  /** An operator's runtime override (`xdplb backend ...`), on top of the config. */
+  override?(service: ServiceConfig, address: IpAddress): BackendOverride | null;
 }
+
+export type BackendOverride = 'drain' | 'remove';
 
 export function serviceKeyText(protocol: string, vip: IpAddress, port: number): string {
   return `${protocol}/${vip.family === 6 ? `[${vip.text}]` : vip.text}:${port}`;
@@ -67,7 +71,7 @@ function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts
   const base = { address, weight: b.weight, mac, health: facts.health(s, address) };
   if (!mac) return { ...base, state: 'down', condition: 'unresolved' };
   if (!facts.healthy(s, address)) return { ...base, state: 'down', condition: 'unhealthy' };
-  if (b.state === 'draining' || b.weight === 0) return { ...base, state: 'draining', condition: 'draining' };
+  if (b.state === 'draining' || b.weight === 0 || facts.override?.(s, address) === 'drain') return { ...base, state: 'draining', condition: 'draining' };
   return { ...base, state: 'active', condition: 'ok' };
 }
 
@@ -84,7 +88,7 @@ export function desired(config: Config, facts: Facts): Desired {
       name: s.name,
       flags: (s.scheduler === 'maglev-source' ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackend === 'pass' ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
       seed: serviceSeed(config.hashSeed, keyText),
-      backends: s.backends.map((b) => backendOf(s, b, facts)),
+      backends: s.backends.filter((b) => facts.override?.(s, mustParseIp(b.address)) !== 'remove').map((b) => backendOf(s, b, facts)),
     });
   }
   return { services, vips: [...vips.values()] };

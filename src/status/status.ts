@@ -1,6 +1,6 @@
 // `xdplb status`: what the data plane holds and has counted, read from its
 // pins (no daemon needed), in the shape of `ipvsadm -L -n`.
-import { CONSTANTS, GLOBAL_STATS, type Traffic } from '../dataplane/abi.ts';
+import { CONSTANTS, decodeFlow, GLOBAL_STATS, type Traffic } from '../dataplane/abi.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import { formatIp, formatMac } from '../model/address.ts';
 import { observe } from '../reconcile/observe.ts';
@@ -18,8 +18,12 @@ export interface BackendStatus {
   packets: number;
   bytes: number;
   newFlows: number;
-  /** Flows pinned to it in the flow table (changed slots only): a draining backend is safe to remove at 0. */
-  trackedFlows: number;
+  /**
+   * Flows pinned to it in the flow table and seen in the last ACTIVE_WINDOW_S
+   * seconds. Every flow of a draining backend is pinned there, so at 0 it is
+   * safe to remove.
+   */
+  activeFlows: number;
 }
 
 export interface ServiceStatus {
@@ -53,9 +57,16 @@ function num(t: Traffic): { packets: number; bytes: number; newFlows: number } {
   return { packets: Number(t.packets), bytes: Number(t.bytes), newFlows: Number(t.newFlows) };
 }
 
-/** Counts flow-table entries per destination (bounded read of the LRU map). */
+export const ACTIVE_WINDOW_S = 30;
+
+/**
+ * Counts flow-table entries, and per destination those seen in the last
+ * ACTIVE_WINDOW_S seconds (the program stamps them with the coarse monotonic
+ * clock, the clock of process.hrtime). A bounded read of the LRU map.
+ */
 function flowsPerDest(dp: DataPlane, limit = 1_000_000): { perDest: Map<number, number>; entries: number } {
   const perDest = new Map<number, number>();
+  const since = process.hrtime.bigint() - BigInt(ACTIVE_WINDOW_S) * 1_000_000_000n;
   let entries = 0;
   let after: Buffer | null = null;
   for (;;) {
@@ -64,8 +75,8 @@ function flowsPerDest(dp: DataPlane, limit = 1_000_000): { perDest: Map<number, 
       const v = dp.maps.flows.lookup(k);
       if (!v) continue;
       entries++;
-      const dest = v.readUInt32LE(0);
-      perDest.set(dest, (perDest.get(dest) ?? 0) + 1);
+      const flow = decodeFlow(v);
+      if (flow.lastSeenNs >= since) perDest.set(flow.dest, (perDest.get(flow.dest) ?? 0) + 1);
     }
     if (keys.length < 4096 || entries >= limit) break;
     after = keys[keys.length - 1]!;
@@ -92,7 +103,7 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
         health: d.info.health,
         share: (slots.get(id) ?? 0) / size,
         ...num(dp.destTraffic(id)),
-        trackedFlows: flows.perDest.get(id) ?? 0,
+        activeFlows: flows.perDest.get(id) ?? 0,
       };
     });
     backends.sort((a, b) => (a.address < b.address ? -1 : 1));
@@ -154,7 +165,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
   lines.push(`xdplb data plane at ${st.pinDir}`);
   lines.push(`Prot LocalAddress:Port Scheduler Flags`);
   const cols = ['  -> RemoteAddress:Port'.padEnd(34), 'MAC'.padEnd(17), 'Weight'.padStart(6), 'State'.padEnd(8), 'Health'.padEnd(6), 'Share'.padStart(6), unit[0]!.padStart(12), unit[1]!.padStart(14)];
-  if (opts.stats) cols.push(unit[2]!.padStart(10), 'Tracked'.padStart(8));
+  if (opts.stats) cols.push(unit[2]!.padStart(10), 'Active'.padStart(8));
   lines.push(cols.join(' '));
   for (const s of st.services) {
     const flags = [s.noBackend === 'pass' ? 'no-backend:pass' : ''].filter(Boolean).join(',');
@@ -173,7 +184,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
         fmt(b.packets).padStart(12),
         fmt(b.bytes).padStart(14),
       ];
-      if (opts.stats) row.push(fmt(b.newFlows).padStart(10), String(b.trackedFlows).padStart(8));
+      if (opts.stats) row.push(fmt(b.newFlows).padStart(10), String(b.activeFlows).padStart(8));
       lines.push(row.join(' '));
     }
   }

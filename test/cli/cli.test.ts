@@ -16,7 +16,7 @@ function xdplb(...args: string[]): { status: number | null; stdout: string; stde
 }
 
 describe('--help', () => {
-  const commands = [[], ['attach'], ['detach'], ['status'], ['realserver'], ['config', 'validate'], ['lab', 'up'], ['lab', 'demo'], ['lab', 'down']];
+  const commands = [[], ['attach'], ['detach'], ['status'], ['backend'], ['realserver'], ['config', 'validate'], ['lab', 'up'], ['lab', 'demo'], ['lab', 'down']];
   for (const c of commands) {
     test(`xdplb ${c.join(' ')} --help shows an example and the exit codes`, () => {
       const r = xdplb(...c, '--help');
@@ -38,6 +38,7 @@ describe('exit codes', () => {
     assert.match(r.stderr, /give --vip/);
     assert.equal(xdplb('realserver', '--vip', '10.0.0.999').status, 2);
     assert.equal(xdplb('lab', 'up', '--backends', '0').status, 2);
+    assert.equal(xdplb('backend', 'pause', 'web', '10.0.0.1').status, 2);
   });
 
   test('4: an invalid or unreadable config, every error explained', () => {
@@ -64,6 +65,12 @@ describe('exit codes', () => {
     assert.match(r.stderr, /nothing is pinned/);
     assert.equal(xdplb('detach', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-none').status, 0);
     assert.equal(xdplb('lab', 'demo').status, 3);
+  });
+
+  test('1: backend with no daemon to ask', () => {
+    const r = xdplb('backend', 'drain', 'web', '10.0.0.1', '--api', '127.0.0.1:1');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /no daemon answers at 127\.0\.0\.1:1/);
   });
 
   test('1: attach to an interface that does not exist', () => {

@@ -39,6 +39,13 @@ describe('backend life cycle keeps established flows', () => {
     fx.setService({ id: 1, vip: VIP, port: 80, proto: 'tcp', backends: backends('draining') });
     for (const [i, b] of owner)
       assert.equal(await ownerOf(fx, segment(i, 'ack'), `flow ${i}`), b, `established flow ${i} must stay on backend ${b} while 2 drains`);
+    // a new connection reusing the 5-tuple of a flow pinned to the draining backend
+    for (const i of onTwo.slice(0, 20)) {
+      const reused = await ownerOf(fx, segment(i, 'syn'), `SYN reusing flow ${i}`);
+      assert.notEqual(reused, 2, `a SYN reusing the ports of flow ${i} must start a new connection, not follow the old one to the draining backend`);
+      assert.equal(await ownerOf(fx, segment(i, 'ack'), `flow ${i}`), reused, 'and the new connection stays where its SYN went');
+      owner.set(i, reused);
+    }
     for (let i = FLOWS; i < FLOWS * 2; i++) {
       const b = await ownerOf(fx, segment(i, 'syn'), `new flow ${i}`);
       assert.notEqual(b, 2, `new flow ${i} (SYN) must not go to the draining backend`);

@@ -249,6 +249,36 @@ describe('Direct Routing through the lab director', () => {
     }
   });
 
+  test('draining a backend under long-lived connections keeps them; new ones avoid it; undrain restores it', async () => {
+    const backend = (...args: string[]) => {
+      const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'backend', ...args]);
+      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    const state = () => readLabStatus().services[0]!.backends.find((b) => b.address === LAB.backend(1))!;
+    const holder = new Holder(30);
+    try {
+      const initial = await holder.next();
+      assert.ok(initial.some((r) => r.ok && r.backend === LAB.backendName(1)), 'some connections are on backend 1');
+      backend('drain', 'web', LAB.backend(1));
+      assert.equal(state().state, 'draining');
+      const probed = await holder.probe();
+      probed.forEach((r, i) => {
+        const was = initial[i] as Extract<Reply, { ok: true }>;
+        assert.ok(r.ok && r.backend === was.backend && r.local === was.local, `connection ${i} survives the drain: ${JSON.stringify(r)}`);
+      });
+      const onOne = initial.filter((r) => r.ok && r.backend === LAB.backendName(1)).length;
+      // its live connections, plus any other flow pinned to it in the last 30 s by earlier tests
+      assert.ok(state().activeFlows >= onOne, `status shows the ${onOne} connections still on the draining backend (${state().activeFlows})`);
+      assert.ok(clientRequests(60).every((r) => r.ok && r.backend !== LAB.backendName(1)), 'new connections avoid it');
+      backend('undrain', 'web', LAB.backend(1));
+      assert.equal(state().state, 'active');
+      assert.ok(clientRequests(60).some((r) => r.ok && r.backend === LAB.backendName(1)), 'undrained: it takes new connections');
+    } finally {
+      holder.close();
+    }
+  });
+
   test('detach and lab down leave no program, pin, address or namespace behind', async () => {
     await stopDirector();
     assert.match(spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout, /10\.240\.0\.201\/32/, 'the director held the VIP');
