@@ -11,7 +11,7 @@ import { log } from '../log.ts';
 import { mustParseIp, parseIp } from '../model/address.ts';
 import { releaseVips } from '../net/vips.ts';
 import { configureRealserver, undoRealserver } from '../realserver/realserver.ts';
-import { rates, readStatus, renderStatus } from '../status/status.ts';
+import { rates, readStatus, renderStatus, type DaemonState, type Status } from '../status/status.ts';
 
 export const EXIT = {
   ok: 0,
@@ -49,17 +49,29 @@ function pinDirFor(opts: { interface?: string; pinDir?: string }): string {
   throw new XdplbError('USAGE', `xdplb is attached to several interfaces (${dirs.join(', ')}): say which with -i IFACE`);
 }
 
-async function statusCommand(opts: { interface?: string; pinDir?: string; stats?: boolean; rate?: boolean; json?: boolean; watch?: string | boolean }): Promise<void> {
+/** The daemon's state when one answers at `api` for these pins, else null. */
+async function daemonState(api: string, pinDir: string): Promise<DaemonState | null> {
+  try {
+    const res = await fetch(`http://${api}/v1/state`, { signal: AbortSignal.timeout(1000) });
+    const st = (await res.json()) as DaemonState;
+    return res.ok && st.pinDir === pinDir ? st : null;
+  } catch {
+    return null;
+  }
+}
+
+async function statusCommand(opts: { interface?: string; pinDir?: string; api: string; stats?: boolean; rate?: boolean; json?: boolean; watch?: string | boolean }): Promise<void> {
   const pinDir = pinDirFor(opts);
   const dp = DataPlane.openPinned(pinDir);
+  const read = async (): Promise<Status> => (await daemonState(opts.api, pinDir)) ?? readStatus(dp, pinDir);
   const once = async (): Promise<string> => {
     if (opts.rate || opts.watch) {
-      const a = readStatus(dp, pinDir);
+      const a = await read();
       await new Promise((r) => setTimeout(r, 1000));
-      const st = rates(a, readStatus(dp, pinDir), 1);
+      const st = rates(a, await read(), 1);
       return opts.json ? json(st) : renderStatus(st, { stats: true, mode: 'rate' });
     }
-    const st = readStatus(dp, pinDir);
+    const st = await read();
     return opts.json ? json(st) : renderStatus(st, { stats: Boolean(opts.stats), mode: 'totals' });
   };
   if (!opts.watch) {
@@ -156,7 +168,9 @@ ${EXIT_HELP}`,
     .option('--rate', 'per-second rates over one second instead of totals')
     .option('--json', 'machine-readable output')
     .option('--watch [seconds]', 'refresh every few seconds (rates), until Ctrl-C')
-    .addHelpText('after', `\nReads the pinned maps directly: works with or without a running daemon.\n\nExample:\n  xdplb status --stats\n  xdplb status --json | jq '.services[].backends[].packets'\n${EXIT_HELP}`)
+    .option('--api <host:port>', "a running daemon's local API, asked first (default 127.0.0.1:9843)", '127.0.0.1:9843')
+    .addHelpText('after', `\nAsks the running daemon (which adds its last reload result and overrides); with no daemon it reads the pinned
+maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n  xdplb status --json | jq '.services[].backends[].packets'\n${EXIT_HELP}`)
     .action(statusCommand);
 
   program

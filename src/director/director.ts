@@ -14,6 +14,7 @@ import { mustParseIp, parseIp, type IpAddress } from '../model/address.ts';
 import { desired, type BackendOverride, type Desired } from '../model/desired.ts';
 import type { Server } from 'node:http';
 import { HealthChecker } from '../health/checker.ts';
+import { readStatus, type DaemonState } from '../status/status.ts';
 import { startApi } from './api.ts';
 import { Neighbours } from '../net/neighbours.ts';
 import { ownVips, releaseVips } from '../net/vips.ts';
@@ -210,9 +211,11 @@ export class Director {
     return null;
   }
 
-  state(): unknown {
+  /** The status (as read from the pins) plus what only the daemon knows. */
+  state(): DaemonState {
     return {
-      pinDir: this.pinDir,
+      ...readStatus(this.dp, this.pinDir),
+      daemon: { pid: process.pid, configPath: this.options.configPath },
       lastReload: this.lastReload,
       lastReconcile: this.lastReconcile,
       overrides: Object.fromEntries(this.overrides),

@@ -39,6 +39,14 @@ export interface ServiceStatus {
   backends: BackendStatus[];
 }
 
+/** The status as a running daemon serves it (GET /v1/state). */
+export interface DaemonState extends Status {
+  daemon: { pid: number; configPath: string };
+  lastReload: { ok: boolean; at: string; error?: string };
+  lastReconcile: { reason: string; ops: number; writes: number; durationMs: number } | null;
+  overrides: Record<string, string>;
+}
+
 export interface Status {
   pinDir: string;
   services: ServiceStatus[];
@@ -163,6 +171,14 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
   const unit = opts.mode === 'rate' ? ['Pkt/s', 'Byte/s', 'Flow/s'] : ['Packets', 'Bytes', 'NewFlows'];
   const fmt = (n: number) => (opts.mode === 'rate' ? n.toFixed(1) : String(n));
   lines.push(`xdplb data plane at ${st.pinDir}`);
+  const d = st as Partial<DaemonState>;
+  if (d.daemon && d.lastReload) {
+    lines.push(`daemon pid ${d.daemon.pid}, config ${d.daemon.configPath}; last reload ${d.lastReload.at}: ${d.lastReload.ok ? 'ok' : `REFUSED: ${d.lastReload.error}`}`);
+    const o = Object.entries(d.overrides ?? {});
+    if (o.length) lines.push(`overrides: ${o.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  } else {
+    lines.push('no daemon answers: read from the pins');
+  }
   lines.push(`Prot LocalAddress:Port Scheduler Flags`);
   const cols = ['  -> RemoteAddress:Port'.padEnd(34), 'MAC'.padEnd(17), 'Weight'.padStart(6), 'State'.padEnd(8), 'Health'.padEnd(6), 'Share'.padStart(6), unit[0]!.padStart(12), unit[1]!.padStart(14)];
   if (opts.stats) cols.push(unit[2]!.padStart(10), 'Active'.padStart(8));

@@ -202,6 +202,11 @@ describe('Direct Routing through the lab director', () => {
       process.kill(directorPid()!, 'SIGHUP');
       await waitForLog('reload refused');
       assert.match(readFileSync(`${LAB.runDir}/director.log`, 'utf8'), /services\[0\]\.vip: an IPv4 or IPv6 address/);
+      const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'status', '--pin-dir', LAB.pinDir, '--json']);
+      const viaDaemon = JSON.parse(spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }).stdout);
+      assert.equal(viaDaemon.lastReload.ok, false, 'status (from the daemon) shows the refused reload');
+      assert.match(viaDaemon.lastReload.error, /services\[0\]\.vip/);
+      assert.equal(viaDaemon.services[0].backends.length, 3, 'and the services, as from the pins');
       const replies = clientRequests(20);
       assert.ok(replies.every((r) => r.ok), 'still forwarding');
       assert.deepEqual(
