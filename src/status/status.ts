@@ -177,7 +177,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
     const o = Object.entries(d.overrides ?? {});
     if (o.length) lines.push(`overrides: ${o.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   } else {
-    lines.push('no daemon answers: read from the pins');
+    lines.push('read from the pins (no daemon API reached from here)');
   }
   lines.push(`Prot LocalAddress:Port Scheduler Flags`);
   const cols = ['  -> RemoteAddress:Port'.padEnd(34), 'MAC'.padEnd(17), 'Weight'.padStart(6), 'State'.padEnd(8), 'Health'.padEnd(6), 'Share'.padStart(6), unit[0]!.padStart(12), unit[1]!.padStart(14)];
