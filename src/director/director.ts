@@ -1,7 +1,7 @@
 // The director daemon: loads or adopts the data plane, keeps it equal to the
 // configuration (reloads, neighbour changes, health), owns the VIPs, and
 // leaves the data plane forwarding when it stops (unless told to detach).
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { loadConfig, type ConfigOverrides } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { CONSTANTS } from '../dataplane/abi.ts';
@@ -94,7 +94,7 @@ export class Director {
     }
     const pinDir = options.pinDir ?? defaultPinDir(config.interface);
     ensurePinDir(pinDir);
-    const adopting = (await import('node:fs')).existsSync(`${pinDir}/services`);
+    const adopting = existsSync(`${pinDir}/services`);
     const dp = await DataPlane.load({
       pinDir,
       maglevSize: config.maglevTableSize,
