@@ -3,7 +3,7 @@
 // director and each backend have their own, each with a NIC `lab0` on the
 // bridge. Addresses as in the LVS-DR write-up (SPEC §8).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { detachPins } from '../dataplane/attach.ts';
 import { DataPlane } from '../dataplane/dataplane.ts';
@@ -295,7 +295,7 @@ export async function labDown(): Promise<void> {
     stopPid('director');
     await waitPidGone('director', pid, 10_000).catch(() => process.kill(pid, 'SIGKILL'));
   }
-  for (const f of existsSync(LAB.runDir) ? (await import('node:fs')).readdirSync(LAB.runDir) : [])
+  for (const f of existsSync(LAB.runDir) ? readdirSync(LAB.runDir) : [])
     if (f.startsWith('whoami-') && f.endsWith('.pid')) stopPid(f.slice(0, -4), 'SIGKILL');
   try {
     detachPins(LAB.pinDir);
