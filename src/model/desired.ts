@@ -60,18 +60,36 @@ export function serviceKeyText(protocol: string, vip: IpAddress, port: number): 
   return `${protocol}/${vip.family === 6 ? `[${vip.text}]` : vip.text}:${port}`;
 }
 
+const seeds = new Map<string, number>();
+const addresses = new Map<string, IpAddress>();
+
+/** A bounded memo: reloads of large configs parse and hash the same strings again. */
+function memo<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let v = cache.get(key);
+  if (v === undefined) {
+    if (cache.size >= 1_000_000) cache.clear();
+    v = make();
+    cache.set(key, v);
+  }
+  return v;
+}
+
 /** The per-service hash seed: the same on every director with the same hashSeed. */
 export function serviceSeed(hashSeed: number, keyText: string): number {
-  return createHash('sha256').update(`${hashSeed}/${keyText}`).digest().readUInt32LE(0);
+  return memo(seeds, `${hashSeed}/${keyText}`, () => createHash('sha256').update(`${hashSeed}/${keyText}`).digest().readUInt32LE(0));
+}
+
+function address(text: string): IpAddress {
+  return memo(addresses, text, () => mustParseIp(text));
 }
 
 function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts: Facts): DesiredBackend {
-  const address = mustParseIp(b.address);
-  const mac = facts.macOf(address);
-  const base = { address, weight: b.weight, mac, health: facts.health(s, address) };
+  const ip = address(b.address);
+  const mac = facts.macOf(ip);
+  const base = { address: ip, weight: b.weight, mac, health: facts.health(s, ip) };
   if (!mac) return { ...base, state: 'down', condition: 'unresolved' };
-  if (!facts.healthy(s, address)) return { ...base, state: 'down', condition: 'unhealthy' };
-  if (b.state === 'draining' || b.weight === 0 || facts.override?.(s, address) === 'drain') return { ...base, state: 'draining', condition: 'draining' };
+  if (!facts.healthy(s, ip)) return { ...base, state: 'down', condition: 'unhealthy' };
+  if (b.state === 'draining' || b.weight === 0 || facts.override?.(s, ip) === 'drain') return { ...base, state: 'draining', condition: 'draining' };
   return { ...base, state: 'active', condition: 'ok' };
 }
 
@@ -79,7 +97,7 @@ export function desired(config: Config, facts: Facts): Desired {
   const services = new Map<string, DesiredService>();
   const vips = new Map<string, IpAddress>();
   for (const s of config.services) {
-    const vip = mustParseIp(s.vip);
+    const vip = address(s.vip);
     vips.set(vip.text, vip);
     const keyText = serviceKeyText(s.protocol, vip, s.port);
     services.set(keyText, {
@@ -88,7 +106,7 @@ export function desired(config: Config, facts: Facts): Desired {
       name: s.name,
       flags: (s.scheduler === 'maglev-source' ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackend === 'pass' ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
       seed: serviceSeed(config.hashSeed, keyText),
-      backends: s.backends.filter((b) => facts.override?.(s, mustParseIp(b.address)) !== 'remove').map((b) => backendOf(s, b, facts)),
+      backends: s.backends.filter((b) => facts.override?.(s, address(b.address)) !== 'remove').map((b) => backendOf(s, b, facts)),
     });
   }
   return { services, vips: [...vips.values()] };

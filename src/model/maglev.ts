@@ -41,19 +41,29 @@ export function maglevTable(backends: readonly MaglevBackend[], size: number): I
   const table = new Int32Array(size).fill(NO_BACKEND);
   const live = sorted.map((b, index) => ({ index, weight: b.weight, ...permutation(b.key, size) })).filter((b) => b.weight > 0);
   if (live.length === 0) return table;
-  const maxWeight = Math.max(...live.map((b) => b.weight));
-  const credit = new Float64Array(live.length);
+  // typed arrays and no division in the probe loop: this is the hot part of a cold start
+  const n = live.length;
+  const index = Int32Array.from(live, (b) => b.index);
+  const weight = Float64Array.from(live, (b) => b.weight);
+  const next = Int32Array.from(live, (b) => b.offset);
+  const skip = Int32Array.from(live, (b) => b.skip);
+  const maxWeight = Math.max(...weight);
+  const credit = new Float64Array(n);
   let filled = 0;
   for (;;) {
-    for (let i = 0; i < live.length; i++) {
-      const b = live[i]!;
-      credit[i]! += b.weight;
+    for (let i = 0; i < n; i++) {
+      credit[i]! += weight[i]!;
       while (credit[i]! >= maxWeight) {
         credit[i]! -= maxWeight;
-        let slot = b.offset;
-        while (table[slot] !== NO_BACKEND) slot = (slot + b.skip) % size;
-        table[slot] = b.index;
-        b.offset = (slot + b.skip) % size;
+        const step = skip[i]!;
+        let slot = next[i]!;
+        while (table[slot] !== NO_BACKEND) {
+          slot += step;
+          if (slot >= size) slot -= size;
+        }
+        table[slot] = index[i]!;
+        slot += step;
+        next[i] = slot >= size ? slot - size : slot;
         if (++filled === size) return table;
       }
     }
