@@ -97,6 +97,8 @@ export const ConfigSchema = z
     ownVips: z.boolean().default(true),
     /** host:port of /metrics, /healthz, /readyz. */
     metricsAddress: z.string().default('127.0.0.1:9842'),
+    /** Per-backend series in /metrics; turn off for very large fleets (per-service series stay). */
+    metricsPerBackend: z.boolean().default(true),
     /** host:port of the daemon's local API (used by status and backend commands). */
     apiAddress: z.string().default('127.0.0.1:9843'),
     services: z.array(Service).default([]),

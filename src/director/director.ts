@@ -16,6 +16,8 @@ import type { Server } from 'node:http';
 import { HealthChecker } from '../health/checker.ts';
 import { readStatus, type DaemonState } from '../status/status.ts';
 import { startApi } from './api.ts';
+import { Metrics } from '../metrics/metrics.ts';
+import { startMetricsServer } from '../metrics/server.ts';
 import { Neighbours } from '../net/neighbours.ts';
 import { ownVips, releaseVips } from '../net/vips.ts';
 import { apply, countWrites } from '../reconcile/apply.ts';
@@ -63,6 +65,9 @@ export class Director {
   /** Runtime overrides by "service address" (lost on restart: the config is the lasting record). */
   private readonly overrides = new Map<string, BackendOverride>();
   private api: Server | null = null;
+  private metricsServer: Server | null = null;
+  private ready = false;
+  readonly metrics: Metrics;
   private link: NativeLink | null = null;
   private timers: NodeJS.Timeout[] = [];
   private watcher: FSWatcher | null = null;
@@ -81,6 +86,7 @@ export class Director {
     this.neighbours = new Neighbours(ifindex);
     this.health = new HealthChecker(() => this.reconcileLogged('health'), component('health'));
     this.lastReload = { ok: true, at: new Date().toISOString() };
+    this.metrics = new Metrics({ dp, applied: () => this.applied, perBackend: config.metricsPerBackend }, '0.1.0');
   }
 
   static async start(options: DirectorOptions): Promise<Director> {
@@ -114,6 +120,8 @@ export class Director {
     d.syncVips();
     d.health.sync(config);
     d.api = await startApi(config.apiAddress, { state: () => d.state(), setOverride: (s, a, o) => d.setOverride(s, a, o) });
+    d.metricsServer = await startMetricsServer(config.metricsAddress, d.metrics, () => d.ready);
+    d.ready = true;
     d.timers.push(setInterval(() => d.pollNeighbours(), 1000));
     d.watchConfig();
     return d;
@@ -183,18 +191,24 @@ export class Director {
       tableCache: this.tableCache,
       readTable: (id) => this.dp.readTable(id),
     };
-    const p = plan(this.applied, this.desired(), ctx);
     try {
-      apply(this.dp, p.ops);
-      this.applied = p.next;
+      const p = plan(this.applied, this.desired(), ctx);
+      try {
+        apply(this.dp, p.ops);
+        this.applied = p.next;
+      } catch (err) {
+        this.applied = observe(this.dp);
+        throw err;
+      }
+      const result = { reason, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
+      this.metrics.reconcileDuration.observe(result.durationMs / 1000);
+      this.lastReconcile = result;
+      if (p.ops.length > 0) log.info(result, 'reconciled');
+      return result;
     } catch (err) {
-      this.applied = observe(this.dp);
+      this.metrics.reconcileFailures.inc();
       throw err;
     }
-    const result = { reason, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
-    this.lastReconcile = result;
-    if (p.ops.length > 0) log.info(result, 'reconciled');
-    return result;
   }
 
   /** Drains, removes or restores one backend of a service until the next restart. */
@@ -252,11 +266,13 @@ export class Director {
         throw err;
       }
       this.lastReload = { ok: true, at: new Date().toISOString() };
+      this.metrics.reloads.inc({ result: 'ok' });
       const configured = new Set(next.services.flatMap((s) => s.backends.map((b) => `${s.name} ${parseIp(b.address)?.text}`)));
       for (const key of this.overrides.keys()) if (!configured.has(key)) this.overrides.delete(key);
       log.info({ why, services: next.services.length }, 'configuration reloaded');
     } catch (err) {
       this.lastReload = { ok: false, at: new Date().toISOString(), error: errorMessage(err) };
+      this.metrics.reloads.inc({ result: 'refused' });
       log.error({ why, err: errorMessage(err) }, 'reload refused; the previous configuration stays');
     }
     return this.lastReload;
@@ -282,6 +298,8 @@ export class Director {
     this.watcher?.close();
     this.neighbours.close();
     this.health.stop();
+    this.metricsServer?.closeAllConnections();
+    await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
     this.api?.closeAllConnections();
     await new Promise<void>((r) => (this.api ? this.api.close(() => r()) : r()));
     this.link?.close();

@@ -284,6 +284,28 @@ describe('Direct Routing through the lab director', () => {
     }
   });
 
+  test('the daemon serves /metrics, /healthz and /readyz; its counters are those of status', () => {
+    clientRequests(20);
+    const fetchInNs = (path: string) => {
+      const argv = inNs(LAB.directorNs, [process.execPath, '-e', `fetch('http://127.0.0.1:9842${path}').then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())))`]);
+      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const [code, ...body] = r.stdout.split('\n');
+      return { code: Number(code), body: body.join('\n') };
+    };
+    assert.equal(fetchInNs('/healthz').code, 200);
+    assert.equal(fetchInNs('/readyz').code, 200);
+    const metrics = fetchInNs('/metrics');
+    assert.equal(metrics.code, 200);
+    const st = readLabStatus().services[0]!;
+    const m = /^xdplb_service_packets_total\{name="web",local_address="10\.240\.0\.201",local_port="80",proto="TCP"\} (\d+)$/m.exec(metrics.body);
+    assert.ok(m, 'the service series is there');
+    assert.equal(Number(m[1]), st.packets, 'the same count as status (no traffic in between)');
+    for (const b of st.backends) assert.match(metrics.body, new RegExp(`^xdplb_backend_packets_total\\{[^}]*remote_address="${b.address.replaceAll('.', '\\.')}"[^}]*\\} ${b.packets}$`, 'm'));
+    // the file watch and the SIGHUP each tried a reload: both refused
+    assert.match(metrics.body, /^xdplb_config_reloads_total\{result="refused"\} [1-9]\d*$/m, 'the refused reload was counted');
+  });
+
   test('detach and lab down leave no program, pin, address or namespace behind', async () => {
     await stopDirector();
     assert.match(spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout, /10\.240\.0\.201\/32/, 'the director held the VIP');

@@ -1,0 +1,37 @@
+// /metrics (Prometheus text format), /healthz (the process answers) and
+// /readyz (the data plane is attached and the config applied).
+import { createServer, type Server } from 'node:http';
+import { parseAddress } from '../director/api.ts';
+import type { Metrics } from './metrics.ts';
+
+export async function startMetricsServer(address: string, metrics: Metrics, ready: () => boolean): Promise<Server> {
+  const { host, port } = parseAddress(address);
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      metrics.registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+        })
+        .catch((err: Error) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`scrape failed: ${err.message}\n`);
+        });
+      return;
+    }
+    if (req.url === '/healthz') return void res.end('ok\n');
+    if (req.url === '/readyz') {
+      const ok = ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
+      return void res.end(ok ? 'ready\n' : 'not ready\n');
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found: /metrics, /healthz, /readyz\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
