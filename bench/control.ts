@@ -1,13 +1,14 @@
 // npm run bench:control [-- --json]
 // Control-plane scale: desired() + plan() + apply() of 10,000 services x 10
 // backends from cold into a real (unattached) data plane, Maglev 16381, then
-// one backend change in the loaded state. Reports wall time, map writes and
+// one backend change in the loaded state, and one /metrics scrape of it. Reports wall time, map writes and
 // the process's RSS; the RSS of the same process before loading anything is
 // the baseline. Two shapes: every service on the same 10 nodes (Kubernetes:
 // backends are nodes, so tables repeat) and 10 distinct backends per service.
 import { validateConfig } from '../src/config/load.ts';
 import { CONSTANTS } from '../src/dataplane/abi.ts';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
+import { Metrics } from '../src/metrics/metrics.ts';
 import { desired, type Facts } from '../src/model/desired.ts';
 import { apply, countWrites } from '../src/reconcile/apply.ts';
 import { plan, type PlanContext } from '../src/reconcile/plan.ts';
@@ -46,6 +47,10 @@ async function run(shape: 'shared' | 'distinct') {
   apply(dp, cold.ops);
   const applyMs = performance.now() - t;
   const rss = process.memoryUsage().rss;
+  const metrics = new Metrics({ dp, applied: () => cold.next, perBackend: true }, 'bench');
+  t = performance.now();
+  const scrapeBytes = (await metrics.registry.metrics()).length;
+  const scrapeMs = performance.now() - t;
   const changedConfig = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape, true) });
   t = performance.now();
   const one = plan(cold.next, desired(changedConfig, facts), ctx);
@@ -61,6 +66,8 @@ async function run(shape: 'shared' | 'distinct') {
     cold_writes: countWrites(cold.ops),
     change_ms: +oneMs.toFixed(2),
     change_writes: countWrites(one.ops),
+    scrape_ms: Math.round(scrapeMs),
+    scrape_kb: Math.round(scrapeBytes / 1024),
     rss_mb: mb(rss),
     baseline_rss_mb: mb(baselineRss),
   };
@@ -73,6 +80,7 @@ else {
   for (const r of rows)
     console.log(
       `${r.shape.padEnd(9)} cold ${r.cold_ms} ms (plan ${r.cold_plan_ms}, apply ${r.cold_apply_ms}), ${r.cold_writes} map writes; ` +
-        `one backend change ${r.change_ms} ms, ${r.change_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB)`,
+        `one backend change ${r.change_ms} ms, ${r.change_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB); ` +
+        `one /metrics scrape ${r.scrape_ms} ms (${r.scrape_kb} KiB)`,
     );
 }
