@@ -105,18 +105,21 @@ static __always_inline struct xdplb_dest *usable_dest(__u32 id, __u32 service, i
  * slot's previous owner if that one still exists; anything else (UDP) is a
  * new flow.
  */
-static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *pkt,
-					 const struct xdplb_service *svc,
-					 const struct xdplb_slot *slot, int *new_flow)
+static __always_inline struct xdplb_dest *choose_dest(struct xdplb_global *g, struct packet *pkt,
+						       const struct xdplb_service *svc,
+						       const struct xdplb_slot *slot, int *new_flow,
+						       __u32 *dest_id)
 {
 	int syn = (pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	struct xdplb_dest *d = NULL;
 	struct xdplb_flow *known;
 	struct xdplb_flow flow = {};
 	__u32 dest;
 
 	if (!slot->prev_dest) {
 		*new_flow = syn;
-		return slot->dest;
+		*dest_id = slot->dest;
+		return usable_dest(slot->dest, svc->id, 1);
 	}
 	if (syn && !pkt->icmp_error) {
 		dest = slot->dest;
@@ -124,15 +127,20 @@ static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *
 		goto record;
 	}
 	known = bpf_map_lookup_elem(&flows, &pkt->flow);
-	if (known && usable_dest(known->dest, svc->id, 1)) {
-		g->count[XDPLB_STAT_FLOW_HIT]++;
-		known->last_seen_ns = bpf_ktime_get_coarse_ns();
-		*new_flow = syn;
-		return known->dest;
+	if (known) {
+		d = usable_dest(known->dest, svc->id, 1);
+		if (d) {
+			g->count[XDPLB_STAT_FLOW_HIT]++;
+			known->last_seen_ns = bpf_ktime_get_coarse_ns();
+			*new_flow = syn;
+			*dest_id = known->dest;
+			return d;
+		}
 	}
 	g->count[XDPLB_STAT_FLOW_MISS]++;
-	if ((pkt->icmp_error || (pkt->flow.proto == IPPROTO_TCP && !syn)) &&
-	    usable_dest(slot->prev_dest, svc->id, 1)) {
+	if (pkt->icmp_error || (pkt->flow.proto == IPPROTO_TCP && !syn))
+		d = usable_dest(slot->prev_dest, svc->id, 1);
+	if (d) {
 		dest = slot->prev_dest;
 		*new_flow = 0;
 	} else {
@@ -140,16 +148,19 @@ static __always_inline __u32 choose_dest(struct xdplb_global *g, struct packet *
 		*new_flow = 1;
 	}
 	if (pkt->icmp_error)
-		return dest;
+		goto out;
 record:
 	if (!dest)
-		return dest;
+		goto out;
 	flow.dest = dest;
 	flow.service = svc->id;
 	flow.last_seen_ns = bpf_ktime_get_coarse_ns();
 	if (bpf_map_update_elem(&flows, &pkt->flow, &flow, BPF_ANY))
 		g->count[XDPLB_STAT_FLOW_INSERT_FAILED]++;
-	return dest;
+out:
+	*dest_id = dest;
+	/* the previous owner was looked up already; anything else is looked up once here */
+	return d ? d : usable_dest(dest, svc->id, 1);
 }
 
 static __always_inline void add_traffic(void *map, __u32 id, __u32 bytes, int new_flow)
@@ -241,8 +252,7 @@ int xdplb_ingress(struct xdp_md *ctx)
 	slot = bpf_map_lookup_elem(table, &index);
 	if (!slot)
 		return count(g, XDPLB_STAT_DROP_NO_TABLE, XDP_DROP);
-	dest_id = choose_dest(g, &pkt, svc, slot, &new_flow);
-	d = usable_dest(dest_id, svc->id, 1);
+	d = choose_dest(g, &pkt, svc, slot, &new_flow, &dest_id);
 	if (!d) {
 		if (svc->flags & XDPLB_SVC_F_NO_BACKEND_PASS)
 			return count(g, XDPLB_STAT_PASS_NO_BACKEND, XDP_PASS);

@@ -584,7 +584,6 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
                        {
                            InstanceMethod<&BpfObject::GetMap>("map"),
                            InstanceMethod<&BpfObject::GetProgram>("program"),
-                           InstanceMethod<&BpfObject::MapNames>("mapNames"),
                        });
   }
   explicit BpfObject(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfObject>(info) {}
@@ -604,14 +603,6 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     bpf_program *p = bpf_object__find_program_by_name(obj_->obj, name.c_str());
     if (!p) throw SystemError(env, ENOENT, "bpf_object__find_program_by_name", name);
     return Program::New(env, bpf_program__fd(p), obj_);
-  }
-  Napi::Value MapNames(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    Napi::Array out = Napi::Array::New(env);
-    bpf_map *m;
-    uint32_t i = 0;
-    bpf_object__for_each_map(m, obj_->obj) out[i++] = bpf_map__name(m);
-    return out;
   }
 };
 

@@ -311,3 +311,9 @@ export function vipFilterBit(addr: Buffer, family: Family): number {
   const k = addr.readUInt32LE(family === 6 ? 12 : 0);
   return Math.imul(k, 0x9e3779b1) >>> 16;
 }
+
+/** Sets an address's bit in a prefilter (words as in the vip_filter map). */
+export function addVipBit(filter: BigUint64Array, addr: Buffer, family: Family): void {
+  const bit = vipFilterBit(addr, family);
+  filter[bit >> 6]! |= 1n << BigInt(bit & 63);
+}

@@ -21,6 +21,7 @@ import {
   encodeServiceKey,
   encodeSlots,
   LAYOUT,
+  serviceIndexHash,
   sumGlobal,
   sumTraffic,
   u32Key,
@@ -187,6 +188,20 @@ export class DataPlane {
   /** Points index slot h at an entry (0: none; SERVICE_INDEX_COLLISION: ask the hash map). */
   putServiceIndex(h: number, entry: number): void {
     this.maps.service_index.update(u32Key(h), u32Key(entry));
+  }
+
+  /**
+   * Writes one service whole (hash map, entry, index — marking a collision
+   * when another key holds its index slot), for code that builds services
+   * one by one (tests, benchmarks). The director's plan() computes the whole
+   * index instead, and handles removals.
+   */
+  putServiceIndexed(key: ServiceKey, value: ServiceValue, entry: number): void {
+    this.putService(key, value);
+    this.putServiceEntry(entry, key, value);
+    const h = serviceIndexHash(key);
+    const held = this.readServiceIndex(h);
+    this.putServiceIndex(h, held === 0 || held === entry ? entry : CONSTANTS.SERVICE_INDEX_COLLISION);
   }
 
   readServiceIndex(h: number): number {

@@ -70,7 +70,6 @@ export interface NativeProgram {
 export interface NativeObject {
   map(name: string): NativeMap;
   program(name: string): NativeProgram;
-  mapNames(): string[];
 }
 
 export interface LoadOptions {

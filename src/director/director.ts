@@ -113,12 +113,12 @@ export class Director {
     log.info({ interface: config.interface, ifindex: nic.ifindex, pinDir, adopting, services: d.applied.services.size }, adopting ? 'adopting the pinned data plane' : 'new data plane');
     d.seedNeighboursFromPins();
     await d.resolveBackends(1000);
+    d.health.sync(config); // before the first reconcile, which records health verdicts
     d.reconcile('start');
     const { link, outcome } = await attachOrReplace(dp, pinDir, nic.ifindex, config.mode);
     d.link = link;
     log.info({ outcome, mode: config.mode, program: dp.program.info().id }, 'XDP program in place');
     d.syncVips();
-    d.health.sync(config);
     d.api = await startApi(config.apiAddress, { state: () => d.state(), setOverride: (s, a, o) => d.setOverride(s, a, o) });
     d.metricsServer = await startMetricsServer(config.metricsAddress, d.metrics, () => d.ready);
     d.ready = true;

@@ -11,7 +11,8 @@
 //   7. entries retired by the previous plan are cleared (long unused by now)
 //   8. the prefilter loses the bits of VIPs that are gone
 // Only services whose input changed are touched.
-import { CONSTANTS, serviceIndexHash, vipFilterBit, type DestInfo, type DestValue, type ServiceKey } from '../dataplane/abi.ts';
+import { addVipBit, CONSTANTS, serviceIndexHash, type DestInfo, type DestValue, type ServiceKey } from '../dataplane/abi.ts';
+import { XdplbError } from '../errors.ts';
 import { maglevTable, NO_BACKEND, nextSlots } from '../model/maglev.ts';
 import type { Desired, DesiredBackend } from '../model/desired.ts';
 import type { Applied, AppliedDest, AppliedService } from './state.ts';
@@ -50,19 +51,14 @@ export interface Plan {
 
 const STATE = { active: CONSTANTS.DEST_ACTIVE, draining: CONSTANTS.DEST_DRAINING, down: CONSTANTS.DEST_UNUSED } as const;
 
-export class CapacityError extends Error {}
-
 function lowestFree(used: Set<number>, max: number): number {
   for (let id = 1; id < max; id++) if (!used.has(id)) return id;
-  throw new CapacityError(`no free slot below ${max}`);
+  throw new XdplbError('CAPACITY', `no free slot below ${max}: raise capacity in the config (and restart)`);
 }
 
 function filterOf(services: Iterable<{ key: ServiceKey }>, words: number): BigUint64Array {
   const f = new BigUint64Array(words);
-  for (const s of services) {
-    const bit = vipFilterBit(s.key.addr, s.key.family);
-    f[bit >> 6]! |= 1n << BigInt(bit & 63);
-  }
+  for (const s of services) addVipBit(f, s.key.addr, s.key.family);
   return f;
 }
 
@@ -132,7 +128,7 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
       if (!destIds.has(id)) return id;
     }
     while (destIds.has(nextDestId)) nextDestId++;
-    if (nextDestId >= ctx.maxDests) throw new CapacityError(`more than ${ctx.maxDests - 1} backends`);
+    if (nextDestId >= ctx.maxDests) throw new XdplbError('CAPACITY', `more than ${ctx.maxDests - 1} backends: raise capacity.backends (and restart)`);
     return nextDestId;
   };
 

@@ -1,7 +1,7 @@
 // `xdplb status`: what the data plane holds and has counted, read from its
 // pins (no daemon needed), in the shape of `ipvsadm -L -n`.
 import { CONSTANTS, decodeFlow, GLOBAL_STATS, type Traffic } from '../dataplane/abi.ts';
-import type { DataPlane } from '../dataplane/dataplane.ts';
+import { allKeys, type DataPlane } from '../dataplane/dataplane.ts';
 import { formatIp, formatMac } from '../model/address.ts';
 import { observe } from '../reconcile/observe.ts';
 
@@ -76,18 +76,12 @@ function flowsPerDest(dp: DataPlane, limit = 1_000_000): { perDest: Map<number, 
   const perDest = new Map<number, number>();
   const since = process.hrtime.bigint() - BigInt(ACTIVE_WINDOW_S) * 1_000_000_000n;
   let entries = 0;
-  let after: Buffer | null = null;
-  for (;;) {
-    const keys = dp.maps.flows.nextKeys(after, 4096);
-    for (const k of keys) {
-      const v = dp.maps.flows.lookup(k);
-      if (!v) continue;
-      entries++;
-      const flow = decodeFlow(v);
-      if (flow.lastSeenNs >= since) perDest.set(flow.dest, (perDest.get(flow.dest) ?? 0) + 1);
-    }
-    if (keys.length < 4096 || entries >= limit) break;
-    after = keys[keys.length - 1]!;
+  for (const k of allKeys(dp.maps.flows)) {
+    const v = dp.maps.flows.lookup(k);
+    if (!v) continue; // expired since it was listed
+    const flow = decodeFlow(v);
+    if (flow.lastSeenNs >= since) perDest.set(flow.dest, (perDest.get(flow.dest) ?? 0) + 1);
+    if (++entries >= limit) break;
   }
   return { perDest, entries };
 }

@@ -1,7 +1,7 @@
 // A loaded (unattached) data plane with services written straight into its
 // maps, for BPF_PROG_TEST_RUN packet tests. Destination ids: service id * 100
 // + backend number; backend n has MAC backendMac(n).
-import { CONSTANTS, PROTO, serviceIndexHash, vipFilterBit, type Protocol } from '../../src/dataplane/abi.ts';
+import { addVipBit, CONSTANTS, PROTO, type Protocol } from '../../src/dataplane/abi.ts';
 import { DataPlane } from '../../src/dataplane/dataplane.ts';
 import { mustParseIp } from '../../src/model/address.ts';
 import { canonicalOrder, maglevTable, nextSlots, NO_BACKEND } from '../../src/model/maglev.ts';
@@ -53,9 +53,8 @@ export class Fixture {
     const dest = Uint32Array.from(table, (i) => (i === NO_BACKEND ? 0 : s.id * 100 + order[i]!.n));
     const old = this.dp.readTable(s.id);
     this.dp.putTable(s.id, dest, nextSlots(old?.dest ?? null, old?.prev ?? null, dest));
-    const bit = vipFilterBit(vip.bytes, vip.family);
     const next = BigUint64Array.from(this.filter);
-    next[bit >> 6]! |= 1n << BigInt(bit & 63);
+    addVipBit(next, vip.bytes, vip.family);
     this.dp.writeVipFilter(next, this.filter);
     this.filter = next;
     const key = { addr: vip.bytes, family: vip.family, proto: PROTO[s.proto], port: s.port };
@@ -64,11 +63,7 @@ export class Fixture {
       seed: s.seed ?? 0x5eed,
       flags: (s.sourceHash ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackendPass ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
     };
-    this.dp.putService(key, value);
-    this.dp.putServiceEntry(s.id, key, value); // entry number = service id here
-    const h = serviceIndexHash(key);
-    const held = this.dp.readServiceIndex(h);
-    this.dp.putServiceIndex(h, held === 0 || held === s.id ? s.id : CONSTANTS.SERVICE_INDEX_COLLISION);
+    this.dp.putServiceIndexed(key, value, s.id); // entry number = service id here
   }
 
   async run(frame: Buffer): Promise<{ verdict: Verdict; packet: Buffer }> {

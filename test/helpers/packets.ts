@@ -159,7 +159,7 @@ export function ethernet(ip: Buffer, o: EthOptions = {}): Buffer {
   return Buffer.concat([hdr, ip]);
 }
 
-/** Header boundaries of a frame built above (for truncation tests). */
+/** The frame with its destination and source MACs replaced (what a forwarded frame must be). */
 export function withMacs(frame: Buffer, dst: Buffer, src: Buffer): Buffer {
   const out = Buffer.from(frame);
   dst.copy(out, 0);

@@ -65,10 +65,12 @@ class Holder {
   }
 }
 
+/** Waits for a line of the running director (its pid) that contains text. */
 async function waitForLog(text: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (readFileSync(`${LAB.runDir}/director.log`, 'utf8').includes(text)) return;
+    const pid = `"pid":${directorPid()},`;
+    if (readFileSync(`${LAB.runDir}/director.log`, 'utf8').split('\n').some((l) => l.includes(pid) && l.includes(text))) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`the director never logged "${text}"`);
@@ -248,6 +250,11 @@ describe('Direct Routing through the lab director', () => {
       const backMs = await until('backend 3 back', () => state(3).state === 'active' && state(3).health === 'up', 5000);
       assert.ok(backMs <= 500 * 2 + 500 + 1000, `back after ${backMs} ms (rise 2 x 500 ms, + server start)`);
       assert.ok(clientRequests(60).some((r) => r.ok && r.backend === LAB.backendName(3)), 'it takes new connections again');
+      // a daemon started with checks in its config records their verdicts from its first apply
+      await stopDirector();
+      startDirector(MODE);
+      await waitForLog('"outcome":"replaced"');
+      assert.deepEqual(configured.map((i) => state(i).health), ['up', 'up', 'up'], 'health shown right after a start');
     } finally {
       writeFileSync(LAB.configPath, good);
       startBackendServer(3);
@@ -284,7 +291,12 @@ describe('Direct Routing through the lab director', () => {
     }
   });
 
-  test('the daemon serves /metrics, /healthz and /readyz; its counters are those of status', () => {
+  test('the daemon serves /metrics, /healthz and /readyz; its counters are those of status', async () => {
+    const good = readFileSync(LAB.configPath, 'utf8');
+    writeFileSync(LAB.configPath, good.replace(`vip: ${LAB.vip}`, 'vip: not-an-address'));
+    await waitForLog('reload refused');
+    writeFileSync(LAB.configPath, good);
+    await waitForLog('configuration reloaded');
     clientRequests(20);
     const fetchInNs = (path: string) => {
       const argv = inNs(LAB.directorNs, [process.execPath, '-e', `fetch('http://127.0.0.1:9842${path}').then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())))`]);
@@ -302,8 +314,8 @@ describe('Direct Routing through the lab director', () => {
     assert.ok(m, 'the service series is there');
     assert.equal(Number(m[1]), st.packets, 'the same count as status (no traffic in between)');
     for (const b of st.backends) assert.match(metrics.body, new RegExp(`^xdplb_backend_packets_total\\{[^}]*remote_address="${b.address.replaceAll('.', '\\.')}"[^}]*\\} ${b.packets}$`, 'm'));
-    // the file watch and the SIGHUP each tried a reload: both refused
     assert.match(metrics.body, /^xdplb_config_reloads_total\{result="refused"\} [1-9]\d*$/m, 'the refused reload was counted');
+    assert.match(metrics.body, /^xdplb_config_reloads_total\{result="ok"\} [1-9]\d*$/m, 'and the good one');
   });
 
   test('detach and lab down leave no program, pin, address or namespace behind', async () => {
