@@ -47,9 +47,9 @@ async function run(shape: 'shared' | 'distinct') {
   apply(dp, cold.ops);
   const applyMs = performance.now() - t;
   const rss = process.memoryUsage().rss;
-  const metrics = new Metrics({ dp, applied: () => cold.next, perBackend: true }, 'bench');
+  const metrics = new Metrics({ dp, applied: () => cold.next, perBackend: () => true }, 'bench');
   t = performance.now();
-  const scrapeBytes = (await metrics.registry.metrics()).length;
+  const scrapeBytes = (await metrics.exposition()).length;
   const scrapeMs = performance.now() - t;
   const changedConfig = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape, true) });
   t = performance.now();

@@ -8,6 +8,7 @@
 // fire on a worker thread: messages go into a mutex-protected queue that the
 // JS thread drains into the registered logger.
 #include <napi.h>
+#include <algorithm>
 #include <uv.h>
 
 #include <bpf/bpf.h>
@@ -174,6 +175,8 @@ class Map : public Napi::ObjectWrap<Map> {
             InstanceMethod<&Map::Delete>("delete"),
             InstanceMethod<&Map::UpdateBatch>("updateBatch"),
             InstanceMethod<&Map::NextKeys>("nextKeys"),
+            InstanceMethod<&Map::SumPerCpu>("sumPerCpu"),
+            InstanceMethod<&Map::CountEntries>("countEntries"),
             InstanceMethod<&Map::Pin>("pin"),
             InstanceMethod<&Map::Info>("info"),
             InstanceMethod<&Map::Close>("close"),
@@ -322,6 +325,67 @@ class Map : public Napi::ObjectWrap<Map> {
       have = true;
     }
     return out;
+  }
+  // sumPerCpu(count): the first `count` entries of a per-CPU array of u64
+  // words, each word summed over the CPUs: a BigUint64Array of count * words.
+  // One batched read (a few syscalls) instead of one lookup per entry.
+  Napi::Value SumPerCpu(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info_.type != BPF_MAP_TYPE_PERCPU_ARRAY || info_.value_size % 8)
+      throw Napi::TypeError::New(env, "sumPerCpu needs a per-CPU array of u64 words");
+    uint32_t count = info[0].As<Napi::Number>().Uint32Value();
+    if (count > info_.max_entries)
+      throw Napi::RangeError::New(env, "count " + std::to_string(count) + " exceeds max_entries " +
+                                           std::to_string(info_.max_entries));
+    const size_t words = info_.value_size / 8, cpus = PossibleCpus();
+    auto out = Napi::BigUint64Array::New(env, size_t(count) * words);
+    uint64_t *sum = out.Data();
+    std::fill(sum, sum + size_t(count) * words, 0);
+    const uint32_t chunk = 1024;
+    std::vector<uint32_t> keys(chunk);
+    std::vector<uint64_t> values(size_t(chunk) * words * cpus);
+    uint32_t in_batch = 0, out_batch = 0, done = 0;
+    bool first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    while (done < count) {
+      uint32_t n = std::min(chunk, count - done);
+      int err = bpf_map_lookup_batch(Fd(env), first ? nullptr : &in_batch, &out_batch, keys.data(),
+                                     values.data(), &n, &opts);
+      if (err && errno != ENOENT) throw SystemError(env, errno, "bpf_map_lookup_batch");
+      for (uint32_t i = 0; i < n; i++) {
+        if (keys[i] >= count) continue;
+        uint64_t *dst = sum + size_t(keys[i]) * words;
+        const uint64_t *src = values.data() + size_t(i) * words * cpus;
+        for (size_t c = 0; c < cpus; c++)
+          for (size_t w = 0; w < words; w++) dst[w] += src[c * words + w];
+      }
+      done += n;
+      if (err || n == 0) break;  // ENOENT: the end of the map
+      in_batch = out_batch;
+      first = false;
+    }
+    return out;
+  }
+  // countEntries(): how many entries a hash map holds now, read in batches.
+  Napi::Value CountEntries(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    const uint32_t chunk = 4096;
+    std::vector<uint8_t> keys(size_t(chunk) * info_.key_size), values(size_t(chunk) * ValueBytes());
+    std::vector<uint8_t> in_batch(std::max<uint32_t>(info_.key_size, 8)), out_batch(in_batch.size());
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    double total = 0;
+    bool first = true;
+    for (;;) {
+      uint32_t n = chunk;
+      int err = bpf_map_lookup_batch(Fd(env), first ? nullptr : in_batch.data(), out_batch.data(),
+                                     keys.data(), values.data(), &n, &opts);
+      if (err && errno != ENOENT) throw SystemError(env, errno, "bpf_map_lookup_batch");
+      total += n;
+      if (err) break;
+      in_batch.swap(out_batch);
+      first = false;
+    }
+    return Napi::Number::New(env, total);
   }
   Napi::Value Pin(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();

@@ -12,6 +12,7 @@ import { mustParseIp, parseIp } from '../model/address.ts';
 import { releaseVips } from '../net/vips.ts';
 import { configureRealserver, undoRealserver } from '../realserver/realserver.ts';
 import { rates, readStatus, renderStatus, type DaemonState, type Status } from '../status/status.ts';
+import { VERSION } from '../version.ts';
 
 export const EXIT = {
   ok: 0,
@@ -92,7 +93,7 @@ async function statusCommand(opts: { interface?: string; pinDir?: string; api: s
 export function buildProgram(): Command {
   const program = new Command('xdplb')
     .description('XDP Direct-Routing load-balancing director (LVS-DR style, Maglev consistent hashing)')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError()
     .addHelpText('after', `\nExample:\n  xdplb attach -i eth1 -c /etc/xdplb/config.yaml\n  xdplb status --stats\n${EXIT_HELP}`);
 

@@ -277,6 +277,13 @@ export interface Traffic {
   newFlows: bigint;
 }
 
+/** The traffic of entry `id` in a batched, CPU-summed read (Map.sumPerCpu). */
+export function trafficAt(summed: BigUint64Array, id: number): Traffic {
+  const o = LAYOUT.traffic.offsets;
+  const base = id * (LAYOUT.traffic.size / 8);
+  return { packets: summed[base + o.packets / 8] ?? 0n, bytes: summed[base + o.bytes / 8] ?? 0n, newFlows: summed[base + o.new_flows / 8] ?? 0n };
+}
+
 /** Sums one per-CPU traffic value over all CPUs. */
 export function sumTraffic(perCpu: readonly Buffer[] | null): Traffic {
   const o = LAYOUT.traffic.offsets;

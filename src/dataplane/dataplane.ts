@@ -336,6 +336,24 @@ export class DataPlane {
     return sumTraffic(this.maps.dest_stats.lookupPerCpu(u32Key(destId)));
   }
 
+  /**
+   * Traffic of every service id below `count` in one batched read: packets,
+   * bytes and new flows of id i at [3i], [3i+1], [3i+2] (see trafficAt).
+   */
+  serviceTrafficAll(count: number): BigUint64Array {
+    return this.maps.service_stats.sumPerCpu(count);
+  }
+
+  /** Like serviceTrafficAll, for destination ids. */
+  destTrafficAll(count: number): BigUint64Array {
+    return this.maps.dest_stats.sumPerCpu(count);
+  }
+
+  /** Entries in the flow table now (batched read of the LRU map). */
+  flowEntries(): number {
+    return this.maps.flows.countEntries();
+  }
+
   /** Map ids in this process's view (for tests: adoption keeps the same maps). */
   mapIds(): Record<string, number> {
     return Object.fromEntries(Object.entries(this.maps).map(([n, m]) => [n, m.info().id]));

@@ -26,6 +26,10 @@ export interface NativeMap {
   updateBatch(keys: Buffer, values: Buffer, count: number): number;
   /** Up to max keys after `after` (null: from the start), in map order. */
   nextKeys(after: Buffer | null, max: number): Buffer[];
+  /** Per-CPU array of u64 words: the first `count` entries, each word summed over CPUs (count * words). */
+  sumPerCpu(count: number): BigUint64Array;
+  /** Entries a hash map holds now (batched read). */
+  countEntries(): number;
   pin(path: string): void;
   info(): MapInfo;
   close(): void;

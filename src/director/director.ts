@@ -18,6 +18,7 @@ import { readStatus, type DaemonState } from '../status/status.ts';
 import { startApi } from './api.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { startMetricsServer } from '../metrics/server.ts';
+import { VERSION } from '../version.ts';
 import { Neighbours } from '../net/neighbours.ts';
 import { ownVips, releaseVips } from '../net/vips.ts';
 import { apply, countWrites } from '../reconcile/apply.ts';
@@ -84,9 +85,20 @@ export class Director {
     this.dp = dp;
     this.applied = observe(dp);
     this.neighbours = new Neighbours(ifindex);
-    this.health = new HealthChecker(() => this.reconcileLogged('health'), component('health'));
+    this.metrics = new Metrics(
+      {
+        dp,
+        applied: () => this.applied,
+        perBackend: () => this.config.metricsPerBackend,
+        healthChecks: () => this.health.views(),
+        neighbours: () => this.neighbours.resolution(),
+      },
+      VERSION,
+    );
+    this.health = new HealthChecker(() => this.reconcileLogged('health'), component('health'), (check, r) =>
+      this.metrics.healthCheckDuration.observe({ check, result: r.ok ? 'ok' : 'failed' }, r.durationMs / 1000),
+    );
     this.lastReload = { ok: true, at: new Date().toISOString() };
-    this.metrics = new Metrics({ dp, applied: () => this.applied, perBackend: config.metricsPerBackend }, '0.1.0');
   }
 
   static async start(options: DirectorOptions): Promise<Director> {

@@ -3,6 +3,7 @@
 // not fire in lock step. A transition logs one line and asks for a reconcile.
 import type { Config, ServiceConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import type { HealthCheckView } from '../metrics/metrics.ts';
 import type { IpAddress } from '../model/address.ts';
 import { httpProbe, tcpProbe, type ProbeResult } from './probes.ts';
 import { INITIAL, nextHealth, type HealthState } from './state.ts';
@@ -14,6 +15,8 @@ interface Check {
   state: HealthState;
   timer?: NodeJS.Timeout;
   last: ProbeResult | null;
+  ok: number;
+  failed: number;
 }
 
 export type Health = 'none' | 'up' | 'down';
@@ -24,10 +27,13 @@ export class HealthChecker {
   private readonly lastHealthy = new Map<string, Set<string>>();
   private services = new Map<string, ServiceConfig>();
   private readonly onChange: () => void;
+  private readonly onProbe: (check: string, result: ProbeResult) => void;
   private readonly log: Logger;
 
-  constructor(onChange: () => void, log: Logger) {
+  /** onChange: a verdict changed; onProbe: every probe's outcome (for metrics). */
+  constructor(onChange: () => void, log: Logger, onProbe: (check: string, result: ProbeResult) => void = () => undefined) {
     this.onChange = onChange;
+    this.onProbe = onProbe;
     this.log = log;
   }
 
@@ -44,7 +50,7 @@ export class HealthChecker {
         const have = this.checks.get(id);
         if (have && have.spec === spec) continue;
         if (have) clearTimeout(have.timer);
-        const check: Check = { service: s.name, address: b.address, spec, state: have?.state ?? INITIAL, last: null };
+        const check: Check = { service: s.name, address: b.address, spec, state: have?.state ?? INITIAL, last: null, ok: have?.ok ?? 0, failed: have?.failed ?? 0 };
         check.timer = setTimeout(() => void this.run(id), Math.random() * s.healthCheck.interval);
         this.checks.set(id, check);
       }
@@ -69,6 +75,9 @@ export class HealthChecker {
         : await httpProbe({ scheme: hc.type, host: c.address, port, path: hc.path, expect: hc.expectStatus, verifyTls: hc.verifyTls, timeoutMs: hc.timeout, ...(hc.host ? { hostHeader: hc.host } : {}) });
     if (this.checks.get(id) !== c) return; // removed or replaced meanwhile
     c.last = result;
+    if (result.ok) c.ok++;
+    else c.failed++;
+    this.onProbe(hc.type, result);
     const { state, changed } = nextHealth(c.state, result.ok, hc.rise, hc.fall);
     c.state = state;
     if (changed) {
@@ -101,6 +110,13 @@ export class HealthChecker {
   /** Last probe of a backend (for status and metrics). */
   lastResult(service: string, address: string): ProbeResult | null {
     return this.checks.get(`${service} ${address}`)?.last ?? null;
+  }
+
+  /** Every check now, for metrics. */
+  *views(): Iterable<HealthCheckView> {
+    for (const c of this.checks.values()) {
+      yield { service: c.service, address: c.address, up: c.state.up, lastDurationMs: c.last?.durationMs ?? null, ok: c.ok, failed: c.failed };
+    }
   }
 
   stop(): void {

@@ -1,21 +1,40 @@
-// Prometheus metrics on their own registry. The data plane's per-CPU counters
-// are read once per scrape, inside collect(); labels follow node_exporter's
-// IPVS collector (local_address, local_port, proto, remote_address,
-// remote_port). With perBackend off, backend series are left out (very
-// large fleets).
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ABI_VERSION, CONSTANTS, GLOBAL_STATS } from '../dataplane/abi.ts';
+// Prometheus metrics. The data plane's series (per service and per backend)
+// are written directly in the text format from one batched read of each
+// per-CPU counter map per scrape; the director's own metrics (reconciles,
+// reloads, health-check latency, build, process) live on a prom-client
+// registry of their own. Labels follow node_exporter's IPVS collector
+// (local_address, local_port, proto, remote_address, remote_port). With
+// perBackend off, series per backend and per neighbour are left out (very
+// large fleets); per-service series stay.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ABI_VERSION, CONSTANTS, GLOBAL_STATS, trafficAt } from '../dataplane/abi.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import { formatIp } from '../model/address.ts';
 import type { Applied } from '../reconcile/state.ts';
+import { Family, labelValue } from './exposition.ts';
 
 const PROTO: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
+
+/** One health check as the checker holds it now. */
+export interface HealthCheckView {
+  service: string;
+  address: string;
+  up: boolean;
+  /** Duration of the last probe, null before the first. */
+  lastDurationMs: number | null;
+  ok: number;
+  failed: number;
+}
 
 export interface MetricsSource {
   dp: DataPlane;
   /** What the data plane holds now (the director's applied state). */
   applied(): Applied;
-  perBackend: boolean;
+  /** Whether to write series per backend and per neighbour (the config may change it on reload). */
+  perBackend(): boolean;
+  healthChecks?(): Iterable<HealthCheckView>;
+  /** Backend nodes the director resolves, and whether their MAC is known. */
+  neighbours?(): Iterable<{ address: string; resolved: boolean }>;
 }
 
 /** The XDP action each global counter stands for (the rest are events). */
@@ -29,73 +48,138 @@ function actionOf(stat: string): string | null {
 }
 
 export class Metrics {
+  /** The director's own metrics; the data plane's are added by exposition(). */
   readonly registry = new Registry();
   readonly reconcileDuration: Histogram;
   readonly reconcileFailures: Counter;
   readonly reloads: Counter<'result'>;
+  readonly healthCheckDuration: Histogram<'check' | 'result'>;
+  private readonly src: MetricsSource;
 
   constructor(src: MetricsSource, version: string) {
+    this.src = src;
     const r = this.registry;
-    const svcLabels = ['name', 'local_address', 'local_port', 'proto'] as const;
-    const backendLabels = ['local_address', 'local_port', 'proto', 'remote_address', 'remote_port'] as const;
-    // Registered first: prom-client collects metrics in registration order, so
-    // its collect() reads every BPF counter once per scrape and fills the rest.
-    const svcPackets: Counter<(typeof svcLabels)[number]> = new Counter({
-      name: 'xdplb_service_packets_total',
-      help: 'Packets forwarded for a service (VIP, port, protocol).',
-      labelNames: svcLabels,
-      registers: [r],
-      collect: () => readAll(),
-    });
-    const svcBytes = new Counter({ name: 'xdplb_service_bytes_total', help: 'IP bytes forwarded for a service.', labelNames: svcLabels, registers: [r] });
-    const svcFlows = new Counter({ name: 'xdplb_service_new_flows_total', help: 'New flows (TCP SYNs and flow-table creations) of a service.', labelNames: svcLabels, registers: [r] });
-    const bPackets = new Counter({ name: 'xdplb_backend_packets_total', help: 'Packets forwarded to a backend of a service.', labelNames: backendLabels, registers: [r] });
-    const bBytes = new Counter({ name: 'xdplb_backend_bytes_total', help: 'IP bytes forwarded to a backend of a service.', labelNames: backendLabels, registers: [r] });
-    const bFlows = new Counter({ name: 'xdplb_backend_new_flows_total', help: 'New flows sent to a backend of a service.', labelNames: backendLabels, registers: [r] });
-    const bUp = new Gauge({ name: 'xdplb_backend_up', help: '1 when the backend takes new flows (resolved, healthy, not draining).', labelNames: backendLabels, registers: [r] });
-    const bWeight = new Gauge({ name: 'xdplb_backend_weight', help: 'Configured weight of a backend.', labelNames: backendLabels, registers: [r] });
-    const bHealth = new Gauge({ name: 'xdplb_backend_health_up', help: 'Health-check verdict: 1 up, 0 down (absent without a check).', labelNames: backendLabels, registers: [r] });
-    const actions = new Counter({ name: 'xdplb_xdp_actions_total', help: 'XDP verdicts of the program.', labelNames: ['action'], registers: [r] });
-    const drops = new Counter({ name: 'xdplb_drops_total', help: 'Packets dropped, by reason.', labelNames: ['reason'], registers: [r] });
-    const events = new Counter({ name: 'xdplb_datapath_events_total', help: 'Every global data-plane counter, by name.', labelNames: ['event'], registers: [r] });
-    const services = new Gauge({ name: 'xdplb_services', help: 'Services in the data plane.', registers: [r] });
     new Gauge({ name: 'xdplb_build_info', help: 'Build of this xdplb (value 1).', labelNames: ['version', 'abi_version'], registers: [r] }).set({ version, abi_version: String(ABI_VERSION) }, 1);
     this.reconcileDuration = new Histogram({ name: 'xdplb_reconcile_duration_seconds', help: 'Time to plan and apply a change to the data plane.', buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [r] });
     this.reconcileFailures = new Counter({ name: 'xdplb_reconcile_failures_total', help: 'Reconciles that failed (the data plane state was re-read).', registers: [r] });
     this.reloads = new Counter({ name: 'xdplb_config_reloads_total', help: 'Configuration reloads, by result (ok, refused).', labelNames: ['result'], registers: [r] });
+    for (const result of ['ok', 'refused']) this.reloads.inc({ result }, 0);
+    this.healthCheckDuration = new Histogram({
+      name: 'xdplb_health_check_duration_seconds',
+      help: 'Health-check probe durations of all backends, by check type and result (ok, failed).',
+      labelNames: ['check', 'result'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2],
+      registers: [r],
+    });
+    collectDefaultMetrics({ register: r });
+  }
 
-    function readAll(): void {
-      for (const m of [svcPackets, svcBytes, svcFlows, bPackets, bBytes, bFlows, bUp, bWeight, bHealth, actions, drops, events]) m.reset();
-      const applied = src.applied();
-      services.set(applied.services.size);
-      for (const s of applied.services.values()) {
-        const base = { local_address: formatIp(s.key.addr, s.key.family), local_port: String(s.key.port), proto: PROTO[s.key.proto] ?? String(s.key.proto) };
-        const t = src.dp.serviceTraffic(s.id);
-        svcPackets.inc({ name: s.name, ...base }, Number(t.packets));
-        svcBytes.inc({ name: s.name, ...base }, Number(t.bytes));
-        svcFlows.inc({ name: s.name, ...base }, Number(t.newFlows));
-        if (!src.perBackend) continue;
-        for (const [address, id] of s.dests) {
-          const d = applied.dests.get(id);
-          if (!d) continue;
-          const labels = { ...base, remote_address: address, remote_port: String(s.key.port) };
-          const bt = src.dp.destTraffic(id);
-          bPackets.inc(labels, Number(bt.packets));
-          bBytes.inc(labels, Number(bt.bytes));
-          bFlows.inc(labels, Number(bt.newFlows));
-          bUp.set(labels, d.value.state === CONSTANTS.DEST_ACTIVE ? 1 : 0);
-          bWeight.set(labels, d.info.weight);
-          if (d.info.health !== 'none') bHealth.set(labels, d.info.health === 'up' ? 1 : 0);
+  /** The whole /metrics text: the data plane's series, then the registry's. */
+  async exposition(): Promise<string> {
+    return this.dataPlaneText() + (await this.registry.metrics());
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private dataPlaneText(): string {
+    const { dp } = this.src;
+    const perBackend = this.src.perBackend();
+    const applied = this.src.applied();
+    const f = (name: string, type: 'counter' | 'gauge', help: string) => new Family(name, type, help);
+    const svcPackets = f('xdplb_service_packets_total', 'counter', 'Packets forwarded for a service (VIP, port, protocol).');
+    const svcBytes = f('xdplb_service_bytes_total', 'counter', 'IP bytes forwarded for a service.');
+    const svcFlows = f('xdplb_service_new_flows_total', 'counter', 'New flows (TCP SYNs and flow-table creations) of a service.');
+    const svcBackends = f('xdplb_service_backends', 'gauge', 'Backends of a service in the data plane.');
+    const svcBackendsUp = f('xdplb_service_backends_up', 'gauge', 'Backends of a service that take new flows (resolved, healthy, not draining).');
+    const bPackets = f('xdplb_backend_packets_total', 'counter', 'Packets forwarded to a backend of a service.');
+    const bBytes = f('xdplb_backend_bytes_total', 'counter', 'IP bytes forwarded to a backend of a service.');
+    const bFlows = f('xdplb_backend_new_flows_total', 'counter', 'New flows sent to a backend of a service.');
+    const bUp = f('xdplb_backend_up', 'gauge', '1 when the backend takes new flows (resolved, healthy, not draining).');
+    const bDraining = f('xdplb_backend_draining', 'gauge', '1 when the backend is drained: it keeps its flows but takes no new ones.');
+    const bWeight = f('xdplb_backend_weight', 'gauge', 'Configured weight of a backend.');
+    const bHealth = f('xdplb_backend_health_up', 'gauge', 'Health-check verdict: 1 up, 0 down (absent without a check).');
+    const bChecks = f('xdplb_backend_health_checks_total', 'counter', 'Health-check probes of a backend, by result (ok, failed), since the daemon started.');
+    const bCheckLast = f('xdplb_backend_health_check_last_duration_seconds', 'gauge', 'Duration of the last health-check probe of a backend.');
+
+    const checks = new Map<string, HealthCheckView>();
+    for (const c of this.src.healthChecks?.() ?? []) checks.set(`${c.service} ${c.address}`, c);
+    let maxService = 0;
+    let maxDest = 0;
+    for (const s of applied.services.values()) {
+      maxService = Math.max(maxService, s.id + 1);
+      for (const id of s.dests.values()) maxDest = Math.max(maxDest, id + 1);
+    }
+    const svcTraffic = dp.serviceTrafficAll(maxService);
+    const destTraffic = perBackend ? dp.destTrafficAll(maxDest) : null;
+
+    for (const s of applied.services.values()) {
+      const local = `local_address="${formatIp(s.key.addr, s.key.family)}",local_port="${s.key.port}",proto="${PROTO[s.key.proto] ?? s.key.proto}"`;
+      const svc = `{name="${labelValue(s.name)}",${local}}`;
+      const t = trafficAt(svcTraffic, s.id);
+      svcPackets.sample(svc, t.packets);
+      svcBytes.sample(svc, t.bytes);
+      svcFlows.sample(svc, t.newFlows);
+      let up = 0;
+      for (const [address, id] of s.dests) {
+        const d = applied.dests.get(id);
+        if (!d) continue;
+        const active = d.value.state === CONSTANTS.DEST_ACTIVE;
+        if (active) up++;
+        if (!destTraffic) continue;
+        const labels = `{${local},remote_address="${address}",remote_port="${s.key.port}"}`;
+        const bt = trafficAt(destTraffic, id);
+        bPackets.sample(labels, bt.packets);
+        bBytes.sample(labels, bt.bytes);
+        bFlows.sample(labels, bt.newFlows);
+        bUp.sample(labels, active ? 1 : 0);
+        bDraining.sample(labels, d.value.state === CONSTANTS.DEST_DRAINING ? 1 : 0);
+        bWeight.sample(labels, d.info.weight);
+        if (d.info.health !== 'none') bHealth.sample(labels, d.info.health === 'up' ? 1 : 0);
+        const check = checks.get(`${s.name} ${address}`);
+        if (check) {
+          const base = labels.slice(0, -1);
+          bChecks.sample(`${base},result="ok"}`, check.ok);
+          bChecks.sample(`${base},result="failed"}`, check.failed);
+          if (check.lastDurationMs !== null) bCheckLast.sample(labels, check.lastDurationMs / 1000);
         }
       }
-      const g = src.dp.globalStats();
-      for (const name of GLOBAL_STATS) {
-        const v = Number(g[name] ?? 0n);
-        events.inc({ event: name }, v);
-        const action = actionOf(name);
-        if (action) actions.inc({ action }, v);
-        if (name.startsWith('drop_')) drops.inc({ reason: name.slice(5) }, v);
-      }
+      svcBackends.sample(svc, s.dests.size);
+      svcBackendsUp.sample(svc, up);
     }
+
+    const services = f('xdplb_services', 'gauge', 'Services in the data plane.');
+    services.sample('', applied.services.size);
+    const flowEntries = f('xdplb_flow_table_entries', 'gauge', 'Entries in the flow table (flows on Maglev slots that changed owner; LRU).');
+    flowEntries.sample('', dp.flowEntries());
+    const flowCapacity = f('xdplb_flow_table_capacity', 'gauge', 'Capacity of the flow table (capacity.flows).');
+    flowCapacity.sample('', dp.capacities.maxFlows);
+
+    const neighbours = [...(this.src.neighbours?.() ?? [])];
+    const nCount = f('xdplb_neighbours', 'gauge', 'Backend nodes by neighbour (ARP/NDP) resolution state.');
+    const resolved = neighbours.filter((n) => n.resolved).length;
+    nCount.sample('{state="resolved"}', resolved);
+    nCount.sample('{state="unresolved"}', neighbours.length - resolved);
+    const nResolved = f('xdplb_neighbour_resolved', 'gauge', '1 when the MAC address of a backend node is known.');
+    if (perBackend) for (const n of neighbours) nResolved.sample(`{remote_address="${n.address}"}`, n.resolved ? 1 : 0);
+
+    const actions = f('xdplb_xdp_actions_total', 'counter', 'XDP verdicts of the program.');
+    const drops = f('xdplb_drops_total', 'counter', 'Packets dropped, by reason.');
+    const events = f('xdplb_datapath_events_total', 'counter', 'Every global data-plane counter, by name.');
+    const g = dp.globalStats();
+    const byAction = new Map<string, bigint>();
+    for (const name of GLOBAL_STATS) {
+      const v = g[name] ?? 0n;
+      events.sample(`{event="${name}"}`, v);
+      const action = actionOf(name);
+      if (action) byAction.set(action, (byAction.get(action) ?? 0n) + v);
+      if (name.startsWith('drop_')) drops.sample(`{reason="${name.slice(5)}"}`, v);
+    }
+    for (const [action, v] of byAction) actions.sample(`{action="${action}"}`, v);
+
+    return [svcPackets, svcBytes, svcFlows, svcBackends, svcBackendsUp, bPackets, bBytes, bFlows, bUp, bDraining, bWeight, bHealth, bChecks, bCheckLast, services, flowEntries, flowCapacity, nCount, nResolved, actions, drops, events]
+      .map((x) => x.text())
+      .join('');
   }
 }

@@ -8,10 +8,10 @@ export async function startMetricsServer(address: string, metrics: Metrics, read
   const { host, port } = parseAddress(address);
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      metrics.registry
-        .metrics()
+      metrics
+        .exposition()
         .then((text) => {
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.writeHead(200, { 'content-type': metrics.contentType });
           res.end(text);
         })
         .catch((err: Error) => {

@@ -40,6 +40,11 @@ export class Neighbours implements NeighbourView {
     return this.known.get(address.text) ?? null;
   }
 
+  /** Every wanted address and whether its MAC is known. */
+  resolution(): Array<{ address: string; resolved: boolean }> {
+    return [...this.wanted.keys()].map((address) => ({ address, resolved: this.known.has(address) }));
+  }
+
   /**
    * Reads the neighbour table; returns the addresses whose MAC appeared or
    * changed. Probes every wanted address that is not freshly resolved.

@@ -1,10 +1,12 @@
 // /metrics counters are exact: packets sent through the real program with
 // BPF_PROG_TEST_RUN show up, to the packet and byte, per service and backend.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { validateConfig } from '../../src/config/load.ts';
-import { CONSTANTS } from '../../src/dataplane/abi.ts';
+import { CONSTANTS, LAYOUT } from '../../src/dataplane/abi.ts';
 import { DataPlane } from '../../src/dataplane/dataplane.ts';
+import { labelValue } from '../../src/metrics/exposition.ts';
 import { Metrics } from '../../src/metrics/metrics.ts';
 import { desired } from '../../src/model/desired.ts';
 import { apply } from '../../src/reconcile/apply.ts';
@@ -48,8 +50,23 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
   }
   for (let i = 0; i < 5; i++) await dp.program.testRun(ethernet(ipv4('10.240.0.10', '10.240.0.2', tcp(1, 22))), 1);
 
-  const metrics = new Metrics({ dp, applied: () => p.next, perBackend: true }, 'test');
-  const text = await metrics.registry.metrics();
+  for (let i = 0; i < 3; i++) dp.maps.flows.update(Buffer.alloc(LAYOUT.flow_key.size, i + 1), Buffer.alloc(LAYOUT.flow.size));
+
+  const metrics = new Metrics(
+    {
+      dp,
+      applied: () => p.next,
+      perBackend: () => true,
+      healthChecks: () => [{ service: 'web', address: '10.240.0.102', up: false, lastDurationMs: 1.5, ok: 7, failed: 2 }],
+      neighbours: () => [
+        { address: '10.240.0.101', resolved: true },
+        { address: '10.240.0.102', resolved: false },
+      ],
+    },
+    'test',
+  );
+  metrics.healthCheckDuration.observe({ check: 'tcp', result: 'ok' }, 0.0015);
+  const text = await metrics.exposition();
   const labels = (addr: string) => `{local_address="10.240.0.201",local_port="80",proto="TCP",remote_address="${addr}",remote_port="80"}`;
   for (const [addr, s] of sent) {
     assert.equal(series(text, 'xdplb_backend_packets_total').get(labels(addr)), s.packets, `packets to ${addr}`);
@@ -61,11 +78,38 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
   assert.equal(series(text, 'xdplb_xdp_actions_total').get('{action="tx"}'), 200);
   assert.equal(series(text, 'xdplb_xdp_actions_total').get('{action="pass"}'), 5);
   assert.equal(series(text, 'xdplb_drops_total').get('{reason="malformed"}'), 0);
+  const svc = '{name="web",local_address="10.240.0.201",local_port="80",proto="TCP"}';
+  assert.equal(series(text, 'xdplb_service_backends').get(svc), 2);
+  assert.equal(series(text, 'xdplb_service_backends_up').get(svc), 2);
+  assert.equal(series(text, 'xdplb_backend_health_checks_total').get(labels('10.240.0.102').replace('}', ',result="ok"}')), 7);
+  assert.equal(series(text, 'xdplb_backend_health_checks_total').get(labels('10.240.0.102').replace('}', ',result="failed"}')), 2);
+  assert.equal(series(text, 'xdplb_backend_health_check_last_duration_seconds').get(labels('10.240.0.102')), 0.0015);
+  assert.equal(series(text, 'xdplb_backend_health_check_last_duration_seconds').get(labels('10.240.0.101')), undefined, 'no check, no series');
+  assert.equal(series(text, 'xdplb_health_check_duration_seconds_count').get('{check="tcp",result="ok"}'), 1);
+  assert.equal(series(text, 'xdplb_neighbours').get('{state="resolved"}'), 1);
+  assert.equal(series(text, 'xdplb_neighbours').get('{state="unresolved"}'), 1);
+  assert.equal(series(text, 'xdplb_neighbour_resolved').get('{remote_address="10.240.0.102"}'), 0);
+  assert.equal(series(text, 'xdplb_flow_table_entries').get(''), 3, 'the flows written');
+  assert.equal(series(text, 'xdplb_flow_table_capacity').get(''), 1024);
+  assert.equal(series(text, 'xdplb_config_reloads_total').get('{result="refused"}'), 0, 'reload results exist from the start');
+  assert.ok(series(text, 'process_resident_memory_bytes').get('')! > 0, 'process metrics');
+  const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(lint.error, undefined, 'promtool (Debian package prometheus) must be installed');
+  // prom-client's own nodejs_*_total gauges draw a naming complaint; ours must draw none.
+  const ours = `${lint.stdout}${lint.stderr}`.split('\n').filter((l) => l.startsWith('xdplb_') || /error|fail/i.test(l));
+  assert.deepEqual(ours, [], 'promtool check metrics finds nothing wrong with the xdplb_ families');
   assert.match(text, /^xdplb_build_info\{version="test",abi_version="\d+"\} 1$/m);
-  assert.equal((await metrics.registry.metrics()).match(/^xdplb_backend_packets_total\{/gm)?.length, 2, 'a second scrape gives the same series, not doubled');
+  assert.equal((await metrics.exposition()).match(/^xdplb_backend_packets_total\{/gm)?.length, 2, 'a second scrape gives the same series, not doubled');
 
-  const lean = new Metrics({ dp, applied: () => p.next, perBackend: false }, 'test');
-  const leanText = await lean.registry.metrics();
+  const lean = new Metrics({ dp, applied: () => p.next, perBackend: () => false, neighbours: () => [{ address: '10.240.0.101', resolved: true }] }, 'test');
+  const leanText = await lean.exposition();
   assert.doesNotMatch(leanText, /^xdplb_backend_packets_total\{/m, 'no per-backend series');
+  assert.doesNotMatch(leanText, /^xdplb_neighbour_resolved\{/m, 'no per-node series');
   assert.match(leanText, /^xdplb_service_packets_total\{.*\} 200$/m, 'per-service series stay');
+  assert.match(leanText, /^xdplb_neighbours\{state="resolved"\} 1$/m, 'the neighbour summary stays');
+});
+
+test('label values are escaped as the text format requires', () => {
+  assert.equal(labelValue('plain-name'), 'plain-name');
+  assert.equal(labelValue('a"b\\c\nd'), 'a\\"b\\\\c\\nd');
 });
