@@ -278,13 +278,13 @@ export class Director {
         throw err;
       }
       this.lastReload = { ok: true, at: new Date().toISOString() };
-      this.metrics.reloads.inc({ result: 'ok' });
+      this.metrics.reloadResult(true);
       const configured = new Set(next.services.flatMap((s) => s.backends.map((b) => `${s.name} ${parseIp(b.address)?.text}`)));
       for (const key of this.overrides.keys()) if (!configured.has(key)) this.overrides.delete(key);
       log.info({ why, services: next.services.length }, 'configuration reloaded');
     } catch (err) {
       this.lastReload = { ok: false, at: new Date().toISOString(), error: errorMessage(err) };
-      this.metrics.reloads.inc({ result: 'refused' });
+      this.metrics.reloadResult(false);
       log.error({ why, err: errorMessage(err) }, 'reload refused; the previous configuration stays');
     }
     return this.lastReload;

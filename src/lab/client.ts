@@ -3,6 +3,8 @@
 //   continuous URL        new-connection requests until SIGTERM (or stdin closes)
 //   hold URL N            N long-lived keep-alive connections; each line on
 //                         stdin ("probe") sends one request on every one of them
+//   datagrams HOST:PORT R R UDP datagrams a second until SIGTERM; prints how many
+import { createSocket } from 'node:dgram';
 import { Agent, request } from 'node:http';
 import { createInterface } from 'node:readline';
 
@@ -50,7 +52,17 @@ if (mode === 'requests') {
   process.stdout.write(`${JSON.stringify(await probe())}\n`);
   for await (const _line of createInterface({ input: process.stdin })) process.stdout.write(`${JSON.stringify(await probe())}\n`);
   for (const a of agents) a.destroy();
+} else if (mode === 'datagrams') {
+  const [host, port] = [url.slice(0, url.lastIndexOf(':')), Number(url.slice(url.lastIndexOf(':') + 1))];
+  const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  let sent = 0;
+  const timer = setInterval(() => socket.send(`datagram ${sent++}`, port, host), 1000 / Number(arg ?? 100));
+  process.on('SIGTERM', () => {
+    clearInterval(timer);
+    process.stdout.write(`${JSON.stringify({ sent })}\n`);
+    socket.close();
+  });
 } else {
-  process.stderr.write('usage: client.ts requests|continuous|hold URL [N]\n');
+  process.stderr.write('usage: client.ts requests|continuous|hold URL [N] | datagrams HOST:PORT RATE\n');
   process.exitCode = 2;
 }

@@ -52,7 +52,9 @@ export class Metrics {
   readonly registry = new Registry();
   readonly reconcileDuration: Histogram;
   readonly reconcileFailures: Counter;
-  readonly reloads: Counter<'result'>;
+  private readonly reloads: Counter<'result'>;
+  private readonly lastReloadOk: Gauge;
+  private readonly lastReloadOkAt: Gauge;
   readonly healthCheckDuration: Histogram<'check' | 'result'>;
   private readonly src: MetricsSource;
 
@@ -64,6 +66,10 @@ export class Metrics {
     this.reconcileFailures = new Counter({ name: 'xdplb_reconcile_failures_total', help: 'Reconciles that failed (the data plane state was re-read).', registers: [r] });
     this.reloads = new Counter({ name: 'xdplb_config_reloads_total', help: 'Configuration reloads, by result (ok, refused).', labelNames: ['result'], registers: [r] });
     for (const result of ['ok', 'refused']) this.reloads.inc({ result }, 0);
+    this.lastReloadOk = new Gauge({ name: 'xdplb_config_last_reload_successful', help: '1 when the last configuration load (start or reload) was applied, 0 when it was refused.', registers: [r] });
+    this.lastReloadOkAt = new Gauge({ name: 'xdplb_config_last_reload_success_timestamp_seconds', help: 'When a configuration was last applied (Unix time).', registers: [r] });
+    this.lastReloadOk.set(1);
+    this.lastReloadOkAt.setToCurrentTime();
     this.healthCheckDuration = new Histogram({
       name: 'xdplb_health_check_duration_seconds',
       help: 'Health-check probe durations of all backends, by check type and result (ok, failed).',
@@ -72,6 +78,13 @@ export class Metrics {
       registers: [r],
     });
     collectDefaultMetrics({ register: r });
+  }
+
+  /** Counts a configuration reload; a refused one leaves the running configuration in place. */
+  reloadResult(ok: boolean): void {
+    this.reloads.inc({ result: ok ? 'ok' : 'refused' });
+    this.lastReloadOk.set(ok ? 1 : 0);
+    if (ok) this.lastReloadOkAt.setToCurrentTime();
   }
 
   /** The whole /metrics text: the data plane's series, then the registry's. */
@@ -92,6 +105,7 @@ export class Metrics {
     const svcBytes = f('xdplb_service_bytes_total', 'counter', 'IP bytes forwarded for a service.');
     const svcFlows = f('xdplb_service_new_flows_total', 'counter', 'New flows (TCP SYNs and flow-table creations) of a service.');
     const svcBackends = f('xdplb_service_backends', 'gauge', 'Backends of a service in the data plane.');
+    const svcBackendsHealthy = f('xdplb_service_backends_healthy', 'gauge', 'Backends of a service that pass their health check (all of them without a check).');
     const svcBackendsUp = f('xdplb_service_backends_up', 'gauge', 'Backends of a service that take new flows (resolved, healthy, not draining).');
     const bPackets = f('xdplb_backend_packets_total', 'counter', 'Packets forwarded to a backend of a service.');
     const bBytes = f('xdplb_backend_bytes_total', 'counter', 'IP bytes forwarded to a backend of a service.');
@@ -122,11 +136,13 @@ export class Metrics {
       svcBytes.sample(svc, t.bytes);
       svcFlows.sample(svc, t.newFlows);
       let up = 0;
+      let healthy = 0;
       for (const [address, id] of s.dests) {
         const d = applied.dests.get(id);
         if (!d) continue;
         const active = d.value.state === CONSTANTS.DEST_ACTIVE;
         if (active) up++;
+        if (d.info.health !== 'down') healthy++;
         if (!destTraffic) continue;
         const labels = `{${local},remote_address="${address}",remote_port="${s.key.port}"}`;
         const bt = trafficAt(destTraffic, id);
@@ -146,6 +162,7 @@ export class Metrics {
         }
       }
       svcBackends.sample(svc, s.dests.size);
+      svcBackendsHealthy.sample(svc, healthy);
       svcBackendsUp.sample(svc, up);
     }
 
@@ -178,7 +195,7 @@ export class Metrics {
     }
     for (const [action, v] of byAction) actions.sample(`{action="${action}"}`, v);
 
-    return [svcPackets, svcBytes, svcFlows, svcBackends, svcBackendsUp, bPackets, bBytes, bFlows, bUp, bDraining, bWeight, bHealth, bChecks, bCheckLast, services, flowEntries, flowCapacity, nCount, nResolved, actions, drops, events]
+    return [svcPackets, svcBytes, svcFlows, svcBackends, svcBackendsHealthy, svcBackendsUp, bPackets, bBytes, bFlows, bUp, bDraining, bWeight, bHealth, bChecks, bCheckLast, services, flowEntries, flowCapacity, nCount, nResolved, actions, drops, events]
       .map((x) => x.text())
       .join('');
   }

@@ -81,6 +81,10 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
   const svc = '{name="web",local_address="10.240.0.201",local_port="80",proto="TCP"}';
   assert.equal(series(text, 'xdplb_service_backends').get(svc), 2);
   assert.equal(series(text, 'xdplb_service_backends_up').get(svc), 2);
+  assert.equal(series(text, 'xdplb_service_backends_healthy').get(svc), 2, 'health "none" in the applied state counts as healthy');
+  assert.equal(series(text, 'xdplb_config_last_reload_successful').get(''), 1);
+  metrics.reloadResult(false);
+  assert.match(await metrics.exposition(), /^xdplb_config_last_reload_successful 0$/m, 'a refused reload shows');
   assert.equal(series(text, 'xdplb_backend_health_checks_total').get(labels('10.240.0.102').replace('}', ',result="ok"}')), 7);
   assert.equal(series(text, 'xdplb_backend_health_checks_total').get(labels('10.240.0.102').replace('}', ',result="failed"}')), 2);
   assert.equal(series(text, 'xdplb_backend_health_check_last_duration_seconds').get(labels('10.240.0.102')), 0.0015);
