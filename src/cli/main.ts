@@ -104,6 +104,7 @@ export function buildProgram(): Command {
     .option('-i, --interface <iface>', 'NIC to attach to (overrides the config)')
     .addOption(new Option('--mode <mode>', 'XDP mode (overrides the config; default native)').choices(['native', 'generic']))
     .option('--metrics-address <host:port>', 'where /metrics, /healthz, /readyz listen (default 127.0.0.1:9842)')
+    .option('--no-metrics-per-backend', 'leave the series per backend out of /metrics, for very large fleets (overrides the config)')
     .option('--pin-dir <dir>', `bpffs directory of the pins (default ${PIN_ROOT}/IFACE)`)
     .option('--detach-on-exit', 'remove program, pins and VIPs when stopped (default: keep forwarding)')
     .option('--object <file>', 'XDP object file to load (default: the one built with this xdplb)')
@@ -117,11 +118,12 @@ Example:
   xdplb attach -i eth1 -c /etc/xdplb/config.yaml --mode native
 ${EXIT_HELP}`,
     )
-    .action(async (opts: { config: string; interface?: string; mode?: string; metricsAddress?: string; pinDir?: string; detachOnExit?: boolean; object?: string }) => {
+    .action(async (opts: { config: string; interface?: string; mode?: string; metricsAddress?: string; metricsPerBackend: boolean; pinDir?: string; detachOnExit?: boolean; object?: string }) => {
       const { Director } = await import('../director/director.ts');
       const d = await Director.start({
         configPath: opts.config,
-        overrides: { interface: opts.interface, mode: opts.mode, metricsAddress: opts.metricsAddress },
+        // commander defaults a --no- flag to true: only an explicit flag overrides the config
+        overrides: { interface: opts.interface, mode: opts.mode, metricsAddress: opts.metricsAddress, metricsPerBackend: opts.metricsPerBackend ? undefined : false },
         detachOnExit: Boolean(opts.detachOnExit),
         ...(opts.pinDir ? { pinDir: opts.pinDir } : {}),
         ...(opts.object ? { objectPath: opts.object } : {}),

@@ -11,6 +11,7 @@ export interface ConfigOverrides {
   interface?: string;
   mode?: string;
   metricsAddress?: string;
+  metricsPerBackend?: boolean;
   apiAddress?: string;
 }
 

@@ -79,5 +79,7 @@ services:
   test('flags override the file through the same schema', () => {
     assert.equal(validateConfig({ interface: 'eth1' }, { interface: 'eth2' }).interface, 'eth2');
     assert.throws(() => validateConfig({}, { mode: 'turbo' }), (err: XdplbError) => err.details.some((d) => d.startsWith('mode:')));
+    assert.equal(validateConfig({ metricsPerBackend: true }, { metricsPerBackend: false }).metricsPerBackend, false, '--no-metrics-per-backend');
+    assert.equal(validateConfig({ metricsPerBackend: false }, { metricsPerBackend: undefined }).metricsPerBackend, false, 'no flag: the file decides');
   });
 });

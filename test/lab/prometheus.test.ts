@@ -157,6 +157,25 @@ after(async () => {
   await labDown();
 });
 
+test('xdplb status --watch shows live per-backend rates while traffic runs, until Ctrl-C', async () => {
+  const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'status', '--pin-dir', LAB.pinDir, '--watch', '1']);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  await until('three frames', () => out.split('\x1b[2J\x1b[H').length > 3, 20_000);
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, 'Ctrl-C ends it cleanly');
+  const frames = out.split('\x1b[2J\x1b[H').filter(Boolean);
+  const last = frames.at(-1)!;
+  assert.match(last, /Pkt\/s +Byte\/s +Flow\/s/, 'rates, not totals');
+  for (let i = 1; i <= 3; i++) {
+    const row = new RegExp(`-> ${LAB.backend(i).replaceAll('.', '\\.')}:80 +\\S+ +\\d+ +\\S+ +\\S+ +[\\d.]+% +([\\d.]+)`).exec(last);
+    assert.ok(row, `backend ${i} has a row:\n${last}`);
+    assert.ok(Number(row[1]) > 0, `backend ${i} shows a packet rate (${row[1]}/s) under the running client`);
+  }
+});
+
 test('a real Prometheus scrapes the lab director: dashboard queries return data, alerts fire as they should', async () => {
   await until('a dozen scrapes of the director', () => Number(query('count_over_time(up{job="xdplb"}[15s])')[0]?.value[1] ?? 0) >= 12, 40_000);
   assert.equal(query('up{job="xdplb"}')[0]?.value[1], '1', 'the target is up');
