@@ -183,7 +183,7 @@ int xdplb_ingress(struct xdp_md *ctx)
 	struct xdplb_global *g;
 	struct xdplb_service *svc;
 	struct xdplb_dest *d;
-	struct xdplb_slot *slot;
+	struct xdplb_slot *slot, cur;
 	struct ethhdr *eth = data;
 	void *table;
 	__u32 zero = 0, hash, index, dest_id;
@@ -252,7 +252,10 @@ int xdplb_ingress(struct xdp_md *ctx)
 	slot = bpf_map_lookup_elem(table, &index);
 	if (!slot)
 		return count(g, XDPLB_STAT_DROP_NO_TABLE, XDP_DROP);
-	d = choose_dest(g, &pkt, svc, slot, &new_flow, &dest_id);
+	/* One 8-byte load: the director patches changed slots in place with
+	 * 8-byte stores, so dest and prev_dest are always read as a pair. */
+	*(__u64 *)&cur = *(volatile const __u64 *)slot;
+	d = choose_dest(g, &pkt, svc, &cur, &new_flow, &dest_id);
 	if (!d) {
 		if (svc->flags & XDPLB_SVC_F_NO_BACKEND_PASS)
 			return count(g, XDPLB_STAT_PASS_NO_BACKEND, XDP_PASS);

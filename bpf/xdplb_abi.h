@@ -70,11 +70,11 @@ struct xdplb_service_entry {
 };
 
 /* One slot of a service's Maglev table (inner array of maglev_size slots). */
-struct xdplb_slot {
+struct xdplb_slot {	/* read and written as one 8-byte word */
 	__u32 dest;	 /* destination now owning this slot; 0 = none */
 	__u32 prev_dest; /* owner before the last change, 0 = slot unchanged:
 			  * flows on a changed slot are looked up in `flows` */
-};
+} __attribute__((aligned(8)));
 
 #define XDPLB_DEST_UNUSED 0
 #define XDPLB_DEST_ACTIVE 1   /* takes new flows */

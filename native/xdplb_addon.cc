@@ -901,6 +901,37 @@ Napi::Value ReadArrayMap(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// patchArrayMap(map, data): makes an mmapable array map equal to `data` by
+// storing only the 8-byte words that differ, each with one atomic store (the
+// program reads them with one load). No new map and no map-in-map update, so
+// no RCU grace period. Returns how many words changed.
+Napi::Value PatchArrayMap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object m = info[0].As<Napi::Object>();
+  Napi::Object i = m.Get("info").As<Napi::Function>().Call(m, {}).As<Napi::Object>();
+  int fd = i.Get("fd").As<Napi::Number>().Int32Value();
+  size_t bytes = size_t(i.Get("valueSize").As<Napi::Number>().Uint32Value()) *
+                 i.Get("maxEntries").As<Napi::Number>().Uint32Value();
+  if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "data must be a Buffer");
+  auto data = info[1].As<Napi::Buffer<uint8_t>>();
+  if (data.Length() != bytes || bytes % 8)
+    throw Napi::RangeError::New(env, "data must be the map's size, a multiple of 8 bytes");
+  size_t len = (bytes + 4095) & ~size_t(4095);
+  void *mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (mem == MAP_FAILED) throw SystemError(env, errno, "mmap");
+  uint64_t *words = static_cast<uint64_t *>(mem);
+  uint32_t changed = 0;
+  for (size_t w = 0; w < bytes / 8; w++) {
+    uint64_t v;
+    memcpy(&v, data.Data() + w * 8, 8);
+    if (__atomic_load_n(&words[w], __ATOMIC_RELAXED) == v) continue;
+    __atomic_store_n(&words[w], v, __ATOMIC_RELAXED);
+    changed++;
+  }
+  munmap(mem, len);
+  return Napi::Number::New(env, changed);
+}
+
 // interfaceInfo(name) -> { ifindex, mac } of an interface in this process's
 // network namespace (through ioctls: /sys/class/net may show another one).
 Napi::Value InterfaceInfo(const Napi::CallbackInfo &info) {
@@ -1107,6 +1138,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mapFromId", Napi::Function::New<Exported<MapFromId>>(env));
   exports.Set("createArrayMap", Napi::Function::New<Exported<CreateArrayMap>>(env));
   exports.Set("readArrayMap", Napi::Function::New<Exported<ReadArrayMap>>(env));
+  exports.Set("patchArrayMap", Napi::Function::New<Exported<PatchArrayMap>>(env));
   exports.Set("interfaceInfo", Napi::Function::New<Exported<InterfaceInfo>>(env));
   exports.Set("setLogger", Napi::Function::New<Exported<SetLogger>>(env));
   exports.Set("listInterfaces", Napi::Function::New<Exported<ListInterfaces>>(env));

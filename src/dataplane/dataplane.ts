@@ -254,6 +254,25 @@ export class DataPlane {
     this.putTables([{ serviceId, dest, prev }]);
   }
 
+  /**
+   * Rewrites the slots of a service's table that differ, in place (8-byte
+   * atomic stores into the mmapped map): no new map, no RCU grace period.
+   * Returns false when the service has no table.
+   */
+  patchTable(serviceId: number, dest: Uint32Array, prev: Uint32Array): boolean {
+    const size = this.capacities.maglevSize;
+    if (dest.length !== size || prev.length !== size) throw new RangeError(`a table has ${size} slots, got ${dest.length}`);
+    const id = this.maps.maglev_tables.lookup(u32Key(serviceId));
+    if (!id) return false;
+    const inner = native.mapFromId(id.readUInt32LE(0));
+    try {
+      native.patchArrayMap(inner, encodeSlots(dest, prev));
+      return true;
+    } finally {
+      inner.close();
+    }
+  }
+
   readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null {
     const id = this.maps.maglev_tables.lookup(u32Key(serviceId));
     if (!id) return null;

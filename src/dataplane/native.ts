@@ -108,6 +108,8 @@ export interface NativeAddon {
   createArrayMap(valueSize: number, maxEntries: number, data: Buffer): NativeMap;
   /** The whole content of an mmapable array map. */
   readArrayMap(map: NativeMap): Buffer;
+  /** Makes an mmapable array map equal to data, one atomic 8-byte store per differing word; returns how many. */
+  patchArrayMap(map: NativeMap, data: Buffer): number;
   /** ifindex and MAC of an interface in this process's network namespace. */
   interfaceInfo(name: string): { ifindex: number; mac: Buffer };
   listInterfaces(): string[];

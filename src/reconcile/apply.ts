@@ -12,6 +12,8 @@ export interface DataPlaneWriter {
   putDest(id: number, value: DestValue): void;
   putDestInfo(id: number, info: DestInfo): void;
   putTables(tables: readonly { serviceId: number; dest: Uint32Array; prev: Uint32Array }[]): void;
+  /** Patches the service's table in place; false when it has none. */
+  patchTable(serviceId: number, dest: Uint32Array, prev: Uint32Array): boolean;
   putService(key: ServiceKey, value: ServiceValue): void;
   putServiceEntry(entry: number, key: ServiceKey, value: ServiceValue): void;
   putServiceInfo(id: number, info: ServiceInfo): void;
@@ -35,10 +37,19 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
         dp.putDestInfo(op.id, op.info);
         dp.putDest(op.id, op.value);
         break;
-      case 'tables':
-        for (let i = 0; i < op.tables.length; i += TABLES_PER_BATCH)
-          dp.putTables(op.tables.slice(i, i + TABLES_PER_BATCH).map((t: TableWrite) => ({ serviceId: t.serviceId, ...t.build() })));
+      case 'tables': {
+        const whole: TableWrite[] = [];
+        for (const t of op.tables) {
+          if (!t.inPlace) whole.push(t);
+          else {
+            const { dest, prev } = t.build();
+            if (!dp.patchTable(t.serviceId, dest, prev)) whole.push({ ...t, build: () => ({ dest, prev }) });
+          }
+        }
+        for (let i = 0; i < whole.length; i += TABLES_PER_BATCH)
+          dp.putTables(whole.slice(i, i + TABLES_PER_BATCH).map((t) => ({ serviceId: t.serviceId, ...t.build() })));
         break;
+      }
       case 'service': {
         const value = { id: op.id, flags: op.flags, seed: op.seed };
         dp.putService(op.key, value);

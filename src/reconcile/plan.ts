@@ -4,7 +4,8 @@
 //   1. the VIP prefilter gains new VIPs' bits (a set bit only costs a lookup)
 //   2. destinations are written (new, changed MAC or state) before any table
 //      names them
-//   3. tables of changed services are swapped in whole (one batch)
+//   3. tables: new and removed services' swapped in whole (one batch), changed
+//      ones patched in place, slot by slot (each slot one atomic 8-byte word)
 //   4. services: hash map, a fresh entry, then the index that points to it
 //   5. removed services leave the index, then the hash map
 //   6. destinations of removed backends are freed, after no table names them
@@ -29,6 +30,13 @@ export type Op =
 /** A table to write; built only when written (10k tables are 1.3 GB). */
 export interface TableWrite {
   serviceId: number;
+  /**
+   * Patch the table the data plane holds, slot by slot, instead of swapping
+   * in a new one: no new map and no RCU grace period. Each packet reads one
+   * slot, and each slot changes atomically, so a packet sees its slot either
+   * before or after the change.
+   */
+  inPlace: boolean;
   build(): { dest: Uint32Array; prev: Uint32Array };
 }
 
@@ -193,14 +201,14 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
     const input = tableInput(ws.backends, dests);
     if (!old || old.tableInput !== input.text) {
       if (!old) {
-        tables.push({ serviceId: id, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache), prev: new Uint32Array(ctx.maglevSize) }) });
+        tables.push({ serviceId: id, inPlace: false, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache), prev: new Uint32Array(ctx.maglevSize) }) });
       } else {
         // a change: compare with (and remember the owners of) the table in the data plane
         const dest = buildTable(input.active, ctx.maglevSize, ctx.tableCache);
         const table = ctx.readTable(id);
         if (!table || !table.dest.every((d, i) => d === dest[i])) {
           const prev = nextSlots(table?.dest ?? null, table?.prev ?? null, dest);
-          tables.push({ serviceId: id, build: () => ({ dest, prev }) });
+          tables.push({ serviceId: id, inPlace: table !== null, build: () => ({ dest, prev }) });
         }
       }
     }
@@ -225,7 +233,7 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
     removedOps.push({ kind: 'deleteService', key: old.key, id: old.id });
     next.retiredEntries.push(old.entry);
     // an empty table releases the old one's memory and sends nothing anywhere
-    tables.push({ serviceId: old.id, build: () => ({ dest: new Uint32Array(ctx.maglevSize), prev: new Uint32Array(ctx.maglevSize) }) });
+    tables.push({ serviceId: old.id, inPlace: false, build: () => ({ dest: new Uint32Array(ctx.maglevSize), prev: new Uint32Array(ctx.maglevSize) }) });
     for (const destId of old.dests.values()) {
       freeOps.push(freeDest(applied.dests.get(destId)));
       next.dests.delete(destId);
@@ -276,7 +284,7 @@ export function describeOp(op: Op): string {
     case 'dest':
       return `dest ${op.id} service ${op.value.service} state ${op.value.state} mac ${op.value.mac.toString('hex')}`;
     case 'tables':
-      return `tables ${op.tables.map((t) => t.serviceId).join(',')}`;
+      return `tables ${op.tables.map((t) => `${t.serviceId}${t.inPlace ? ' in place' : ''}`).join(',')}`;
     case 'service':
       return `service ${op.id} entry ${op.entry} ${op.name}`;
     case 'index':

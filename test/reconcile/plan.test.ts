@@ -140,8 +140,14 @@ describe('apply', () => {
       seen.add(r.packet[5]!);
     }
     assert.deepEqual([...seen].sort(), [101, 102], 'both backends take flows');
+    const webId = applied.services.get('tcp/10.240.0.201:80')!.id;
+    const tableMap = () => dp.maps.maglev_tables.lookup(Buffer.from(Uint32Array.of(webId).buffer))!.readUInt32LE(0);
+    const before = tableMap();
     step([web(['10.240.0.102']), dns]);
     for (let p = 1000; p < 1100; p++) assert.equal((await dp.program.testRun(frame(p), 1)).packet[5], 102, 'only backend 102 remains');
+    assert.equal(tableMap(), before, 'a changed table is patched in place: the same map, no swap');
+    const t = dp.readTable(webId)!;
+    assert.ok(t.prev.some((d) => d !== 0), 'the patched slots remember their previous owner');
 
     const adopted = observe(dp);
     assert.deepEqual([...adopted.services.keys()].sort(), [...applied.services.keys()].sort());
