@@ -1,7 +1,9 @@
 // npm run bench:control [-- --json]
 // Control-plane scale: desired() + plan() + apply() of 10,000 services x 10
 // backends from cold into a real (unattached) data plane, Maglev 16381, then
-// one backend change in the loaded state, and one /metrics scrape of it. Reports wall time, map writes and
+// one backend change in the loaded state — as the director makes it for a
+// health verdict, a drain or a MAC (that service alone), and through a config
+// reload (every service compared) — and one /metrics scrape of it. Reports wall time, map writes and
 // the process's RSS; the RSS of the same process before loading anything is
 // the baseline. Two shapes: every service on the same 10 nodes (Kubernetes:
 // backends are nodes, so tables repeat) and 10 distinct backends per service.
@@ -9,9 +11,9 @@ import { validateConfig } from '../src/config/load.ts';
 import { CONSTANTS } from '../src/dataplane/abi.ts';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
 import { Metrics } from '../src/metrics/metrics.ts';
-import { desired, type Facts } from '../src/model/desired.ts';
+import { desired, desiredService, type Facts } from '../src/model/desired.ts';
 import { apply, countWrites } from '../src/reconcile/apply.ts';
-import { plan, type PlanContext } from '../src/reconcile/plan.ts';
+import { commit, plan, type PlanContext } from '../src/reconcile/plan.ts';
 import { emptyApplied } from '../src/reconcile/state.ts';
 
 const JSON_OUT = process.argv.includes('--json');
@@ -21,7 +23,13 @@ const MAGLEV = 16381;
 const mb = (n: number) => Math.round(n / 1048576);
 const baselineRss = process.memoryUsage().rss;
 
-const facts: Facts = { macOf: (a) => Buffer.from([2, 0, ...a.bytes.subarray(0, 4)]), healthy: () => true, health: () => 'none' };
+/** Backends whose health check says down ("service address"). */
+const down = new Set<string>();
+const facts: Facts = {
+  macOf: (a) => Buffer.from([2, 0, ...a.bytes.subarray(0, 4)]),
+  healthy: (s, a) => !down.has(`${s.name} ${a.text}`),
+  health: (s, a) => (down.has(`${s.name} ${a.text}`) ? 'down' : 'up'),
+};
 
 function services(shape: 'shared' | 'distinct', changed = false) {
   return Array.from({ length: SERVICES }, (_, s) => ({
@@ -40,20 +48,40 @@ async function run(shape: 'shared' | 'distinct') {
   const dp = await DataPlane.load({ maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
   const ctx: PlanContext = { maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, directorMac: Buffer.from('020000000002', 'hex'), tableCache: new Map(), readTable: (id) => dp.readTable(id) };
   const config = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape) });
+  const loaded = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
   let t = performance.now();
-  const cold = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config, facts), ctx);
+  const want = desired(config, facts);
+  const cold = plan(loaded, want, ctx);
   const planMs = performance.now() - t;
   t = performance.now();
   apply(dp, cold.ops);
+  commit(loaded, cold.delta);
   const applyMs = performance.now() - t;
   const rss = process.memoryUsage().rss;
-  const metrics = new Metrics({ dp, applied: () => cold.next, perBackend: () => true }, 'bench');
+  const metrics = new Metrics({ dp, applied: () => loaded, perBackend: () => true }, 'bench');
   t = performance.now();
   const scrapeBytes = (await metrics.exposition()).length;
   const scrapeMs = performance.now() - t;
   const changedConfig = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape, true) });
+  // one health verdict: the director recomputes and plans that service alone
+  const health: number[] = [];
+  let healthWrites = 0;
+  for (const [i, s] of [1234, 4321, 777, 9000, 55].entries()) {
+    const svc = config.services[s]!;
+    down.add(`${svc.name} ${svc.backends[i]!.address}`);
+    t = performance.now();
+    const ws = desiredService(config, svc, facts);
+    want.services.set(ws.keyText, ws);
+    const p = plan(loaded, want, ctx, new Set([ws.keyText]));
+    apply(dp, p.ops);
+    commit(loaded, p.delta);
+    health.push(performance.now() - t);
+    healthWrites = countWrites(p.ops);
+  }
+  health.sort((a, b) => a - b);
+  // the same kind of change through a config reload: every service compared
   t = performance.now();
-  const one = plan(cold.next, desired(changedConfig, facts), ctx);
+  const one = plan(loaded, desired(changedConfig, facts), ctx);
   apply(dp, one.ops);
   const oneMs = performance.now() - t;
   return {
@@ -64,8 +92,11 @@ async function run(shape: 'shared' | 'distinct') {
     cold_plan_ms: Math.round(planMs),
     cold_apply_ms: Math.round(applyMs),
     cold_writes: countWrites(cold.ops),
-    change_ms: +oneMs.toFixed(2),
-    change_writes: countWrites(one.ops),
+    health_change_ms: +health[2]!.toFixed(2),
+    health_change_max_ms: +health[4]!.toFixed(2),
+    health_change_writes: healthWrites,
+    reload_change_ms: +oneMs.toFixed(2),
+    reload_change_writes: countWrites(one.ops),
     scrape_ms: Math.round(scrapeMs),
     scrape_kb: Math.round(scrapeBytes / 1024),
     rss_mb: mb(rss),
@@ -80,7 +111,8 @@ else {
   for (const r of rows)
     console.log(
       `${r.shape.padEnd(9)} cold ${r.cold_ms} ms (plan ${r.cold_plan_ms}, apply ${r.cold_apply_ms}), ${r.cold_writes} map writes; ` +
-        `one backend change ${r.change_ms} ms, ${r.change_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB); ` +
+        `one backend down (health) ${r.health_change_ms} ms (max of 5: ${r.health_change_max_ms}), ${r.health_change_writes} writes; ` +
+        `one weight changed by reload ${r.reload_change_ms} ms, ${r.reload_change_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB); ` +
         `one /metrics scrape ${r.scrape_ms} ms (${r.scrape_kb} KiB)`,
     );
 }

@@ -16,7 +16,7 @@ import { Metrics, type HealthCheckView } from '../src/metrics/metrics.ts';
 import { formatIp } from '../src/model/address.ts';
 import { desired, type Facts } from '../src/model/desired.ts';
 import { apply } from '../src/reconcile/apply.ts';
-import { plan } from '../src/reconcile/plan.ts';
+import { commit, plan } from '../src/reconcile/plan.ts';
 import { emptyApplied, type Applied } from '../src/reconcile/state.ts';
 import { VERDICT } from '../test/helpers/dataplane-fixture.ts';
 import { ethernet, ipv4, MAC, tcp } from '../test/helpers/packets.ts';
@@ -45,7 +45,8 @@ const config = validateConfig({
   })),
 });
 const dp = await DataPlane.load({ maglevSize: MAGLEV, maxServices: config.capacity.services, maxDests: config.capacity.backends, maxFlows: config.capacity.flows });
-const cold = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config, facts), {
+const loaded = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
+const cold = plan(loaded, desired(config, facts), {
   maglevSize: MAGLEV,
   maxServices: config.capacity.services,
   maxDests: config.capacity.backends,
@@ -53,10 +54,11 @@ const cold = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config, fact
   readTable: (id) => dp.readTable(id),
 });
 apply(dp, cold.ops);
+commit(loaded, cold.delta);
 
 const checks: HealthCheckView[] = config.services.flatMap((s) => s.backends.map((b) => ({ service: s.name, address: b.address, up: true, lastDurationMs: 0.4, ok: 100, failed: 1 })));
 const nodes = config.services.flatMap((s) => s.backends.map((b) => ({ address: b.address, resolved: true })));
-const metrics = new Metrics({ dp, applied: () => cold.next, perBackend: () => true, healthChecks: () => checks, neighbours: () => nodes }, 'bench');
+const metrics = new Metrics({ dp, applied: () => loaded, perBackend: () => true, healthChecks: () => checks, neighbours: () => nodes }, 'bench');
 for (const c of checks) metrics.healthCheckDuration.observe({ check: 'tcp', result: 'ok' }, c.lastDurationMs! / 1000);
 
 /** The same per-service and per-backend series through prom-client (the old way). */
@@ -98,7 +100,7 @@ async function timeScrapes(scrape: () => Promise<string>): Promise<{ ms: number;
 
 const full = await timeScrapes(() => metrics.exposition());
 const registryOnly = await timeScrapes(() => metrics.registry.metrics());
-const promClient = await timeScrapes(() => promClientScrape(cold.next).metrics());
+const promClient = await timeScrapes(() => promClientScrape(loaded).metrics());
 
 // Per-packet cost of an established TCP packet to service 0, with and without scrapes meanwhile.
 const frame = ethernet(ipv4('10.240.0.10', '10.100.0.0', tcp(40000, 80, 'ack')));

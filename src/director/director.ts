@@ -3,7 +3,7 @@
 // leaves the data plane forwarding when it stops (unless told to detach).
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { loadConfig, type ConfigOverrides } from '../config/load.ts';
-import type { Config } from '../config/schema.ts';
+import type { Config, ServiceConfig } from '../config/schema.ts';
 import { CONSTANTS } from '../dataplane/abi.ts';
 import { attachOrReplace, defaultPinDir, detachPins, ensurePinDir } from '../dataplane/attach.ts';
 import { DataPlane } from '../dataplane/dataplane.ts';
@@ -11,7 +11,7 @@ import { native, type NativeLink } from '../dataplane/native.ts';
 import { errorMessage, XdplbError } from '../errors.ts';
 import { component } from '../log.ts';
 import { mustParseIp, parseIp, type IpAddress } from '../model/address.ts';
-import { desired, type BackendOverride, type Desired } from '../model/desired.ts';
+import { desired, desiredService, type BackendOverride, type Desired, type Facts } from '../model/desired.ts';
 import type { Server } from 'node:http';
 import { HealthChecker } from '../health/checker.ts';
 import { readStatus, type DaemonState } from '../status/status.ts';
@@ -23,7 +23,7 @@ import { Neighbours } from '../net/neighbours.ts';
 import { ownVips, releaseVips } from '../net/vips.ts';
 import { apply, countWrites } from '../reconcile/apply.ts';
 import { observe } from '../reconcile/observe.ts';
-import { plan, type PlanContext } from '../reconcile/plan.ts';
+import { commit, plan, type PlanContext } from '../reconcile/plan.ts';
 import type { Applied } from '../reconcile/state.ts';
 
 const log = component('director');
@@ -74,6 +74,9 @@ export class Director {
   private watcher: FSWatcher | null = null;
   private reloadTimer: NodeJS.Timeout | null = null;
   private readonly tableCache = new Map<string, Int32Array>();
+  /** The last desired state and the config it was computed from (recomputed whole when that changes). */
+  private want: { config: Config; desired: Desired } | null = null;
+  private serviceIndex: { config: Config; byName: Map<string, ServiceConfig>; byBackend: Map<string, string[]> } | null = null;
   private stopped = false;
 
   private constructor(options: DirectorOptions, config: Config, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane) {
@@ -95,7 +98,7 @@ export class Director {
       },
       VERSION,
     );
-    this.health = new HealthChecker(() => this.reconcileLogged('health'), component('health'), (check, r) =>
+    this.health = new HealthChecker((service) => this.reconcileLogged('health', [service]), component('health'), (check, r) =>
       this.metrics.healthCheckDuration.observe({ check, result: r.ok ? 'ok' : 'failed' }, r.durationMs / 1000),
     );
     this.lastReload = { ok: true, at: new Date().toISOString() };
@@ -168,32 +171,67 @@ export class Director {
       const changed = this.neighbours.poll();
       if (changed.length > 0) {
         log.info({ backends: changed }, 'backend MACs resolved or changed');
-        this.reconcile('neighbours');
+        const names = new Set(changed.flatMap((a) => this.servicesOf().byBackend.get(a) ?? []));
+        this.reconcile('neighbours', names);
       }
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'neighbour poll failed');
     }
   }
 
-  private reconcileLogged(reason: string): void {
+  private reconcileLogged(reason: string, services?: Iterable<string>): void {
     try {
-      this.reconcile(reason);
+      this.reconcile(reason, services);
     } catch (err) {
       log.error({ reason, err: errorMessage(err) }, 'reconcile failed');
     }
   }
 
-  desired(): Desired {
-    return desired(this.config, {
-      macOf: (a) => this.neighbours.macOf(a),
-      healthy: (s, a) => this.health.healthy(s, a),
-      health: (s, a) => this.health.health(s.name, a),
-      override: (s, a) => this.overrides.get(`${s.name} ${a.text}`) ?? null,
-    });
+  private readonly facts: Facts = {
+    macOf: (a) => this.neighbours.macOf(a),
+    healthy: (s, a) => this.health.healthy(s, a),
+    health: (s, a) => this.health.health(s.name, a),
+    override: (s, a) => this.overrides.get(`${s.name} ${a.text}`) ?? null,
+  };
+
+  /** The config's services by name and by backend address (made once per config). */
+  private servicesOf(): { byName: Map<string, ServiceConfig>; byBackend: Map<string, string[]> } {
+    if (this.serviceIndex?.config !== this.config) {
+      const byName = new Map(this.config.services.map((s) => [s.name, s]));
+      const byBackend = new Map<string, string[]>();
+      for (const s of this.config.services)
+        for (const b of s.backends) {
+          const text = parseIp(b.address)?.text ?? b.address;
+          byBackend.set(text, [...(byBackend.get(text) ?? []), s.name]);
+        }
+      this.serviceIndex = { config: this.config, byName, byBackend };
+    }
+    return this.serviceIndex;
   }
 
-  /** Plans and applies the difference; on a failed write, re-reads the pins. */
-  reconcile(reason: string): ReconcileResult {
+  /**
+   * What the data plane should hold. With `services` (names whose backends'
+   * facts changed), only those are recomputed and planned: a health verdict
+   * at 10,000 services costs one service, not all of them.
+   */
+  private desiredNow(services?: Iterable<string>): { want: Desired; scope?: Set<string> } {
+    if (!services || !this.want || this.want.config !== this.config) {
+      this.want = { config: this.config, desired: desired(this.config, this.facts) };
+      return { want: this.want.desired };
+    }
+    const scope = new Set<string>();
+    for (const name of services) {
+      const s = this.servicesOf().byName.get(name);
+      if (!s) continue;
+      const ws = desiredService(this.config, s, this.facts);
+      this.want.desired.services.set(ws.keyText, ws);
+      scope.add(ws.keyText);
+    }
+    return { want: this.want.desired, scope };
+  }
+
+  /** Plans and applies the difference (of `services` only, when given); on a failed write, re-reads the pins. */
+  reconcile(reason: string, services?: Iterable<string>): ReconcileResult {
     const started = performance.now();
     const ctx: PlanContext = {
       maglevSize: this.dp.capacities.maglevSize,
@@ -204,12 +242,14 @@ export class Director {
       readTable: (id) => this.dp.readTable(id),
     };
     try {
-      const p = plan(this.applied, this.desired(), ctx);
+      const { want, scope } = this.desiredNow(services);
+      const p = plan(this.applied, want, ctx, scope);
       try {
         apply(this.dp, p.ops);
-        this.applied = p.next;
+        commit(this.applied, p.delta);
       } catch (err) {
         this.applied = observe(this.dp);
+        this.want = null; // compare everything next time
         throw err;
       }
       const result = { reason, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
@@ -233,7 +273,7 @@ export class Director {
     if (override) this.overrides.set(key, override);
     else this.overrides.delete(key);
     log.info({ service, backend: ip.text, override: override ?? 'none' }, 'backend override');
-    this.reconcile(`override ${override ?? 'cleared'}`);
+    this.reconcile(`override ${override ?? 'cleared'}`, [service]);
     return null;
   }
 

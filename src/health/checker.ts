@@ -26,12 +26,12 @@ export class HealthChecker {
   /** Per service: the backends up at the last moment any was. */
   private readonly lastHealthy = new Map<string, Set<string>>();
   private services = new Map<string, ServiceConfig>();
-  private readonly onChange: () => void;
+  private readonly onChange: (service: string) => void;
   private readonly onProbe: (check: string, result: ProbeResult) => void;
   private readonly log: Logger;
 
-  /** onChange: a verdict changed; onProbe: every probe's outcome (for metrics). */
-  constructor(onChange: () => void, log: Logger, onProbe: (check: string, result: ProbeResult) => void = () => undefined) {
+  /** onChange: a verdict of one of the service's backends changed; onProbe: every probe's outcome (for metrics). */
+  constructor(onChange: (service: string) => void, log: Logger, onProbe: (check: string, result: ProbeResult) => void = () => undefined) {
     this.onChange = onChange;
     this.onProbe = onProbe;
     this.log = log;
@@ -82,7 +82,7 @@ export class HealthChecker {
     c.state = state;
     if (changed) {
       this.log.warn({ service: c.service, backend: c.address, health: state.up ? 'up' : 'down', check: hc.type, detail: result.detail }, `backend ${state.up ? 'up' : 'down'}`);
-      this.onChange();
+      this.onChange(c.service);
     }
     c.timer = setTimeout(() => void this.run(id), hc.interval);
   }

@@ -93,21 +93,28 @@ function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts
   return { ...base, state: 'active', condition: 'ok' };
 }
 
+/** One service of desired(): what changes with a health verdict, a MAC or an override of its backends. */
+export function desiredService(config: Config, s: ServiceConfig, facts: Facts): DesiredService {
+  const vip = address(s.vip);
+  const keyText = serviceKeyText(s.protocol, vip, s.port);
+  return {
+    keyText,
+    key: { addr: vip.bytes, family: vip.family, proto: PROTO[s.protocol], port: s.port },
+    name: s.name,
+    flags: (s.scheduler === 'maglev-source' ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackend === 'pass' ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
+    seed: serviceSeed(config.hashSeed, keyText),
+    backends: s.backends.filter((b) => facts.override?.(s, address(b.address)) !== 'remove').map((b) => backendOf(s, b, facts)),
+  };
+}
+
 export function desired(config: Config, facts: Facts): Desired {
   const services = new Map<string, DesiredService>();
   const vips = new Map<string, IpAddress>();
   for (const s of config.services) {
+    const ws = desiredService(config, s, facts);
     const vip = address(s.vip);
     vips.set(vip.text, vip);
-    const keyText = serviceKeyText(s.protocol, vip, s.port);
-    services.set(keyText, {
-      keyText,
-      key: { addr: vip.bytes, family: vip.family, proto: PROTO[s.protocol], port: s.port },
-      name: s.name,
-      flags: (s.scheduler === 'maglev-source' ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackend === 'pass' ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
-      seed: serviceSeed(config.hashSeed, keyText),
-      backends: s.backends.filter((b) => facts.override?.(s, address(b.address)) !== 'remove').map((b) => backendOf(s, b, facts)),
-    });
+    services.set(ws.keyText, ws);
   }
   return { services, vips: [...vips.values()] };
 }

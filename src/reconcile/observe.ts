@@ -41,6 +41,8 @@ export function observe(dp: DataPlane): Applied {
     const h = serviceIndexHash(key);
     const at = dp.readServiceIndex(h);
     if (at !== 0) applied.index.set(h, at);
+    // a service the index does not lead to (a write cut short): rebuild it
+    if (at !== info.entry && at !== CONSTANTS.SERVICE_INDEX_COLLISION) applied.indexStale = true;
   }
   return applied;
 }

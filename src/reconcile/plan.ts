@@ -1,6 +1,6 @@
 // plan(): the ordered map operations that turn what the data plane holds into
-// what is desired, and the state after them. Pure. The order never sends a
-// packet nowhere:
+// what is desired, and the changes to the Applied record (commit() them once
+// written). Pure. The order never sends a packet nowhere:
 //   1. the VIP prefilter gains new VIPs' bits (a set bit only costs a lookup)
 //   2. destinations are written (new, changed MAC or state) before any table
 //      names them
@@ -11,7 +11,9 @@
 //   6. destinations of removed backends are freed, after no table names them
 //   7. entries retired by the previous plan are cleared (long unused by now)
 //   8. the prefilter loses the bits of VIPs that are gone
-// Only services whose input changed are touched.
+// Only services whose input changed are touched; given a scope, only those
+// services are even looked at (the cost of a health verdict does not grow
+// with the number of services).
 import { addVipBit, CONSTANTS, serviceIndexHash, type DestInfo, type DestValue, type ServiceKey } from '../dataplane/abi.ts';
 import { XdplbError } from '../errors.ts';
 import { maglevTable, NO_BACKEND, nextSlots } from '../model/maglev.ts';
@@ -50,11 +52,6 @@ export interface PlanContext {
   tableCache?: Map<string, Int32Array>;
   /** Reads a service's table as the data plane holds it (null: none). */
   readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null;
-}
-
-export interface Plan {
-  ops: Op[];
-  next: Applied;
 }
 
 const STATE = { active: CONSTANTS.DEST_ACTIVE, draining: CONSTANTS.DEST_DRAINING, down: CONSTANTS.DEST_UNUSED } as const;
@@ -113,35 +110,102 @@ function signatureOf(ws: Desired['services'] extends Map<string, infer S> ? S : 
   return s;
 }
 
-export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
-  const ops: Op[] = [];
-  const filterWords = applied.filter.length;
+/**
+ * What a plan changes in the Applied record: applied with commit() once the
+ * operations are written, so a small change costs nothing per unchanged
+ * service or backend (no copy of 100,000 destinations).
+ */
+export interface AppliedDelta {
+  /** Services written (new or changed record) or removed (null). */
+  services: Map<string, AppliedService | null>;
+  /** Destinations written or freed (null). */
+  dests: Map<number, AppliedDest | null>;
+  /** The whole new index, when services came, went or took new entries. */
+  index: Map<number, number> | null;
+  filter: BigUint64Array;
+  retiredEntries: number[];
+  /** How many ids were taken from the front of freedDests, and the ids freed now. */
+  freedTaken: number;
+  freed: number[];
+}
+
+export interface Plan {
+  ops: Op[];
+  delta: AppliedDelta;
+}
+
+/** Records a plan's changes into `applied` (after its operations were written). */
+export function commit(applied: Applied, d: AppliedDelta): void {
+  for (const [k, s] of d.services) {
+    if (s) applied.services.set(k, s);
+    else applied.services.delete(k);
+  }
+  for (const [id, x] of d.dests) {
+    if (x) applied.dests.set(id, x);
+    else applied.dests.delete(id);
+  }
+  if (d.index) {
+    applied.index = d.index;
+    applied.indexStale = false;
+  }
+  applied.filter = d.filter;
+  applied.retiredEntries = d.retiredEntries;
+  applied.freedDests.splice(0, d.freedTaken);
+  applied.freedDests.push(...d.freed);
+}
+
+/** A new record: `applied` (untouched) with the plan's changes. */
+export function appliedAfter(applied: Applied, p: Plan): Applied {
   const next: Applied = {
-    services: new Map(),
+    services: new Map(applied.services),
     dests: new Map(applied.dests),
     index: new Map(applied.index),
+    indexStale: applied.indexStale,
     filter: applied.filter,
-    retiredEntries: [],
+    retiredEntries: [...applied.retiredEntries],
     freedDests: [...applied.freedDests],
   };
+  commit(next, p.delta);
+  return next;
+}
 
-  // ids in use
-  const serviceIds = new Set([...applied.services.values()].map((s) => s.id));
-  const entries = new Set([...applied.services.values()].map((s) => s.entry).concat(applied.retiredEntries));
-  const destIds = new Set(applied.dests.keys());
+/**
+ * scope: the keys of the only services whose desired state may differ from
+ * what `applied` records, when the caller knows (a health verdict, a MAC, an
+ * override changed); every other service is left as it is, unread. Without
+ * it — or when the set of services differs — every service is compared.
+ */
+export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: ReadonlySet<string>): Plan {
+  const ops: Op[] = [];
+  const filterWords = applied.filter.length;
+  const delta: AppliedDelta = { services: new Map(), dests: new Map(), index: null, filter: applied.filter, retiredEntries: [], freedTaken: 0, freed: [] };
+  const scoped = scope !== undefined && want.services.size === applied.services.size && [...scope].every((k) => applied.services.has(k) && want.services.has(k));
+
+  // ids in use, gathered only when a new one is needed
+  let serviceIds: Set<number> | null = null;
+  let entries: Set<number> | null = null;
+  const usedServiceIds = () => (serviceIds ??= new Set([...applied.services.values()].map((s) => s.id)));
+  const usedEntries = () => (entries ??= new Set([...applied.services.values()].map((s) => s.entry).concat(applied.retiredEntries)));
+  const takenDests = new Set<number>(); // allocated by this plan
+  const destUsed = (id: number) => applied.dests.has(id) || takenDests.has(id);
   let nextDestId = 1;
   const allocDest = (): number => {
-    while (next.freedDests.length > 0) {
-      const id = next.freedDests.shift()!;
-      if (!destIds.has(id)) return id;
+    while (delta.freedTaken < applied.freedDests.length) {
+      const id = applied.freedDests[delta.freedTaken++]!;
+      if (!destUsed(id)) return id;
     }
-    while (destIds.has(nextDestId)) nextDestId++;
+    while (destUsed(nextDestId)) nextDestId++;
     if (nextDestId >= ctx.maxDests) throw new XdplbError('CAPACITY', `more than ${ctx.maxDests - 1} backends: raise capacity.backends (and restart)`);
     return nextDestId;
   };
+  const freeDestOf = (destId: number, freeOps: Op[]) => {
+    freeOps.push(freeDest(applied.dests.get(destId)));
+    delta.dests.set(destId, null);
+    delta.freed.push(destId);
+  };
 
   // 1. prefilter: union first (unchanged while the set of services is)
-  const sameServices = want.services.size === applied.services.size && [...want.services.keys()].every((k) => applied.services.has(k));
+  const sameServices = scoped || (want.services.size === applied.services.size && [...want.services.keys()].every((k) => applied.services.has(k)));
   const wantFilter = sameServices ? applied.filter : filterOf(want.services.values(), filterWords);
   const union = applied.filter.map((w, i) => w | wantFilter[i]!);
   if (!sameFilter(union, applied.filter)) ops.push({ kind: 'filter', words: union, previous: applied.filter });
@@ -152,20 +216,18 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
   const serviceOps: Op[] = [];
   const freeOps: Op[] = [];
 
-  for (const ws of want.services.values()) {
+  const considered = scoped ? [...scope].map((k) => want.services.get(k)!) : want.services.values();
+  for (const ws of considered) {
     const old = applied.services.get(ws.keyText);
     const signature = signatureOf(ws);
-    if (old && old.signature === signature) {
-      next.services.set(ws.keyText, old);
-      continue;
-    }
-    const id = old?.id ?? lowestFree(serviceIds, ctx.maxServices);
-    serviceIds.add(id);
+    if (old && old.signature === signature) continue;
+    const id = old?.id ?? lowestFree(usedServiceIds(), ctx.maxServices);
+    usedServiceIds().add(id);
     const dests = new Map<string, number>();
     for (const b of ws.backends) {
       const oldId = old?.dests.get(b.address.text);
       const destId = oldId ?? allocDest();
-      destIds.add(destId);
+      takenDests.add(destId);
       dests.set(b.address.text, destId);
       const value: DestValue = {
         ifindex: 0,
@@ -187,16 +249,13 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
         prev.info.weight !== info.weight ||
         prev.info.configured !== info.configured ||
         prev.info.health !== info.health;
-      if (changed) destOps.push({ kind: 'dest', id: destId, value, info });
-      next.dests.set(destId, { id: destId, address: b.address, value, info } satisfies AppliedDest);
+      if (changed) {
+        destOps.push({ kind: 'dest', id: destId, value, info });
+        delta.dests.set(destId, { id: destId, address: b.address, value, info } satisfies AppliedDest);
+      }
     }
     // backends no longer configured: free after the table stops naming them
-    for (const [addr, destId] of old?.dests ?? []) {
-      if (dests.has(addr)) continue;
-      freeOps.push(freeDest(applied.dests.get(destId)));
-      next.dests.delete(destId);
-      next.freedDests.push(destId);
-    }
+    for (const [addr, destId] of old?.dests ?? []) if (!dests.has(addr)) freeDestOf(destId, freeOps);
 
     const input = tableInput(ws.backends, dests);
     if (!old || old.tableInput !== input.text) {
@@ -217,42 +276,43 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
     const attrsChanged = !old || old.flags !== ws.flags || old.seed !== ws.seed;
     if (attrsChanged) {
       membershipChanged = true;
-      entry = lowestFree(entries, 2 * ctx.maxServices);
-      entries.add(entry);
-      if (old) next.retiredEntries.push(old.entry);
+      entry = lowestFree(usedEntries(), 2 * ctx.maxServices);
+      usedEntries().add(entry);
+      if (old) delta.retiredEntries.push(old.entry);
     }
     if (attrsChanged || old?.name !== ws.name) serviceOps.push({ kind: 'service', key: ws.key, id, flags: ws.flags, seed: ws.seed, entry, name: ws.name });
-    next.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags: ws.flags, seed: ws.seed, tableInput: input.text, signature, dests } satisfies AppliedService);
+    delta.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags: ws.flags, seed: ws.seed, tableInput: input.text, signature, dests } satisfies AppliedService);
   }
 
   // removed services
   const removedOps: Op[] = [];
-  for (const old of applied.services.values()) {
-    if (want.services.has(old.keyText)) continue;
-    membershipChanged = true;
-    removedOps.push({ kind: 'deleteService', key: old.key, id: old.id });
-    next.retiredEntries.push(old.entry);
-    // an empty table releases the old one's memory and sends nothing anywhere
-    tables.push({ serviceId: old.id, inPlace: false, build: () => ({ dest: new Uint32Array(ctx.maglevSize), prev: new Uint32Array(ctx.maglevSize) }) });
-    for (const destId of old.dests.values()) {
-      freeOps.push(freeDest(applied.dests.get(destId)));
-      next.dests.delete(destId);
-      next.freedDests.push(destId);
+  if (!scoped) {
+    for (const old of applied.services.values()) {
+      if (want.services.has(old.keyText)) continue;
+      membershipChanged = true;
+      removedOps.push({ kind: 'deleteService', key: old.key, id: old.id });
+      delta.services.set(old.keyText, null);
+      delta.retiredEntries.push(old.entry);
+      // an empty table releases the old one's memory and sends nothing anywhere
+      tables.push({ serviceId: old.id, inPlace: false, build: () => ({ dest: new Uint32Array(ctx.maglevSize), prev: new Uint32Array(ctx.maglevSize) }) });
+      for (const destId of old.dests.values()) freeDestOf(destId, freeOps);
     }
   }
 
   // the index follows the services: every key at its hash, collisions marked
   // (recomputed only when a service came, went or took a new entry)
   const indexOps: Op[] = [];
-  if (membershipChanged || applied.index.size !== next.services.size) {
+  if (membershipChanged || applied.indexStale) {
     const wantIndex = new Map<number, number>();
-    for (const s of next.services.values()) {
+    const place = (s: AppliedService) => {
       const h = serviceIndexHash(s.key);
       wantIndex.set(h, wantIndex.has(h) ? CONSTANTS.SERVICE_INDEX_COLLISION : s.entry);
-    }
+    };
+    for (const [k, s] of applied.services) if (!delta.services.has(k)) place(s);
+    for (const s of delta.services.values()) if (s) place(s);
     for (const [h, e] of wantIndex) if (applied.index.get(h) !== e) indexOps.push({ kind: 'index', hash: h, entry: e });
     for (const h of applied.index.keys()) if (!wantIndex.has(h)) indexOps.push({ kind: 'index', hash: h, entry: 0 });
-    next.index = wantIndex;
+    delta.index = wantIndex;
   }
 
   ops.push(...destOps);
@@ -262,8 +322,8 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext): Plan {
 
   // 8. prefilter: exact
   if (!sameFilter(wantFilter, union)) ops.push({ kind: 'filter', words: wantFilter, previous: union });
-  next.filter = wantFilter;
-  return { ops, next };
+  delta.filter = wantFilter;
+  return { ops, delta };
 }
 
 function freeDest(d: AppliedDest | undefined): Op {

@@ -35,6 +35,8 @@ export interface Applied {
   dests: Map<number, AppliedDest>;
   /** Service index slots that are not 0. */
   index: Map<number, number>;
+  /** The index may not match the services (read back incomplete): the next plan rebuilds it. */
+  indexStale: boolean;
   filter: BigUint64Array;
   /** Entries the index no longer points to; cleared by the next apply (an RCU grace period later). */
   retiredEntries: number[];
@@ -47,6 +49,7 @@ export function emptyApplied(filterWords: number): Applied {
     services: new Map(),
     dests: new Map(),
     index: new Map(),
+    indexStale: false,
     filter: new BigUint64Array(filterWords),
     retiredEntries: [],
     freedDests: [],

@@ -10,7 +10,7 @@ import { labelValue } from '../../src/metrics/exposition.ts';
 import { Metrics } from '../../src/metrics/metrics.ts';
 import { desired } from '../../src/model/desired.ts';
 import { apply } from '../../src/reconcile/apply.ts';
-import { plan } from '../../src/reconcile/plan.ts';
+import { appliedAfter, plan } from '../../src/reconcile/plan.ts';
 import { emptyApplied } from '../../src/reconcile/state.ts';
 import { ethernet, ipv4, MAC, tcp } from '../helpers/packets.ts';
 
@@ -30,7 +30,8 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
     capacity: { services: 16, backends: 64 },
     services: [{ name: 'web', vip: '10.240.0.201', port: 80, backends: [{ address: '10.240.0.101' }, { address: '10.240.0.102', weight: 3 }] }],
   });
-  const p = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config, { macOf: (a) => Buffer.from([2, 0, 0, 0, 1, a.bytes[3]!]), healthy: () => true, health: () => 'none' }), {
+  const empty = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
+  const p = plan(empty, desired(config, { macOf: (a) => Buffer.from([2, 0, 0, 0, 1, a.bytes[3]!]), healthy: () => true, health: () => 'none' }), {
     maglevSize: 1009,
     maxServices: 16,
     maxDests: 64,
@@ -38,6 +39,7 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
     readTable: (id) => dp.readTable(id),
   });
   apply(dp, p.ops);
+  const next = appliedAfter(empty, p);
   const sent = new Map<string, { packets: number; bytes: number }>();
   for (let i = 0; i < 200; i++) {
     const ip = ipv4('10.240.0.10', '10.240.0.201', tcp(30000 + i, 80, 'ack', Buffer.alloc(i % 50)));
@@ -55,7 +57,7 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
   const metrics = new Metrics(
     {
       dp,
-      applied: () => p.next,
+      applied: () => next,
       perBackend: () => true,
       healthChecks: () => [{ service: 'web', address: '10.240.0.102', up: false, lastDurationMs: 1.5, ok: 7, failed: 2 }],
       neighbours: () => [
@@ -105,7 +107,7 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
   assert.match(text, /^xdplb_build_info\{version="test",abi_version="\d+"\} 1$/m);
   assert.equal((await metrics.exposition()).match(/^xdplb_backend_packets_total\{/gm)?.length, 2, 'a second scrape gives the same series, not doubled');
 
-  const lean = new Metrics({ dp, applied: () => p.next, perBackend: () => false, neighbours: () => [{ address: '10.240.0.101', resolved: true }] }, 'test');
+  const lean = new Metrics({ dp, applied: () => next, perBackend: () => false, neighbours: () => [{ address: '10.240.0.101', resolved: true }] }, 'test');
   const leanText = await lean.exposition();
   assert.doesNotMatch(leanText, /^xdplb_backend_packets_total\{/m, 'no per-backend series');
   assert.doesNotMatch(leanText, /^xdplb_neighbour_resolved\{/m, 'no per-node series');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CONSTANTS } from '../../src/dataplane/abi.ts';
+import { CONSTANTS, serviceIndexHash } from '../../src/dataplane/abi.ts';
 import { DataPlane } from '../../src/dataplane/dataplane.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -8,7 +8,7 @@ import type { IpAddress } from '../../src/model/address.ts';
 import { desired, type Facts } from '../../src/model/desired.ts';
 import { apply, type DataPlaneWriter } from '../../src/reconcile/apply.ts';
 import { observe } from '../../src/reconcile/observe.ts';
-import { describeOp, plan, type Op, type PlanContext } from '../../src/reconcile/plan.ts';
+import { appliedAfter, commit, describeOp, plan, type Op, type PlanContext } from '../../src/reconcile/plan.ts';
 import { emptyApplied, type Applied } from '../../src/reconcile/state.ts';
 import { ethernet, ipv4, MAC, tcp } from '../helpers/packets.ts';
 
@@ -25,7 +25,7 @@ const realPlan = plan;
 function recordingPlan(applied: Applied, want: ReturnType<typeof desired>, c: PlanContext) {
   const p = realPlan(applied, want, c);
   if (c === ctx) for (const op of p.ops) if (op.kind === 'tables') for (const t of op.tables) written.set(t.serviceId, t.build());
-  return p;
+  return { ...p, next: appliedAfter(applied, p) };
 }
 
 function config(services: ConfigInput['services']) {
@@ -114,6 +114,26 @@ describe('plan', () => {
   });
 });
 
+describe('plan with a scope (what the director does for a health verdict, a MAC or an override)', () => {
+  test('planning only the changed service gives the same operations and state as comparing every service', () => {
+    const cfg = config([web(['10.240.0.101', '10.240.0.102']), dns, ssh]);
+    const down = new Set<string>();
+    const f: Facts = { macOf, healthy: (s, a) => !down.has(`${s.name} ${a.text}`), health: (s, a) => (down.has(`${s.name} ${a.text}`) ? 'down' : 'up') };
+    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(cfg, f), ctx).next;
+    down.add('web 10.240.0.102');
+    const want = desired(cfg, f);
+    const full = plan(before, want, ctx);
+    const scoped = plan(before, want, ctx, new Set(['tcp/10.240.0.201:80']));
+    assert.deepEqual(scoped.ops.map(describeOp), full.ops.map(describeOp));
+    assert.ok(scoped.ops.some((o) => o.kind === 'dest'), 'the backend goes down');
+    assert.deepEqual(appliedAfter(before, scoped), appliedAfter(before, full));
+    const unrelated = plan(before, want, ctx, new Set(['udp/10.240.0.202:53']));
+    assert.deepEqual(unrelated.ops, [], 'a scope without the changed service leaves it alone (the caller names what changed)');
+    const fewer = desired(config([web(['10.240.0.101', '10.240.0.102']), dns]), f);
+    assert.ok(plan(before, fewer, ctx, new Set(['tcp/10.240.0.201:80'])).ops.some((o) => o.kind === 'deleteService'), 'a different set of services is compared whole, whatever the scope');
+  });
+});
+
 describe('apply', () => {
   test('writes through the narrow interface in plan order (recording fake)', () => {
     const calls: string[] = [];
@@ -129,7 +149,7 @@ describe('apply', () => {
     const step = (services: ConfigInput['services']) => {
       const p = plan(applied, desired(config(services), facts()), real);
       apply(dp, p.ops);
-      applied = p.next;
+      commit(applied, p.delta);
     };
     step([web(['10.240.0.101', '10.240.0.102']), dns]);
     const frame = (port: number) => ethernet(ipv4('10.240.0.10', '10.240.0.201', tcp(port, 80)));
@@ -153,5 +173,16 @@ describe('apply', () => {
     assert.deepEqual([...adopted.services.keys()].sort(), [...applied.services.keys()].sort());
     const again = plan(adopted, desired(config([web(['10.240.0.102']), dns]), facts()), real);
     assert.deepEqual(again.ops.filter((o) => o.kind !== 'clearEntry').map(describeOp), [], 'adopting a data plane rewrites nothing');
+
+    // an index slot lost (a write cut short): the read-back state says so, and the next plan restores it
+    const web0 = adopted.services.get('tcp/10.240.0.201:80')!;
+    dp.putServiceIndex(serviceIndexHash(web0.key), 0);
+    const damaged = observe(dp);
+    assert.equal(damaged.indexStale, true);
+    const repair = plan(damaged, desired(config([web(['10.240.0.102']), dns]), facts()), real);
+    assert.deepEqual(repair.ops.filter((o) => o.kind === 'index').map(describeOp), [`index ${serviceIndexHash(web0.key)} -> ${web0.entry}`]);
+    assert.equal(observe(dp).indexStale, true, 'still damaged until applied');
+    apply(dp, repair.ops);
+    assert.equal(observe(dp).indexStale, false);
   });
 });
