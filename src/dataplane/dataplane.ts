@@ -239,7 +239,7 @@ export class DataPlane {
       tables.forEach((t, i) => {
         if (t.dest.length !== size || t.prev.length !== size)
           throw new RangeError(`a table has ${size} slots, got ${t.dest.length}`);
-        const inner = native.createArrayMap(LAYOUT.slot.size, size, encodeSlots(t.dest, t.prev));
+        const inner = native.createArrayMap(LAYOUT.slot.size, size, encodeSlots(t.dest, t.prev, this.slotScratch()));
         inners.push(inner);
         keys.writeUInt32LE(t.serviceId, 4 * i);
         fds.writeUInt32LE(inner.info().fd, 4 * i);
@@ -254,6 +254,13 @@ export class DataPlane {
     this.putTables([{ serviceId, dest, prev }]);
   }
 
+  private scratch: Buffer | null = null;
+
+  /** One table's worth of slots, reused: the addon copies it into the map at once. */
+  private slotScratch(): Buffer {
+    return (this.scratch ??= Buffer.alloc(this.capacities.maglevSize * LAYOUT.slot.size));
+  }
+
   /**
    * Rewrites the slots of a service's table that differ, in place (8-byte
    * atomic stores into the mmapped map): no new map, no RCU grace period.
@@ -266,7 +273,7 @@ export class DataPlane {
     if (!id) return false;
     const inner = native.mapFromId(id.readUInt32LE(0));
     try {
-      native.patchArrayMap(inner, encodeSlots(dest, prev));
+      native.patchArrayMap(inner, encodeSlots(dest, prev, this.slotScratch()));
       return true;
     } finally {
       inner.close();

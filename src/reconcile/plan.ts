@@ -75,6 +75,13 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
   return a.equals(b);
 }
 
+let zeros = new Uint32Array(0);
+/** A table's worth of 0 (no owner, no previous owner): shared, never written. */
+function noSlots(size: number): Uint32Array {
+  if (zeros.length !== size) zeros = new Uint32Array(size);
+  return zeros;
+}
+
 /** The table input of a service: backends that take new flows, with weights and destination ids. */
 function tableInput(backends: readonly DesiredBackend[], ids: Map<string, number>): { text: string; active: { key: string; weight: number; id: number }[] } {
   const active = backends
@@ -260,7 +267,7 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
     const input = tableInput(ws.backends, dests);
     if (!old || old.tableInput !== input.text) {
       if (!old) {
-        tables.push({ serviceId: id, inPlace: false, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache), prev: new Uint32Array(ctx.maglevSize) }) });
+        tables.push({ serviceId: id, inPlace: false, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache), prev: noSlots(ctx.maglevSize) }) });
       } else {
         // a change: compare with (and remember the owners of) the table in the data plane
         const dest = buildTable(input.active, ctx.maglevSize, ctx.tableCache);
@@ -294,7 +301,7 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
       delta.services.set(old.keyText, null);
       delta.retiredEntries.push(old.entry);
       // an empty table releases the old one's memory and sends nothing anywhere
-      tables.push({ serviceId: old.id, inPlace: false, build: () => ({ dest: new Uint32Array(ctx.maglevSize), prev: new Uint32Array(ctx.maglevSize) }) });
+      tables.push({ serviceId: old.id, inPlace: false, build: () => ({ dest: noSlots(ctx.maglevSize), prev: noSlots(ctx.maglevSize) }) });
       for (const destId of old.dests.values()) freeDestOf(destId, freeOps);
     }
   }
