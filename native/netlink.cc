@@ -92,6 +92,9 @@ int ChangeAddress(uint16_t type, uint16_t flags, int ifindex, uint8_t family, co
   req.ifa.ifa_prefixlen = prefix_length;
   req.ifa.ifa_index = ifindex;
   req.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  // A VIP moves between directors on purpose: duplicate address detection
+  // would hold a new IPv6 VIP back (tentative) or disable it.
+  if (family == 6) req.ifa.ifa_flags = IFA_F_NODAD;
   size_t len = family == 4 ? 4 : 16;
   PutAttr(&req.h, IFA_LOCAL, address, len);
   PutAttr(&req.h, IFA_ADDRESS, address, len);

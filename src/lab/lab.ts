@@ -22,6 +22,11 @@ export const LAB = {
   client: '10.240.0.10',
   director: '10.240.0.2',
   backend: (i: number) => `10.240.0.${100 + i}`,
+  /** The same plan in IPv6 (SPEC §8: 2001:db8::/64). */
+  vip6: '2001:db8::201',
+  client6: '2001:db8::10',
+  director6: '2001:db8::2',
+  backend6: (i: number) => `2001:db8::${100 + i}`,
   backendNs: (i: number) => `xdplb-lab-b${i}`,
   backendName: (i: number) => `backend-${i}`,
   configPath: '/run/xdplb-lab/config.yaml',
@@ -187,10 +192,10 @@ export async function waitForBackends(want: number, ms = 20_000): Promise<Status
 export async function labUp(o: LabOptions): Promise<void> {
   if (labNamespaces().length > 0) await labDown();
   mkdirSync(LAB.runDir, { recursive: true });
-  const nodes: { ns: string; addr: string; mac: string }[] = [
-    { ns: LAB.clientNs, addr: LAB.client, mac: mac(0x0a) },
-    { ns: LAB.directorNs, addr: LAB.director, mac: mac(0x02) },
-    ...Array.from({ length: o.backends }, (_, k) => ({ ns: LAB.backendNs(k + 1), addr: LAB.backend(k + 1), mac: mac(100 + k + 1, 1) })),
+  const nodes: { ns: string; addr: string; addr6: string; mac: string }[] = [
+    { ns: LAB.clientNs, addr: LAB.client, addr6: LAB.client6, mac: mac(0x0a) },
+    { ns: LAB.directorNs, addr: LAB.director, addr6: LAB.director6, mac: mac(0x02) },
+    ...Array.from({ length: o.backends }, (_, k) => ({ ns: LAB.backendNs(k + 1), addr: LAB.backend(k + 1), addr6: LAB.backend6(k + 1), mac: mac(100 + k + 1, 1) })),
   ];
   try {
     run('ip', ['netns', 'add', LAB.bridgeNs]);
@@ -205,6 +210,7 @@ export async function labUp(o: LabOptions): Promise<void> {
       ip(LAB.bridgeNs, 'link', 'set', port, 'master', 'br0', 'up');
       ip(n.ns, 'link', 'set', 'lo', 'up');
       ip(n.ns, 'addr', 'add', `${n.addr}/24`, 'dev', LAB.nic);
+      ip(n.ns, '-6', 'addr', 'add', `${n.addr6}/64`, 'dev', LAB.nic, 'nodad');
       ip(n.ns, 'link', 'set', LAB.nic, 'up');
       // native XDP on veth drops partial checksums of local traffic: no offloads
       run('ip', ['netns', 'exec', n.ns, 'ethtool', '-K', LAB.nic, 'tx', 'off', 'tso', 'off']);
@@ -215,7 +221,7 @@ export async function labUp(o: LabOptions): Promise<void> {
       ip(LAB.bridgeNs, 'link', 'set', 'dev', 'p-director', 'xdpdrv', 'obj', `${ROOT}out/bpf/baseline_pass.bpf.o`, 'sec', 'xdp');
     }
     for (let i = 1; i <= o.backends; i++) {
-      const realserver = inNs(LAB.backendNs(i), [XDPLB, 'realserver', '--vip', LAB.vip]);
+      const realserver = inNs(LAB.backendNs(i), [XDPLB, 'realserver', '--vip', LAB.vip, LAB.vip6]);
       execFileSync(realserver[0]!, realserver.slice(1), { env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/${LAB.backendNs(i)}` }, stdio: ['ignore', 'ignore', 'pipe'] });
       startBackendServer(i);
     }
@@ -258,9 +264,9 @@ export async function countPackets<T>(port: string, filter: string, fn: () => Pr
   return { result, packets: Number(m[1]) };
 }
 
-/** Runs the lab client in the client namespace and parses its JSON. */
-export function clientRequests(n: number): { ok: boolean; backend?: string; error?: string }[] {
-  const argv = inNs(LAB.clientNs, [NODE, `${ROOT}src/lab/client.ts`, 'requests', `http://${LAB.vip}/`, String(n)]);
+/** Runs the lab client in the client namespace (n requests to url) and parses its JSON. */
+export function clientRequests(n: number, url = `http://${LAB.vip}/`): { ok: boolean; backend?: string; error?: string }[] {
+  const argv = inNs(LAB.clientNs, [NODE, `${ROOT}src/lab/client.ts`, 'requests', url, String(n)]);
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
   if (r.status !== 0) throw new XdplbError('DAEMON', `lab client failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { ok: boolean; backend?: string; error?: string }[];

@@ -126,6 +126,43 @@ describe('Direct Routing through the lab director', () => {
     assert.deepEqual(replies.map((x) => (x.ok ? x.backend : x.error)), Array(5).fill(LAB.backendName(1)), 'answered by itself, through its lo VIP');
   });
 
+  test('IPv6: a v6 VIP is owned and announced, HTTP reaches every backend near its weight, replies bypass the director', async () => {
+    const good = readFileSync(LAB.configPath, 'utf8');
+    const web6 = `  - name: web6\n    vip: ${LAB.vip6}\n    port: 80\n    backends:\n${[1, 2, 3].map((i) => `      - { address: ${LAB.backend6(i)} }`).join('\n')}\n`;
+    try {
+      writeFileSync(LAB.configPath, good + web6);
+      const deadline = Date.now() + 15_000;
+      let v6: Status['services'][number] | undefined;
+      while (Date.now() < deadline) {
+        v6 = readLabStatus().services.find((s) => s.vip === LAB.vip6);
+        if (v6?.backends.filter((b) => b.state === 'active').length === 3) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(v6?.backends.filter((b) => b.state === 'active').length, 3, `three v6 backends resolved over NDP and active: ${JSON.stringify(v6)}`);
+      const directorV6 = () => execFileSync('ip', ['-n', LAB.directorNs, '-6', 'addr', 'show', 'dev', LAB.nic], { encoding: 'utf8' });
+      assert.match(directorV6(), new RegExp(`inet6 ${LAB.vip6}/128 scope global (?!.*tentative)`), 'the director holds the v6 VIP, usable at once (no DAD)');
+      let replies: Reply[] = [];
+      const onDirector = await countPackets('p-director', `ip6 and src host ${LAB.vip6} and tcp src port 80`, async () => {
+        replies = clientRequests(150, `http://[${LAB.vip6}]/`) as Reply[];
+      });
+      assert.deepEqual(replies.filter((r) => !r.ok), [], 'every v6 request answered');
+      const per: Record<string, number> = {};
+      for (const r of replies) if (r.ok) per[r.backend] = (per[r.backend] ?? 0) + 1;
+      for (let i = 1; i <= 3; i++) {
+        const n = per[LAB.backendName(i)] ?? 0;
+        assert.ok(n >= 25 && n <= 75, `backend ${i} answered ${n} of 150 v6 connections (about 50)`);
+      }
+      assert.equal(onDirector.packets, 0, 'no v6 reply crossed the director’s bridge port');
+      const after = readLabStatus().services.find((s) => s.vip === LAB.vip6)!;
+      assert.ok(after.packets >= 150 * 5, `the v6 service counted its packets (${after.packets})`);
+    } finally {
+      writeFileSync(LAB.configPath, good);
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline && readLabStatus().services.some((s) => s.vip === LAB.vip6)) await new Promise((r) => setTimeout(r, 200));
+      assert.doesNotMatch(execFileSync('ip', ['-n', LAB.directorNs, '-6', 'addr', 'show', 'dev', LAB.nic], { encoding: 'utf8' }), new RegExp(LAB.vip6), 'the v6 VIP left with its service');
+    }
+  });
+
   test('adding and removing a backend in the config keeps every established connection but the removed backend’s', async () => {
     const holder = new Holder(40);
     try {
