@@ -60,7 +60,7 @@ async function run(shape: 'shared' | 'distinct') {
   const rss = process.memoryUsage().rss;
   const metrics = new Metrics({ dp, applied: () => loaded, perBackend: () => true }, 'bench');
   t = performance.now();
-  const scrapeBytes = (await metrics.exposition()).length;
+  const scrapeBytes = (await metrics.exposition()).reduce((n, piece) => n + piece.length, 0);
   const scrapeMs = performance.now() - t;
   const changedConfig = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape, true) });
   // one health verdict: the director recomputes and plans that service alone

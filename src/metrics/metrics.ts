@@ -14,6 +14,8 @@ import type { Applied } from '../reconcile/state.ts';
 import { Family, labelValue } from './exposition.ts';
 
 const PROTO: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
+/** Services and backends written between two turns of the event loop during a scrape (a few ms). */
+const SERIES_SETS_PER_TURN = 500;
 
 /** One health check as the checker holds it now. */
 export interface HealthCheckView {
@@ -87,16 +89,27 @@ export class Metrics {
     if (ok) this.lastReloadOkAt.setToCurrentTime();
   }
 
-  /** The whole /metrics text: the data plane's series, then the registry's. */
-  async exposition(): Promise<string> {
-    return this.dataPlaneText() + (await this.registry.metrics());
+  /**
+   * The whole /metrics text, in pieces (one per metric family) to be written
+   * one after the other: the data plane's series, then the registry's. Joining
+   * 15 MiB into one string held the event loop for ~70 ms.
+   */
+  async exposition(): Promise<string[]> {
+    const families = await this.dataPlaneFamilies();
+    return [...families.map((f) => f.text()), await this.registry.metrics()];
   }
 
   get contentType(): string {
     return this.registry.contentType;
   }
 
-  private dataPlaneText(): string {
+  /**
+   * Counters are read first, in one pass, so the scrape is one moment's
+   * view; the text is then written a few hundred series sets at a time with a
+   * turn of the event loop in between: a scrape of a very large fleet must
+   * not hold up health checks (a stalled loop can time a probe out).
+   */
+  private async dataPlaneFamilies(): Promise<Family[]> {
     const { dp } = this.src;
     const perBackend = this.src.perBackend();
     const applied = this.src.applied();
@@ -128,7 +141,13 @@ export class Metrics {
     const svcTraffic = dp.serviceTrafficAll(maxService);
     const destTraffic = perBackend ? dp.destTrafficAll(maxDest) : null;
 
-    for (const s of applied.services.values()) {
+    let sinceTurn = 0;
+    for (const s of [...applied.services.values()]) {
+      sinceTurn += 1 + (destTraffic ? s.dests.size : 0);
+      if (sinceTurn >= SERIES_SETS_PER_TURN) {
+        sinceTurn = 0;
+        await new Promise((r) => setImmediate(r));
+      }
       const local = `local_address="${formatIp(s.key.addr, s.key.family)}",local_port="${s.key.port}",proto="${PROTO[s.key.proto] ?? s.key.proto}"`;
       const svc = `{name="${labelValue(s.name)}",${local}}`;
       const t = trafficAt(svcTraffic, s.id);
@@ -195,8 +214,6 @@ export class Metrics {
     }
     for (const [action, v] of byAction) actions.sample(`{action="${action}"}`, v);
 
-    return [svcPackets, svcBytes, svcFlows, svcBackends, svcBackendsHealthy, svcBackendsUp, bPackets, bBytes, bFlows, bUp, bDraining, bWeight, bHealth, bChecks, bCheckLast, services, flowEntries, flowCapacity, nCount, nResolved, actions, drops, events]
-      .map((x) => x.text())
-      .join('');
+    return [svcPackets, svcBytes, svcFlows, svcBackends, svcBackendsHealthy, svcBackendsUp, bPackets, bBytes, bFlows, bUp, bDraining, bWeight, bHealth, bChecks, bCheckLast, services, flowEntries, flowCapacity, nCount, nResolved, actions, drops, events];
   }
 }

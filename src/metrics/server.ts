@@ -10,9 +10,10 @@ export async function startMetricsServer(address: string, metrics: Metrics, read
     if (req.url === '/metrics') {
       metrics
         .exposition()
-        .then((text) => {
+        .then(async (pieces) => {
           res.writeHead(200, { 'content-type': metrics.contentType });
-          res.end(text);
+          for (const piece of pieces) if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
+          res.end();
         })
         .catch((err: Error) => {
           res.writeHead(500, { 'content-type': 'text/plain' });

@@ -68,7 +68,7 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
     'test',
   );
   metrics.healthCheckDuration.observe({ check: 'tcp', result: 'ok' }, 0.0015);
-  const text = await metrics.exposition();
+  const text = (await metrics.exposition()).join('');
   const labels = (addr: string) => `{local_address="10.240.0.201",local_port="80",proto="TCP",remote_address="${addr}",remote_port="80"}`;
   for (const [addr, s] of sent) {
     assert.equal(series(text, 'xdplb_backend_packets_total').get(labels(addr)), s.packets, `packets to ${addr}`);
@@ -86,7 +86,7 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
   assert.equal(series(text, 'xdplb_service_backends_healthy').get(svc), 2, 'health "none" in the applied state counts as healthy');
   assert.equal(series(text, 'xdplb_config_last_reload_successful').get(''), 1);
   metrics.reloadResult(false);
-  assert.match(await metrics.exposition(), /^xdplb_config_last_reload_successful 0$/m, 'a refused reload shows');
+  assert.match((await metrics.exposition()).join(''), /^xdplb_config_last_reload_successful 0$/m, 'a refused reload shows');
   assert.equal(series(text, 'xdplb_backend_health_checks_total').get(labels('10.240.0.102').replace('}', ',result="ok"}')), 7);
   assert.equal(series(text, 'xdplb_backend_health_checks_total').get(labels('10.240.0.102').replace('}', ',result="failed"}')), 2);
   assert.equal(series(text, 'xdplb_backend_health_check_last_duration_seconds').get(labels('10.240.0.102')), 0.0015);
@@ -105,10 +105,10 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
   const ours = `${lint.stdout}${lint.stderr}`.split('\n').filter((l) => l.startsWith('xdplb_') || /error|fail/i.test(l));
   assert.deepEqual(ours, [], 'promtool check metrics finds nothing wrong with the xdplb_ families');
   assert.match(text, /^xdplb_build_info\{version="test",abi_version="\d+"\} 1$/m);
-  assert.equal((await metrics.exposition()).match(/^xdplb_backend_packets_total\{/gm)?.length, 2, 'a second scrape gives the same series, not doubled');
+  assert.equal((await metrics.exposition()).join('').match(/^xdplb_backend_packets_total\{/gm)?.length, 2, 'a second scrape gives the same series, not doubled');
 
   const lean = new Metrics({ dp, applied: () => next, perBackend: () => false, neighbours: () => [{ address: '10.240.0.101', resolved: true }] }, 'test');
-  const leanText = await lean.exposition();
+  const leanText = (await lean.exposition()).join('');
   assert.doesNotMatch(leanText, /^xdplb_backend_packets_total\{/m, 'no per-backend series');
   assert.doesNotMatch(leanText, /^xdplb_neighbour_resolved\{/m, 'no per-node series');
   assert.match(leanText, /^xdplb_service_packets_total\{.*\} 200$/m, 'per-service series stay');
