@@ -57,7 +57,7 @@ const cold = plan(loaded, desired(config, facts), {
 apply(dp, cold.ops);
 commit(loaded, cold.delta);
 
-const checks: HealthCheckView[] = config.services.flatMap((s) => s.backends.map((b) => ({ service: s.name, address: b.address, up: true, lastDurationMs: 0.4, ok: 100, failed: 1 })));
+const checks: HealthCheckView[] = config.services.flatMap((s) => s.backends.map((b) => ({ service: s.name, address: b.address, lastDurationMs: 0.4, ok: 100, failed: 1 })));
 const nodes = config.services.flatMap((s) => s.backends.map((b) => ({ address: b.address, resolved: true })));
 const metrics = new Metrics({ dp, applied: () => loaded, perBackend: () => true, healthChecks: () => checks, neighbours: () => nodes }, 'bench');
 for (const c of checks) metrics.healthCheckDuration.observe({ check: 'tcp', result: 'ok' }, c.lastDurationMs! / 1000);

@@ -14,7 +14,11 @@ export const Duration = z
     return v.endsWith('ms') ? n : v.endsWith('m') ? n * 60_000 : n * 1000;
   });
 
-const IpText = z.string().refine((s) => parseIp(s) !== null, { message: 'an IPv4 or IPv6 address' });
+/** An IP address, turned into its canonical text (so "2001:DB8::0101" and "2001:db8::101" are one backend). */
+const IpText = z
+  .string()
+  .refine((s) => parseIp(s) !== null, { message: 'an IPv4 or IPv6 address' })
+  .transform((s) => parseIp(s)!.text);
 const Port = z.number().int().min(1).max(65535);
 
 const Backend = z.strictObject({

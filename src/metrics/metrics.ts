@@ -21,7 +21,6 @@ const SERIES_SETS_PER_TURN = 500;
 export interface HealthCheckView {
   service: string;
   address: string;
-  up: boolean;
   /** Duration of the last probe, null before the first. */
   lastDurationMs: number | null;
   ok: number;

@@ -76,6 +76,13 @@ services:
     assert.throws(() => parseConfigText('services:\n  - name: a\n   vip: x\n', 'bad.yaml'), (err: XdplbError) => err.code === 'CONFIG_UNREADABLE' && /line \d+/.test(err.message));
   });
 
+  test('addresses are kept in their canonical text (one backend, one health check, one series)', () => {
+    const c = validateConfig({ services: [{ name: 'w6', vip: '2001:DB8::0201', port: 80, backends: [{ address: '2001:0db8:0:0::101' }] }] });
+    assert.equal(c.services[0]!.vip, '2001:db8::201');
+    assert.equal(c.services[0]!.backends[0]!.address, '2001:db8::101');
+    assert.throws(() => validateConfig({ services: [{ name: 'w6', vip: '2001:db8::201', port: 80, backends: [{ address: '2001:DB8::101' }, { address: '2001:db8::101' }] }] }), /duplicate backend 2001:db8::101/);
+  });
+
   test('flags override the file through the same schema', () => {
     assert.equal(validateConfig({ interface: 'eth1' }, { interface: 'eth2' }).interface, 'eth2');
     assert.throws(() => validateConfig({}, { mode: 'turbo' }), (err: XdplbError) => err.details.some((d) => d.startsWith('mode:')));

@@ -59,7 +59,7 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
       dp,
       applied: () => next,
       perBackend: () => true,
-      healthChecks: () => [{ service: 'web', address: '10.240.0.102', up: false, lastDurationMs: 1.5, ok: 7, failed: 2 }],
+      healthChecks: () => [{ service: 'web', address: '10.240.0.102', lastDurationMs: 1.5, ok: 7, failed: 2 }],
       neighbours: () => [
         { address: '10.240.0.101', resolved: true },
         { address: '10.240.0.102', resolved: false },
