@@ -20,6 +20,7 @@ const IpText = z
   .refine((s) => parseIp(s) !== null, { message: 'an IPv4 or IPv6 address' })
   .transform((s) => parseIp(s)!.text);
 const Port = z.number().int().min(1).max(65535);
+const InterfaceName = z.string().regex(/^[A-Za-z0-9._@-]{1,15}$/, 'an interface name (at most 15 characters)');
 
 const Backend = z.strictObject({
   /** The backend node's address on the director's L2 segment (same family as the VIP). */
@@ -28,6 +29,11 @@ const Backend = z.strictObject({
   weight: z.number().int().min(0).max(1_000_000).default(1),
   /** draining: keep established flows, take no new ones (as weight 0). */
   state: z.enum(['active', 'draining']).default('active'),
+  /**
+   * The director's NIC on this backend's segment, when it is not the one the
+   * program runs on: packets leave through it with XDP_REDIRECT.
+   */
+  interface: InterfaceName.optional(),
 });
 
 export const HealthCheck = z.discriminatedUnion('type', [
@@ -82,7 +88,7 @@ const Service = z.strictObject({
 export const ConfigSchema = z
   .strictObject({
     /** The NIC the director's XDP program attaches to. */
-    interface: z.string().regex(/^[A-Za-z0-9._@-]{1,15}$/, 'an interface name (at most 15 characters)').optional(),
+    interface: InterfaceName.optional(),
     /** native (driver) XDP, or generic (SKB) XDP where the driver has none. */
     mode: z.enum(['native', 'generic']).default('native'),
     /** Slots per Maglev table: a prime, at least 100 times the backends of the largest service for ±2% balance. */

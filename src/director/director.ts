@@ -19,7 +19,7 @@ import { startApi } from './api.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { startMetricsServer } from '../metrics/server.ts';
 import { VERSION } from '../version.ts';
-import { Neighbours } from '../net/neighbours.ts';
+import { Neighbours, type NeighbourTarget } from '../net/neighbours.ts';
 import { ownVips, releaseVips } from '../net/vips.ts';
 import { apply, countWrites } from '../reconcile/apply.ts';
 import { observe } from '../reconcile/observe.ts';
@@ -62,6 +62,8 @@ export class Director {
   lastReconcile: ReconcileResult | null = null;
   private applied: Applied;
   private readonly neighbours: Neighbours;
+  /** Other NICs that backends sit behind, by name (XDP_REDIRECT). */
+  private nics = new Map<string, { ifindex: number; mac: Buffer }>();
   private readonly health: HealthChecker;
   /** Runtime overrides by "service address" (lost on restart: the config is the lasting record). */
   private readonly overrides = new Map<string, BackendOverride>();
@@ -87,7 +89,7 @@ export class Director {
     this.mac = mac;
     this.dp = dp;
     this.applied = observe(dp);
-    this.neighbours = new Neighbours(ifindex);
+    this.neighbours = new Neighbours();
     this.metrics = new Metrics(
       {
         dp,
@@ -126,6 +128,7 @@ export class Director {
     });
     const d = new Director(options, config, pinDir, nic.ifindex, nic.mac, dp);
     log.info({ interface: config.interface, ifindex: nic.ifindex, pinDir, adopting, services: d.applied.services.size }, adopting ? 'adopting the pinned data plane' : 'new data plane');
+    d.nics = d.resolveNics(config);
     d.seedNeighboursFromPins();
     await d.resolveBackends(1000);
     d.health.sync(config); // before the first reconcile, which records health verdicts
@@ -142,26 +145,54 @@ export class Director {
     return d;
   }
 
+  /**
+   * The other NICs backends sit behind (`interface` of a backend), checked
+   * and put in the redirect map; throws CONFIG_INVALID naming a missing one.
+   */
+  private resolveNics(config: Config): Map<string, { ifindex: number; mac: Buffer }> {
+    const nics = new Map<string, { ifindex: number; mac: Buffer }>();
+    for (const s of config.services)
+      for (const b of s.backends) {
+        if (!b.interface || nics.has(b.interface)) continue;
+        try {
+          nics.set(b.interface, native.interfaceInfo(b.interface));
+        } catch (err) {
+          throw new XdplbError('CONFIG_INVALID', `service ${s.name}, backend ${b.address}: interface ${b.interface}: ${errorMessage(err)}`, [], { cause: err });
+        }
+      }
+    for (const nic of nics.values()) this.dp.putTxPort(nic.ifindex);
+    return nics;
+  }
+
+  /** The ifindex of the NIC a backend is reached through. */
+  private ifindexVia(via: string | null | undefined): number {
+    return via ? (this.nics.get(via)?.ifindex ?? 0) : this.ifindex;
+  }
+
   /** Backends known from the pins keep their MAC across a restart. */
   private seedNeighboursFromPins(): void {
     for (const dest of this.applied.dests.values())
-      if (dest.value.state !== CONSTANTS.DEST_UNUSED) this.neighbours.seed(dest.address, dest.value.mac);
+      if (dest.value.state !== CONSTANTS.DEST_UNUSED) this.neighbours.seed({ address: dest.address, ifindex: dest.value.ifindex || this.ifindex }, dest.value.mac);
   }
 
-  private backendAddresses(): IpAddress[] {
-    const all = new Map<string, IpAddress>();
-    for (const s of this.config.services) for (const b of s.backends) all.set(b.address, mustParseIp(b.address));
+  private backendTargets(): NeighbourTarget[] {
+    const all = new Map<string, NeighbourTarget>();
+    for (const s of this.config.services)
+      for (const b of s.backends) {
+        const ifindex = this.ifindexVia(b.interface);
+        all.set(`${ifindex}/${b.address}`, { address: mustParseIp(b.address), ifindex });
+      }
     return [...all.values()];
   }
 
   /** Asks the kernel to resolve every backend, and waits up to ms for them. */
   private async resolveBackends(ms: number): Promise<void> {
-    const addrs = this.backendAddresses();
-    this.neighbours.want(addrs);
+    const targets = this.backendTargets();
+    this.neighbours.want(targets);
     const deadline = Date.now() + ms;
     for (;;) {
       this.neighbours.poll();
-      if (addrs.every((a) => this.neighbours.macOf(a)) || Date.now() > deadline) return;
+      if (targets.every((t) => this.neighbours.macOf(t.address, t.ifindex)) || Date.now() > deadline) return;
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -188,7 +219,7 @@ export class Director {
   }
 
   private readonly facts: Facts = {
-    macOf: (a) => this.neighbours.macOf(a),
+    macOf: (a, via) => this.neighbours.macOf(a, this.ifindexVia(via)),
     healthy: (s, a) => this.health.healthy(s, a),
     health: (s, a) => this.health.health(s.name, a),
     override: (s, a) => this.overrides.get(`${s.name} ${a.text}`) ?? null,
@@ -238,6 +269,7 @@ export class Director {
       maxServices: this.dp.capacities.maxServices,
       maxDests: this.dp.capacities.maxDests,
       directorMac: this.mac,
+      nic: (name) => this.nics.get(name),
       tableCache: this.tableCache,
       readTable: (id) => this.dp.readTable(id),
     };
@@ -304,8 +336,11 @@ export class Director {
         if (next[k] !== this.config[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.config[k])} → ${String(next[k])}): restart the daemon`);
       if (JSON.stringify(next.capacity) !== JSON.stringify(this.config.capacity))
         throw new XdplbError('CONFIG_INVALID', 'capacity cannot change while running: restart the daemon');
+      const nics = this.resolveNics(next); // before anything changes: a missing NIC refuses the config
       const previous = this.config;
+      const previousNics = this.nics;
       this.config = next;
+      this.nics = nics;
       try {
         await this.resolveBackends(500);
         this.health.sync(next);
@@ -313,6 +348,7 @@ export class Director {
         this.syncVips();
       } catch (err) {
         this.config = previous;
+        this.nics = previousNics;
         this.health.sync(previous);
         this.reconcile('rollback');
         throw err;

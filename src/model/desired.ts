@@ -17,6 +17,8 @@ export type BackendDataState = 'active' | 'draining' | 'down';
 
 export interface DesiredBackend {
   address: IpAddress;
+  /** The director's NIC that reaches it, when not the one the program runs on. */
+  via: string | null;
   weight: number;
   mac: Buffer | null;
   /** The health checks' verdict ('none': no check). */
@@ -41,8 +43,8 @@ export interface Desired {
 }
 
 export interface Facts {
-  /** The MAC of a backend on the director's segment; null while unresolved. */
-  macOf(address: IpAddress): Buffer | null;
+  /** The MAC of a backend on the segment of NIC `via` (null: the program's own); null while unresolved. */
+  macOf(address: IpAddress, via: string | null): Buffer | null;
   /**
    * Whether a backend may take traffic according to its health checks (and
    * the service's all-down policy); true where there is no check.
@@ -85,8 +87,9 @@ function address(text: string): IpAddress {
 
 function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts: Facts): DesiredBackend {
   const ip = address(b.address);
-  const mac = facts.macOf(ip);
-  const base = { address: ip, weight: b.weight, mac, health: facts.health(s, ip) };
+  const via = b.interface ?? null;
+  const mac = facts.macOf(ip, via);
+  const base = { address: ip, via, weight: b.weight, mac, health: facts.health(s, ip) };
   if (!mac) return { ...base, state: 'down', condition: 'unresolved' };
   if (!facts.healthy(s, ip)) return { ...base, state: 'down', condition: 'unhealthy' };
   if (b.state === 'draining' || b.weight === 0 || facts.override?.(s, ip) === 'drain') return { ...base, state: 'draining', condition: 'draining' };

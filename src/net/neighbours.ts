@@ -4,6 +4,8 @@
 // and resolution is triggered (a UDP datagram to the discard port) for
 // backends that are missing, stale or failed. A backend is unresolved only
 // until its first MAC is seen; a MAC change is picked up on the next poll.
+// Backends behind another NIC of the director are looked up in that NIC's
+// table.
 import { createSocket, type Socket } from 'node:dgram';
 import { native } from '../dataplane/native.ts';
 import { formatIp, type IpAddress } from '../model/address.ts';
@@ -12,60 +14,65 @@ const NUD = { INCOMPLETE: 0x01, REACHABLE: 0x02, STALE: 0x04, DELAY: 0x08, PROBE
 const USABLE = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE | NUD.NOARP | NUD.PERMANENT;
 const FRESH = NUD.REACHABLE | NUD.PERMANENT | NUD.NOARP;
 
-export interface NeighbourView {
-  macOf(address: IpAddress): Buffer | null;
+/** A backend to resolve, on the segment of one of the director's NICs. */
+export interface NeighbourTarget {
+  address: IpAddress;
+  ifindex: number;
 }
 
-export class Neighbours implements NeighbourView {
-  private readonly ifindex: number;
+const keyOf = (address: IpAddress | string, ifindex: number) => `${ifindex}/${typeof address === 'string' ? address : address.text}`;
+
+export class Neighbours {
   private known = new Map<string, Buffer>();
-  private wanted = new Map<string, IpAddress>();
+  private wanted = new Map<string, NeighbourTarget>();
   private readonly sockets: { 4?: Socket; 6?: Socket } = {};
 
-  constructor(ifindex: number) {
-    this.ifindex = ifindex;
-  }
-
-  /** The addresses to resolve and keep current. */
-  want(addresses: readonly IpAddress[]): void {
-    this.wanted = new Map(addresses.map((a) => [a.text, a]));
+  /** The backends to resolve and keep current, each on its NIC. */
+  want(targets: readonly NeighbourTarget[]): void {
+    this.wanted = new Map(targets.map((t) => [keyOf(t.address, t.ifindex), t]));
   }
 
   /** A MAC known from elsewhere (the pins of a running data plane). */
-  seed(address: IpAddress, mac: Buffer): void {
-    if (!this.known.has(address.text)) this.known.set(address.text, Buffer.from(mac));
+  seed(target: NeighbourTarget, mac: Buffer): void {
+    const k = keyOf(target.address, target.ifindex);
+    if (!this.known.has(k)) this.known.set(k, Buffer.from(mac));
   }
 
-  macOf(address: IpAddress): Buffer | null {
-    return this.known.get(address.text) ?? null;
+  macOf(address: IpAddress, ifindex: number): Buffer | null {
+    return this.known.get(keyOf(address, ifindex)) ?? null;
   }
 
-  /** Every wanted address and whether its MAC is known. */
+  /** Every wanted backend and whether its MAC is known. */
   resolution(): Array<{ address: string; resolved: boolean }> {
-    return [...this.wanted.keys()].map((address) => ({ address, resolved: this.known.has(address) }));
+    return [...this.wanted.entries()].map(([k, t]) => ({ address: t.address.text, resolved: this.known.has(k) }));
   }
 
   /**
-   * Reads the neighbour table; returns the addresses whose MAC appeared or
-   * changed. Probes every wanted address that is not freshly resolved.
+   * Reads the neighbour table of each NIC with wanted backends; returns the
+   * addresses whose MAC appeared or changed. Probes every wanted address that
+   * is not freshly resolved.
    */
   poll(): string[] {
     const changed: string[] = [];
     const seen = new Map<string, number>();
-    for (const n of native.neighbours(this.ifindex)) {
-      const text = formatIp(n.address, n.family);
-      seen.set(text, n.state);
-      if (!this.wanted.has(text) || !n.mac || !(n.state & USABLE)) continue;
-      const before = this.known.get(text);
-      if (!before || !before.equals(n.mac)) {
-        this.known.set(text, Buffer.from(n.mac));
-        changed.push(text);
+    for (const ifindex of new Set([...this.wanted.values()].map((t) => t.ifindex))) {
+      for (const n of native.neighbours(ifindex)) {
+        const k = keyOf(formatIp(n.address, n.family), ifindex);
+        seen.set(k, n.state);
+        const target = this.wanted.get(k);
+        if (!target || !n.mac || !(n.state & USABLE)) continue;
+        const before = this.known.get(k);
+        if (!before || !before.equals(n.mac)) {
+          this.known.set(k, Buffer.from(n.mac));
+          changed.push(target.address.text);
+        }
       }
     }
-    for (const [text, addr] of this.wanted) if (!((seen.get(text) ?? 0) & FRESH)) this.probe(addr);
+    for (const [k, t] of this.wanted) if (!((seen.get(k) ?? 0) & FRESH)) this.probe(t.address);
     return changed;
   }
 
+  /** A datagram to the discard port: the kernel resolves the address on the NIC its route names. */
   private probe(addr: IpAddress): void {
     const family = addr.family;
     let s = this.sockets[family];

@@ -48,6 +48,8 @@ export interface PlanContext {
   maxDests: number;
   /** MAC of the director's NIC (new source MAC of forwarded frames). */
   directorMac: Buffer;
+  /** ifindex and MAC of another NIC of the director that backends sit behind (XDP_REDIRECT). */
+  nic?(name: string): { ifindex: number; mac: Buffer } | undefined;
   /** Memoised Maglev tables (same input → same table). */
   tableCache?: Map<string, Int32Array>;
   /** Reads a service's table as the data plane holds it (null: none). */
@@ -113,7 +115,7 @@ function buildTable(active: { key: string; weight: number; id: number }[], size:
 /** Everything of a desired service that its data-plane state depends on. */
 function signatureOf(ws: Desired['services'] extends Map<string, infer S> ? S : never): string {
   let s = `${ws.name}|${ws.flags}|${ws.seed}`;
-  for (const b of ws.backends) s += `|${b.address.text}*${b.weight}:${b.state}:${b.condition}:${b.health}:${b.mac?.toString('hex') ?? '-'}`;
+  for (const b of ws.backends) s += `|${b.address.text}*${b.weight}:${b.state}:${b.condition}:${b.health}:${b.mac?.toString('hex') ?? '-'}@${b.via ?? ''}`;
   return s;
 }
 
@@ -236,10 +238,12 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
       const destId = oldId ?? allocDest();
       takenDests.add(destId);
       dests.set(b.address.text, destId);
+      const egress = b.via === null ? null : ctx.nic?.(b.via);
+      if (egress === undefined) throw new XdplbError('CONFIG_INVALID', `backend ${b.address.text} of ${ws.name}: no interface ${b.via} known`);
       const value: DestValue = {
-        ifindex: 0,
+        ifindex: egress?.ifindex ?? 0, // 0: back out of the NIC it came in on (XDP_TX)
         mac: b.mac ?? Buffer.alloc(6),
-        srcMac: ctx.directorMac,
+        srcMac: egress?.mac ?? ctx.directorMac,
         state: STATE[b.state],
         service: id,
       };
@@ -250,6 +254,7 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
       const changed =
         !prev ||
         prev.value.state !== value.state ||
+        prev.value.ifindex !== value.ifindex ||
         prev.value.service !== value.service ||
         !sameBytes(prev.value.mac, value.mac) ||
         !sameBytes(prev.value.srcMac, value.srcMac) ||

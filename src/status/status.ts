@@ -2,12 +2,15 @@
 // pins (no daemon needed), in the shape of `ipvsadm -L -n`.
 import { CONSTANTS, decodeFlow, GLOBAL_STATS, type Traffic } from '../dataplane/abi.ts';
 import { allKeys, type DataPlane } from '../dataplane/dataplane.ts';
+import { native } from '../dataplane/native.ts';
 import { formatIp, formatMac } from '../model/address.ts';
 import { observe } from '../reconcile/observe.ts';
 
 export interface BackendStatus {
   address: string;
   mac: string;
+  /** The other NIC of the director it is reached through (XDP_REDIRECT), named as this process's network namespace sees it; absent: the program's own NIC. */
+  via?: string;
   weight: number;
   /** What the data plane does with it. */
   state: 'active' | 'draining' | 'down';
@@ -89,6 +92,18 @@ function flowsPerDest(dp: DataPlane, limit = 1_000_000): { perDest: Map<number, 
 export function readStatus(dp: DataPlane, pinDir: string): Status {
   const applied = observe(dp);
   const flows = flowsPerDest(dp);
+  const nicNames = new Map<number, string>();
+  const nicName = (ifindex: number): string => {
+    if (nicNames.size === 0)
+      for (const name of native.listInterfaces()) {
+        try {
+          nicNames.set(native.interfaceInfo(name).ifindex, name);
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+    return nicNames.get(ifindex) ?? `ifindex ${ifindex}`;
+  };
   const services: ServiceStatus[] = [];
   for (const s of applied.services.values()) {
     const table = dp.readTable(s.id);
@@ -100,6 +115,7 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
       return {
         address: d.address.text,
         mac: formatMac(d.value.mac),
+        ...(d.value.ifindex ? { via: nicName(d.value.ifindex) } : {}),
         weight: d.info.weight,
         state: STATE_NAME[d.value.state] ?? 'down',
         health: d.info.health,
@@ -185,7 +201,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
     lines.push(head.filter(Boolean).join(' '));
     for (const b of s.backends) {
       const row = [
-        `  -> ${hostPort(b.address, s.port)}`.padEnd(34),
+        `  -> ${hostPort(b.address, s.port)}${b.via ? ` (${b.via})` : ''}`.padEnd(34),
         b.mac.padEnd(17),
         String(b.weight).padStart(6),
         b.state.padEnd(8),

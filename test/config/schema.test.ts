@@ -76,6 +76,15 @@ services:
     assert.throws(() => parseConfigText('services:\n  - name: a\n   vip: x\n', 'bad.yaml'), (err: XdplbError) => err.code === 'CONFIG_UNREADABLE' && /line \d+/.test(err.message));
   });
 
+  test('a backend behind another NIC names it; a bad name is refused with its path', () => {
+    const c = validateConfig({ services: [{ name: 'w', vip: '10.240.0.201', port: 80, backends: [{ address: '10.240.0.105', interface: 'eth2' }] }] });
+    assert.equal(c.services[0]!.backends[0]!.interface, 'eth2');
+    assert.throws(
+      () => validateConfig({ services: [{ name: 'w', vip: '10.240.0.201', port: 80, backends: [{ address: '10.240.0.105', interface: 'a name far too long' }] }] }),
+      (err: XdplbError) => err.details.some((d) => d.startsWith('services[0].backends[0].interface:')),
+    );
+  });
+
   test('addresses are kept in their canonical text (one backend, one health check, one series)', () => {
     const c = validateConfig({ services: [{ name: 'w6', vip: '2001:DB8::0201', port: 80, backends: [{ address: '2001:0db8:0:0::101' }] }] });
     assert.equal(c.services[0]!.vip, '2001:db8::201');

@@ -328,6 +328,80 @@ describe('Direct Routing through the lab director', () => {
     }
   });
 
+  test('a backend behind another NIC of the director is reached with XDP_REDIRECT; its replies bypass the director', async () => {
+    // A second segment: bridge br1, the director's NIC lab1 on it, and backend 5 with lab0 on br1
+    // (10.240.0.105/32, where the director reaches it) and up0 on the first bridge for its replies.
+    const sh = (ns: string, ...args: string[]) => execFileSync('ip', ['-n', ns, ...args]);
+    const b5 = LAB.backendNs(5);
+    const good = readFileSync(LAB.configPath, 'utf8');
+    execFileSync('ip', ['netns', 'add', b5]);
+    sh(LAB.bridgeNs, 'link', 'add', 'br1', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');
+    sh(LAB.bridgeNs, 'link', 'set', 'br1', 'up');
+    const wire = (port: string, ns: string, nic: string, bridge: string) => {
+      sh(LAB.bridgeNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', nic, 'netns', ns);
+      sh(LAB.bridgeNs, 'link', 'set', port, 'master', bridge, 'up');
+      sh(ns, 'link', 'set', nic, 'up');
+      execFileSync('ip', ['netns', 'exec', ns, 'ethtool', '-K', nic, 'tx', 'off', 'tso', 'off']);
+      execFileSync('ip', ['netns', 'exec', LAB.bridgeNs, 'ethtool', '-K', port, 'tx', 'off', 'tso', 'off']);
+    };
+    wire('p-director1', LAB.directorNs, 'lab1', 'br1');
+    // XDP_REDIRECT into a veth needs an XDP program on its peer (as XDP_TX does)
+    sh(LAB.bridgeNs, 'link', 'set', 'dev', 'p-director1', 'xdpdrv', 'obj', `${ROOT}out/bpf/baseline_pass.bpf.o`, 'sec', 'xdp');
+    sh(LAB.directorNs, 'route', 'add', `${LAB.backend(5)}/32`, 'dev', 'lab1');
+    sh(b5, 'link', 'set', 'lo', 'up');
+    wire('p-b5', b5, LAB.nic, 'br1');
+    wire('p-b5up', b5, 'up0', 'br0');
+    sh(b5, 'addr', 'add', `${LAB.backend(5)}/32`, 'dev', LAB.nic);
+    sh(b5, 'addr', 'add', '10.240.0.115/24', 'dev', 'up0');
+    const realserver = inNs(b5, [`${ROOT}bin/xdplb`, 'realserver', '--vip', LAB.vip]);
+    execFileSync(realserver[0]!, realserver.slice(1), { env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/${b5}` } });
+    startBackendServer(5);
+    try {
+      writeFileSync(LAB.configPath, labConfig([1, 2, 3], `      - { address: ${LAB.backend(5)}, interface: lab1 }\n`));
+      await waitForBackends(4);
+      const before = readLabStatus();
+      const requests = 'dst host 10.240.0.201 and tcp dst port 80';
+      const replies = 'src host 10.240.0.201 and tcp src port 80';
+      let results: Reply[] = [];
+      let onSegment = 0;
+      let viaLab1 = 0;
+      const onDirector = await countPackets('p-director', replies, async () => {
+        viaLab1 = (
+          await countPackets('p-director1', replies, async () => {
+            onSegment = (
+              await countPackets('p-b5', requests, async () => {
+                results = clientRequests(200) as Reply[];
+              })
+            ).packets;
+          })
+        ).packets;
+      });
+      assert.deepEqual(results.filter((r) => !r.ok), [], 'every request answered');
+      const fromB5 = results.filter((r) => r.ok && r.backend === LAB.backendName(5)).length;
+      assert.ok(fromB5 >= 25, `backend 5 (behind lab1) answered ${fromB5} of 200 (about 50)`);
+      assert.ok(onSegment > 0, 'requests crossed the second segment');
+      assert.equal(onDirector.packets + viaLab1, 0, 'no reply crossed either NIC of the director');
+      const after = readLabStatus();
+      const b = after.services[0]!.backends.find((x) => x.address === LAB.backend(5))!;
+      const inDirector = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'status', '--json', '--pin-dir', LAB.pinDir]);
+      const shown = JSON.parse(execFileSync(inDirector[0]!, inDirector.slice(1), { encoding: 'utf8' })) as Status;
+      assert.equal(shown.services[0]!.backends.find((x) => x.address === LAB.backend(5))?.via, 'lab1', 'status on the director names the NIC it is reached through');
+      assert.equal(b.packets - (before.services[0]!.backends.find((x) => x.address === LAB.backend(5))?.packets ?? 0), onSegment, 'its counter = the packets seen on its segment');
+      assert.equal(after.global.xdp_redirect! - before.global.xdp_redirect!, onSegment, 'each of them left through XDP_REDIRECT');
+      // a NIC that does not exist refuses the config, naming it; forwarding goes on
+      writeFileSync(LAB.configPath, labConfig([1, 2, 3], `      - { address: ${LAB.backend(5)}, interface: nosuch0 }\n`));
+      await waitForLog('backend 10.240.0.105: interface nosuch0'); // in the "reload refused" line
+      assert.ok(clientRequests(20).every((r) => r.ok), 'the running config still forwards');
+    } finally {
+      writeFileSync(LAB.configPath, good);
+      await stopBackendServer(5);
+      spawnSync('ip', ['netns', 'del', b5]);
+      spawnSync('ip', ['-n', LAB.bridgeNs, 'link', 'del', 'br1']);
+      spawnSync('ip', ['-n', LAB.directorNs, 'link', 'del', 'lab1']);
+      await waitForBackends(3);
+    }
+  });
+
   test('the daemon serves /metrics, /healthz and /readyz; its counters are those of status', async () => {
     const good = readFileSync(LAB.configPath, 'utf8');
     writeFileSync(LAB.configPath, good.replace(`vip: ${LAB.vip}`, 'vip: not-an-address'));
