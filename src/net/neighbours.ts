@@ -42,9 +42,11 @@ export class Neighbours {
     return this.known.get(keyOf(address, ifindex)) ?? null;
   }
 
-  /** Every wanted backend and whether its MAC is known. */
+  /** Every wanted backend address, once, and whether its MAC is known (on every NIC it is wanted on). */
   resolution(): Array<{ address: string; resolved: boolean }> {
-    return [...this.wanted.entries()].map(([k, t]) => ({ address: t.address.text, resolved: this.known.has(k) }));
+    const byAddress = new Map<string, boolean>();
+    for (const [k, t] of this.wanted) byAddress.set(t.address.text, (byAddress.get(t.address.text) ?? true) && this.known.has(k));
+    return [...byAddress].map(([address, resolved]) => ({ address, resolved }));
   }
 
   /**
