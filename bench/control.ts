@@ -7,7 +7,8 @@
 // the process's RSS; the RSS of the same process before loading anything is
 // the baseline. Two shapes: every service on the same 10 nodes (Kubernetes:
 // backends are nodes, so tables repeat) and 10 distinct backends per service.
-import { validateConfig } from '../src/config/load.ts';
+import { parseConfigText, validateConfig } from '../src/config/load.ts';
+import { dump } from 'js-yaml';
 import { CONSTANTS } from '../src/dataplane/abi.ts';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
 import { Metrics } from '../src/metrics/metrics.ts';
@@ -104,8 +105,30 @@ async function run(shape: 'shared' | 'distinct') {
   };
 }
 
+/** Reading the 10k-service config as a reload does: parse (YAML, or JSON) + validate; baseline: JSON.parse alone. */
+function configLoad() {
+  const doc = { interface: 'eth1', maglevTableSize: MAGLEV, capacity: { services: SERVICES + 16, backends: SERVICES * BACKENDS + 16 }, services: services('distinct') };
+  const texts = { yaml: dump(doc, { flowLevel: 3 }), json: JSON.stringify(doc) };
+  const best = (fn: () => unknown) => {
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      fn();
+      times.push(performance.now() - t);
+    }
+    return Math.round(Math.min(...times));
+  };
+  return {
+    config_yaml_ms: best(() => validateConfig(parseConfigText(texts.yaml, 'bench.yaml'))),
+    config_json_ms: best(() => validateConfig(parseConfigText(texts.json, 'bench.json'))),
+    baseline_json_parse_ms: best(() => JSON.parse(texts.json)),
+    config_kb: Math.round(texts.yaml.length / 1024),
+  };
+}
+
 const rows = [await run('shared'), await run('distinct')];
-if (JSON_OUT) for (const r of rows) console.log(JSON.stringify(r));
+const load = configLoad();
+if (JSON_OUT) for (const r of [...rows, load]) console.log(JSON.stringify(r));
 else {
   console.log(`xdplb control plane: ${SERVICES} services x ${BACKENDS} backends, Maglev ${MAGLEV}; targets: cold <= 3000 ms, one change <= 10 ms, RSS <= 250 MB`);
   for (const r of rows)
@@ -115,4 +138,7 @@ else {
         `one weight changed by reload ${r.reload_change_ms} ms, ${r.reload_change_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB); ` +
         `one /metrics scrape ${r.scrape_ms} ms (${r.scrape_kb} KiB)`,
     );
+  console.log(
+    `reading the config (as a reload does): YAML ${load.config_yaml_ms} ms (${load.config_kb} KiB), JSON ${load.config_json_ms} ms; baseline JSON.parse alone ${load.baseline_json_parse_ms} ms`,
+  );
 }

@@ -15,10 +15,12 @@ export const Duration = z
   });
 
 /** An IP address, turned into its canonical text (so "2001:DB8::0101" and "2001:db8::101" are one backend). */
-const IpText = z
-  .string()
-  .refine((s) => parseIp(s) !== null, { message: 'an IPv4 or IPv6 address' })
-  .transform((s) => parseIp(s)!.text);
+const IpText = z.string().transform((s, ctx) => {
+  const ip = parseIp(s);
+  if (ip) return ip.text;
+  ctx.addIssue({ code: 'custom', message: 'an IPv4 or IPv6 address' });
+  return z.NEVER;
+});
 const Port = z.number().int().min(1).max(65535);
 const InterfaceName = z.string().regex(/^[A-Za-z0-9._@-]{1,15}$/, 'an interface name (at most 15 characters)');
 

@@ -11,8 +11,24 @@ export interface IpAddress {
   readonly bytes: Buffer;
 }
 
-/** Parses an IPv4 or IPv6 literal; returns null when it is neither. */
+const parsed = new Map<string, IpAddress | null>();
+
+/**
+ * Parses an IPv4 or IPv6 literal; returns null when it is neither. Memoized
+ * (bounded): a large config names the same nodes thousands of times, and
+ * every reload parses them again. The result is shared: never modify it.
+ */
 export function parseIp(text: string): IpAddress | null {
+  let ip = parsed.get(text);
+  if (ip === undefined) {
+    if (parsed.size >= 1_000_000) parsed.clear();
+    ip = parseIpText(text);
+    parsed.set(text, ip);
+  }
+  return ip;
+}
+
+function parseIpText(text: string): IpAddress | null {
   const bytes = Buffer.alloc(16);
   if (isIPv4(text)) {
     text.split('.').forEach((part, i) => bytes.writeUInt8(Number(part), i));

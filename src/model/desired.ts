@@ -63,7 +63,6 @@ export function serviceKeyText(protocol: string, vip: IpAddress, port: number): 
 }
 
 const seeds = new Map<string, number>();
-const addresses = new Map<string, IpAddress>();
 
 /** A bounded memo: reloads of large configs parse and hash the same strings again. */
 function memo<T>(cache: Map<string, T>, key: string, make: () => T): T {
@@ -81,9 +80,7 @@ export function serviceSeed(hashSeed: number, keyText: string): number {
   return memo(seeds, `${hashSeed}/${keyText}`, () => createHash('sha256').update(`${hashSeed}/${keyText}`).digest().readUInt32LE(0));
 }
 
-function address(text: string): IpAddress {
-  return memo(addresses, text, () => mustParseIp(text));
-}
+const address = mustParseIp; // memoized there
 
 function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts: Facts): DesiredBackend {
   const ip = address(b.address);

@@ -72,6 +72,14 @@ services:
     assert.ok(e.includes('services[1].backends[0].address: IPv6 backend for an IPv4 VIP'), e.join('\n'));
   });
 
+  test('JSON and YAML give the same document; duplicate keys are errors; a date-like name stays a string', () => {
+    const yaml = 'interface: eth1\nservices:\n  - { name: 2026-01-01, vip: 10.240.0.201, port: 80, backends: [{ address: 10.240.0.101 }] }\n';
+    const json = JSON.stringify({ interface: 'eth1', services: [{ name: '2026-01-01', vip: '10.240.0.201', port: 80, backends: [{ address: '10.240.0.101' }] }] });
+    assert.deepEqual(parseConfigText(yaml, 'a.yaml'), parseConfigText(json, 'a.json'));
+    assert.throws(() => parseConfigText('interface: a\ninterface: b\n', 'dup.yaml'), (err: XdplbError) => /line 2, column \d+: duplicated mapping key/.test(err.message));
+    assert.throws(() => parseConfigText('{"interface": "a",\n "services": [}', 'bad.json'), (err: XdplbError) => err.code === 'CONFIG_UNREADABLE' && /line 2/.test(err.message));
+  });
+
   test('YAML syntax errors name the line', () => {
     assert.throws(() => parseConfigText('services:\n  - name: a\n   vip: x\n', 'bad.yaml'), (err: XdplbError) => err.code === 'CONFIG_UNREADABLE' && /line \d+/.test(err.message));
   });

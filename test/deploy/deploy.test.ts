@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
+import { load } from 'js-yaml';
 import { dashboard, dashboardJson } from '../../deploy/grafana/dashboard.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,8 +23,8 @@ test('the Prometheus config and rules pass promtool; every alert has a unit test
   assert.match(promtool('check', 'config', 'deploy/prometheus/prometheus.yml'), /SUCCESS/);
   assert.match(promtool('check', 'rules', 'deploy/prometheus/xdplb.rules.yml'), /SUCCESS: \d+ rules found/);
   assert.match(promtool('test', 'rules', 'test/deploy/xdplb.rules.promtool.yml'), /SUCCESS/);
-  const rules = YAML.parse(readFileSync(`${ROOT}deploy/prometheus/xdplb.rules.yml`, 'utf8')) as { groups: { rules: { alert: string }[] }[] };
-  const tests = YAML.parse(readFileSync(`${ROOT}test/deploy/xdplb.rules.promtool.yml`, 'utf8')) as { tests: { alert_rule_test: { alertname: string; exp_alerts?: unknown[] }[] }[] };
+  const rules = load(readFileSync(`${ROOT}deploy/prometheus/xdplb.rules.yml`, 'utf8')) as { groups: { rules: { alert: string }[] }[] };
+  const tests = load(readFileSync(`${ROOT}test/deploy/xdplb.rules.promtool.yml`, 'utf8')) as { tests: { alert_rule_test: { alertname: string; exp_alerts?: unknown[] }[] }[] };
   const fired = new Set(tests.tests.flatMap((t) => t.alert_rule_test.filter((a) => a.exp_alerts?.length).map((a) => a.alertname)));
   for (const r of rules.groups.flatMap((g) => g.rules)) assert.ok(fired.has(r.alert), `alert ${r.alert} has a promtool test in which it fires`);
 });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
+import { dump, load } from 'js-yaml';
 import { dashboard } from '../../deploy/grafana/dashboard.ts';
 import { inNs, LAB, labConfig, labDown, labUp, readLabStatus, stopBackendServer, stopDirector } from '../../src/lab/lab.ts';
 
@@ -115,16 +115,16 @@ before(async () => {
   await labUp({ backends: 3, mode: 'native', configured: [1, 2, 3] });
   dir = mkdtempSync(join(tmpdir(), 'xdplb-prometheus-'));
   // The shipped files, with second-scale intervals and `for`.
-  const rules = YAML.parse(readFileSync(`${ROOT}deploy/prometheus/xdplb.rules.yml`, 'utf8')) as { groups: { rules: { for?: string }[] }[] };
+  const rules = load(readFileSync(`${ROOT}deploy/prometheus/xdplb.rules.yml`, 'utf8')) as { groups: { rules: { for?: string }[] }[] };
   for (const g of rules.groups) for (const r of g.rules) if (r.for) r.for = '2s';
-  writeFileSync(join(dir, 'xdplb.rules.yml'), YAML.stringify(rules));
-  const config = YAML.parse(readFileSync(`${ROOT}deploy/prometheus/prometheus.yml`, 'utf8')) as {
+  writeFileSync(join(dir, 'xdplb.rules.yml'), dump(rules));
+  const config = load(readFileSync(`${ROOT}deploy/prometheus/prometheus.yml`, 'utf8')) as {
     global: Record<string, string>;
     scrape_configs: Record<string, string>[];
   };
   config.global.scrape_interval = config.global.evaluation_interval = '1s';
   for (const s of config.scrape_configs) Object.assign(s, { scrape_interval: '1s', scrape_timeout: '1s' });
-  writeFileSync(join(dir, 'prometheus.yml'), YAML.stringify(config));
+  writeFileSync(join(dir, 'prometheus.yml'), dump(config));
 
   writeFileSync(LAB.configPath, labConfig([1, 2, 3], CHECK + SOLO));
   await until('health checks up on web and solo', () => {
@@ -186,7 +186,7 @@ test('a real Prometheus scrapes the lab director: dashboard queries return data,
   const board = dashboard() as { panels: { title: string; targets?: { expr: string }[] }[]; templating: { list: { name: string; definition?: string }[] } };
   const exprs = board.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
   const rulesText = readFileSync(`${ROOT}deploy/prometheus/xdplb.rules.yml`, 'utf8');
-  const alertExprs = (YAML.parse(rulesText) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
+  const alertExprs = (load(rulesText) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((g) => g.rules);
   const named = new Set([...exprs.map((e) => e.expr), ...alertExprs.map((r) => r.expr), ...board.templating.list.map((v) => v.definition ?? '')].flatMap((e) => e.match(/\b(?:xdplb|process)_[a-z0-9_]+/g) ?? []));
   assert.ok(named.size >= 20, `the dashboard and rules name ${named.size} metrics`);
   for (const name of named) assert.match(metrics.body, new RegExp(`^${name}[{ ]`, 'm'), `${name} (named by the dashboard or rules) is in /metrics`);
