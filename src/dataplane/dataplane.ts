@@ -330,6 +330,13 @@ export class DataPlane {
     this.maps.tx_ports.update(u32Key(ifindex), value);
   }
 
+  /** Removes every egress interface but `keep` (call once no destination names them). */
+  pruneTxPorts(keep: ReadonlySet<number>): number[] {
+    const gone = [...allKeys(this.maps.tx_ports)].map((k) => k.readUInt32LE(0)).filter((ifindex) => !keep.has(ifindex));
+    for (const ifindex of gone) this.maps.tx_ports.delete(u32Key(ifindex));
+    return gone;
+  }
+
   // ---- VIP prefilter --------------------------------------------------------
 
   readVipFilter(): BigUint64Array {

@@ -133,6 +133,7 @@ export class Director {
     await d.resolveBackends(1000);
     d.health.sync(config); // before the first reconcile, which records health verdicts
     d.reconcile('start');
+    d.pruneTxPorts();
     const { link, outcome } = await attachOrReplace(dp, pinDir, nic.ifindex, config.mode);
     d.link = link;
     log.info({ outcome, mode: config.mode, program: dp.program.info().id }, 'XDP program in place');
@@ -162,6 +163,12 @@ export class Director {
       }
     for (const nic of nics.values()) this.dp.putTxPort(nic.ifindex);
     return nics;
+  }
+
+  /** Takes NICs no backend is behind any more out of the redirect map (after the reconcile that left them). */
+  private pruneTxPorts(): void {
+    const gone = this.dp.pruneTxPorts(new Set([...this.nics.values()].map((n) => n.ifindex)));
+    if (gone.length > 0) log.info({ ifindexes: gone }, 'NICs no longer used for XDP_REDIRECT');
   }
 
   /** The ifindex of the NIC a backend is reached through. */
@@ -345,6 +352,7 @@ export class Director {
         await this.resolveBackends(500);
         this.health.sync(next);
         this.reconcile(`reload (${why})`);
+        this.pruneTxPorts();
         this.syncVips();
       } catch (err) {
         this.config = previous;

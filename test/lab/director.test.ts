@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DataPlane } from '../../src/dataplane/dataplane.ts';
+import { allKeys, DataPlane } from '../../src/dataplane/dataplane.ts';
 import { native } from '../../src/dataplane/native.ts';
 import {
   clientRequests,
@@ -392,6 +392,12 @@ describe('Direct Routing through the lab director', () => {
       writeFileSync(LAB.configPath, labConfig([1, 2, 3], `      - { address: ${LAB.backend(5)}, interface: nosuch0 }\n`));
       await waitForLog('backend 10.240.0.105: interface nosuch0'); // in the "reload refused" line
       assert.ok(clientRequests(20).every((r) => r.ok), 'the running config still forwards');
+      const txPorts = () => [...allKeys(DataPlane.openPinned(LAB.pinDir).maps.tx_ports)].length;
+      assert.equal(txPorts(), 1, 'lab1 is in the redirect map');
+      writeFileSync(LAB.configPath, good);
+      await waitForBackends(3);
+      await waitForLog('NICs no longer used for XDP_REDIRECT');
+      assert.equal(txPorts(), 0, 'and leaves it with its last backend');
     } finally {
       writeFileSync(LAB.configPath, good);
       await stopBackendServer(5);
