@@ -16,6 +16,8 @@ import { desired, desiredService, type Facts } from '../src/model/desired.ts';
 import { apply, countWrites } from '../src/reconcile/apply.ts';
 import { commit, plan, type PlanContext } from '../src/reconcile/plan.ts';
 import { emptyApplied } from '../src/reconcile/state.ts';
+import { observe } from '../src/reconcile/observe.ts';
+import { rmSync } from 'node:fs';
 
 const JSON_OUT = process.argv.includes('--json');
 const SERVICES = 10_000;
@@ -46,7 +48,17 @@ function services(shape: 'shared' | 'distinct', changed = false) {
 
 async function run(shape: 'shared' | 'distinct') {
   const capacity = { services: SERVICES + 16, backends: SERVICES * BACKENDS + 16, flows: 65536 };
-  const dp = await DataPlane.load({ maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
+  const pinDir = `/sys/fs/bpf/xdplb-bench-${process.pid}`;
+  rmSync(pinDir, { recursive: true, force: true });
+  try {
+    return await measure(shape, capacity, pinDir);
+  } finally {
+    rmSync(pinDir, { recursive: true, force: true });
+  }
+}
+
+async function measure(shape: 'shared' | 'distinct', capacity: { services: number; backends: number; flows: number }, pinDir: string) {
+  const dp = await DataPlane.load({ pinDir, maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
   const ctx: PlanContext = { maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, directorMac: Buffer.from('020000000002', 'hex'), tableCache: new Map(), readTable: (id) => dp.readTable(id) };
   const config = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape) });
   const loaded = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
@@ -85,6 +97,11 @@ async function run(shape: 'shared' | 'distinct') {
   const one = plan(loaded, desired(changedConfig, facts), ctx);
   apply(dp, one.ops);
   const oneMs = performance.now() - t;
+  // a daemon restart: adopt the pins, read the state back, plan against the same config (writes nothing)
+  t = performance.now();
+  const again = await DataPlane.load({ pinDir, maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
+  const adopted = plan(observe(again), desired(changedConfig, facts), { ...ctx, readTable: (id) => again.readTable(id) });
+  const restartMs = performance.now() - t;
   return {
     shape,
     services: SERVICES,
@@ -98,6 +115,8 @@ async function run(shape: 'shared' | 'distinct') {
     health_change_writes: healthWrites,
     reload_change_ms: +oneMs.toFixed(2),
     reload_change_writes: countWrites(one.ops),
+    restart_ms: Math.round(restartMs),
+    restart_writes: countWrites(adopted.ops.filter((o) => o.kind !== 'clearEntry')),
     scrape_ms: Math.round(scrapeMs),
     scrape_kb: Math.round(scrapeBytes / 1024),
     rss_mb: mb(rss),
@@ -135,7 +154,8 @@ else {
     console.log(
       `${r.shape.padEnd(9)} cold ${r.cold_ms} ms (plan ${r.cold_plan_ms}, apply ${r.cold_apply_ms}), ${r.cold_writes} map writes; ` +
         `one backend down (health) ${r.health_change_ms} ms (max of 5: ${r.health_change_max_ms}), ${r.health_change_writes} writes; ` +
-        `one weight changed by reload ${r.reload_change_ms} ms, ${r.reload_change_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB); ` +
+        `one weight changed by reload ${r.reload_change_ms} ms, ${r.reload_change_writes} writes; ` +
+        `restart (adopt, read back, plan) ${r.restart_ms} ms, ${r.restart_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB); ` +
         `one /metrics scrape ${r.scrape_ms} ms (${r.scrape_kb} KiB)`,
     );
   console.log(

@@ -117,7 +117,9 @@ struct xdplb_dest_info {
 struct xdplb_service_info {
 	char name[XDPLB_SERVICE_NAME_LEN]; /* NUL-padded */
 	__u32 entry;			   /* service_entries slot in use */
-	__u32 reserved;
+	__u32 table_sig;		   /* what the table was built from (a hash,
+					    * never 0), written after the table;
+					    * 0: unknown or being rewritten */
 };
 
 /* flows: the 5-tuple of a flow on a changed slot -> its destination. */

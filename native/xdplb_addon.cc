@@ -176,6 +176,7 @@ class Map : public Napi::ObjectWrap<Map> {
             InstanceMethod<&Map::UpdateBatch>("updateBatch"),
             InstanceMethod<&Map::NextKeys>("nextKeys"),
             InstanceMethod<&Map::SumPerCpu>("sumPerCpu"),
+            InstanceMethod<&Map::LookupAll>("lookupAll"),
             InstanceMethod<&Map::CountEntries>("countEntries"),
             InstanceMethod<&Map::Pin>("pin"),
             InstanceMethod<&Map::Info>("info"),
@@ -361,6 +362,39 @@ class Map : public Napi::ObjectWrap<Map> {
       }
       done += n;
       if (err || n == 0) break;  // ENOENT: the end of the map
+      in_batch = out_batch;
+      first = false;
+    }
+    return out;
+  }
+  // lookupAll(count): the values of entries 0..count-1 of an array map, back
+  // to back in one Buffer, read in batches (a few syscalls, not count).
+  Napi::Value LookupAll(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info_.type != BPF_MAP_TYPE_ARRAY)
+      throw Napi::TypeError::New(env, "lookupAll needs an array map (not per-CPU)");
+    uint32_t count = info[0].As<Napi::Number>().Uint32Value();
+    if (count > info_.max_entries)
+      throw Napi::RangeError::New(env, "count " + std::to_string(count) + " exceeds max_entries " +
+                                           std::to_string(info_.max_entries));
+    const size_t vsize = info_.value_size;
+    auto out = Napi::Buffer<uint8_t>::New(env, size_t(count) * vsize);
+    memset(out.Data(), 0, out.Length());
+    const uint32_t chunk = 4096;
+    std::vector<uint32_t> keys(chunk);
+    std::vector<uint8_t> values(size_t(chunk) * vsize);
+    uint32_t in_batch = 0, out_batch = 0, done = 0;
+    bool first = true;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    while (done < count) {
+      uint32_t n = std::min(chunk, count - done);
+      int err = bpf_map_lookup_batch(Fd(env), first ? nullptr : &in_batch, &out_batch, keys.data(),
+                                     values.data(), &n, &opts);
+      if (err && errno != ENOENT) throw SystemError(env, errno, "bpf_map_lookup_batch");
+      for (uint32_t i = 0; i < n; i++)
+        if (keys[i] < count) memcpy(out.Data() + size_t(keys[i]) * vsize, values.data() + size_t(i) * vsize, vsize);
+      done += n;
+      if (err || n == 0) break;
       in_batch = out_batch;
       first = false;
     }
@@ -1080,7 +1114,8 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
        OFF(xdplb_dest_info, family), OFF(xdplb_dest_info, configured),
        OFF(xdplb_dest_info, health)});
   add("service_info", sizeof(xdplb_service_info),
-      {OFF(xdplb_service_info, name), OFF(xdplb_service_info, entry)});
+      {OFF(xdplb_service_info, name), OFF(xdplb_service_info, entry),
+       OFF(xdplb_service_info, table_sig)});
   add("flow_key", sizeof(xdplb_flow_key),
       {OFF(xdplb_flow_key, saddr), OFF(xdplb_flow_key, daddr), OFF(xdplb_flow_key, sport),
        OFF(xdplb_flow_key, dport), OFF(xdplb_flow_key, proto), OFF(xdplb_flow_key, family)});

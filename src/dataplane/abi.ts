@@ -11,7 +11,7 @@ export const LAYOUT = {
   slot: { size: 8, offsets: { dest: 0, prev_dest: 4 } },
   dest: { size: 24, offsets: { ifindex: 0, mac: 4, src_mac: 10, state: 16, service: 20 } },
   dest_info: { size: 28, offsets: { addr: 0, service: 16, weight: 20, family: 24, configured: 25, health: 26 } },
-  service_info: { size: 72, offsets: { name: 0, entry: 64 } },
+  service_info: { size: 72, offsets: { name: 0, entry: 64, table_sig: 68 } },
   flow_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 } },
   flow: { size: 16, offsets: { dest: 0, service: 4, last_seen_ns: 8 } },
   traffic: { size: 24, offsets: { packets: 0, bytes: 8, new_flows: 16 } },
@@ -227,6 +227,8 @@ export const SERVICE_NAME_LEN = 64;
 export interface ServiceInfo {
   name: string;
   entry: number;
+  /** What the service's table was built from (tableSignature), written after the table; 0: unknown. */
+  tableSig: number;
 }
 
 export function encodeServiceInfo(v: ServiceInfo): Buffer {
@@ -236,6 +238,7 @@ export function encodeServiceInfo(v: ServiceInfo): Buffer {
   if (name.length > SERVICE_NAME_LEN - 1) throw new RangeError(`service name longer than ${SERVICE_NAME_LEN - 1} bytes: ${v.name}`);
   name.copy(b, o.name);
   b.writeUInt32LE(v.entry, o.entry);
+  b.writeUInt32LE(v.tableSig, o.table_sig);
   return b;
 }
 
@@ -243,7 +246,7 @@ export function decodeServiceInfo(b: Buffer): ServiceInfo {
   const o = LAYOUT.service_info.offsets;
   const raw = b.subarray(o.name, o.name + SERVICE_NAME_LEN);
   const end = raw.indexOf(0);
-  return { name: raw.subarray(0, end < 0 ? raw.length : end).toString('utf8'), entry: b.readUInt32LE(o.entry) };
+  return { name: raw.subarray(0, end < 0 ? raw.length : end).toString('utf8'), entry: b.readUInt32LE(o.entry), tableSig: b.readUInt32LE(o.table_sig) };
 }
 
 export interface FlowKey {

@@ -307,6 +307,20 @@ export class DataPlane {
     this.maps.dest_info.update(u32Key(id), encodeDestInfo(info));
   }
 
+  /** Every destination slot in use (its info names a service), read in batches. */
+  *usedDests(): Generator<{ id: number; value: DestValue; info: DestInfo }> {
+    const n = this.capacities.maxDests;
+    const infos = this.maps.dest_info.lookupAll(n);
+    const values = this.maps.dests.lookupAll(n);
+    const is = LAYOUT.dest_info.size;
+    const vs = LAYOUT.dest.size;
+    for (let id = 1; id < n; id++) {
+      const info = decodeDestInfo(infos.subarray(id * is, (id + 1) * is));
+      if (info.service === 0) continue;
+      yield { id, info, value: decodeDest(values.subarray(id * vs, (id + 1) * vs)) };
+    }
+  }
+
   readDestInfo(id: number): DestInfo {
     const v = this.maps.dest_info.lookup(u32Key(id));
     if (!v) throw new RangeError(`no destination slot ${id}`);

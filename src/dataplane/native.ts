@@ -28,6 +28,8 @@ export interface NativeMap {
   nextKeys(after: Buffer | null, max: number): Buffer[];
   /** Per-CPU array of u64 words: the first `count` entries, each word summed over CPUs (count * words). */
   sumPerCpu(count: number): BigUint64Array;
+  /** Array map: the values of entries 0..count-1, back to back (batched read). */
+  lookupAll(count: number): Buffer;
   /** Entries a hash map holds now (batched read). */
   countEntries(): number;
   pin(path: string): void;

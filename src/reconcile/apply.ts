@@ -54,15 +54,18 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
         const value = { id: op.id, flags: op.flags, seed: op.seed };
         dp.putService(op.key, value);
         dp.putServiceEntry(op.entry, op.key, value);
-        dp.putServiceInfo(op.id, { name: op.name, entry: op.entry });
+        dp.putServiceInfo(op.id, { name: op.name, entry: op.entry, tableSig: op.tableSig });
         break;
       }
+      case 'serviceInfo':
+        dp.putServiceInfo(op.id, { name: op.name, entry: op.entry, tableSig: op.tableSig });
+        break;
       case 'index':
         dp.putServiceIndex(op.hash, op.entry);
         break;
       case 'deleteService':
         dp.deleteService(op.key);
-        dp.putServiceInfo(op.id, { name: '', entry: 0 });
+        dp.putServiceInfo(op.id, { name: '', entry: 0, tableSig: 0 });
         break;
       case 'clearEntry':
         dp.clearServiceEntry(op.entry);

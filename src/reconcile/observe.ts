@@ -14,11 +14,9 @@ export function observe(dp: DataPlane): Applied {
   const applied = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
   applied.filter = dp.readVipFilter();
   const byService = new Map<number, Map<string, number>>();
-  for (let id = 1; id < dp.capacities.maxDests; id++) {
-    const info = dp.readDestInfo(id);
-    if (info.service === 0) continue;
+  for (const { id, value, info } of dp.usedDests()) {
     const address = { text: formatIp(info.addr, info.family), family: info.family, bytes: info.addr };
-    applied.dests.set(id, { id, address, value: dp.readDest(id), info });
+    applied.dests.set(id, { id, address, value, info });
     if (!byService.has(info.service)) byService.set(info.service, new Map());
     byService.get(info.service)!.set(address.text, id);
   }
@@ -35,6 +33,7 @@ export function observe(dp: DataPlane): Applied {
       flags: value.flags,
       seed: value.seed,
       tableInput: '',
+      tableSig: info.tableSig,
       signature: '',
       dests: byService.get(value.id) ?? new Map(),
     });

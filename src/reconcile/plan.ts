@@ -14,6 +14,7 @@
 // Only services whose input changed are touched; given a scope, only those
 // services are even looked at (the cost of a health verdict does not grow
 // with the number of services).
+import { createHash } from 'node:crypto';
 import { addVipBit, CONSTANTS, serviceIndexHash, type DestInfo, type DestValue, type ServiceKey } from '../dataplane/abi.ts';
 import { XdplbError } from '../errors.ts';
 import { maglevTable, NO_BACKEND, nextSlots } from '../model/maglev.ts';
@@ -24,7 +25,8 @@ export type Op =
   | { kind: 'filter'; words: BigUint64Array; previous: BigUint64Array }
   | { kind: 'dest'; id: number; value: DestValue; info: DestInfo }
   | { kind: 'tables'; tables: TableWrite[] }
-  | { kind: 'service'; key: ServiceKey; id: number; flags: number; seed: number; entry: number; name: string }
+  | { kind: 'service'; key: ServiceKey; id: number; flags: number; seed: number; entry: number; name: string; tableSig: number }
+  | { kind: 'serviceInfo'; id: number; name: string; entry: number; tableSig: number }
   | { kind: 'index'; hash: number; entry: number }
   | { kind: 'deleteService'; key: ServiceKey; id: number }
   | { kind: 'clearEntry'; entry: number };
@@ -75,6 +77,17 @@ function sameFilter(a: BigUint64Array, b: BigUint64Array): boolean {
 
 function sameBytes(a: Buffer, b: Buffer): boolean {
   return a.equals(b);
+}
+
+/** What a table is built from, as 32 bits (never 0, which means "unknown"), recorded in the pins. */
+function tableSignature(inputText: string): number {
+  return createHash('sha256').update(inputText).digest().readUInt32LE(0) || 1;
+}
+
+function sameSlots(a: Uint32Array, b: Uint32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 let zeros = new Uint32Array(0);
@@ -270,16 +283,23 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
     for (const [addr, destId] of old?.dests ?? []) if (!dests.has(addr)) freeDestOf(destId, freeOps);
 
     const input = tableInput(ws.backends, dests);
-    if (!old || old.tableInput !== input.text) {
+    const tableSig = tableSignature(input.text);
+    // the table is known to be built from this input: same input as applied, or (read back
+    // from the pins) the signature the last complete table write recorded
+    const tableKnown = old !== undefined && (old.tableInput === input.text || (old.tableInput === '' && old.tableSig === tableSig));
+    let tableWritten = false;
+    if (!tableKnown) {
       if (!old) {
         tables.push({ serviceId: id, inPlace: false, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache), prev: noSlots(ctx.maglevSize) }) });
+        tableWritten = true;
       } else {
         // a change: compare with (and remember the owners of) the table in the data plane
         const dest = buildTable(input.active, ctx.maglevSize, ctx.tableCache);
         const table = ctx.readTable(id);
-        if (!table || !table.dest.every((d, i) => d === dest[i])) {
+        if (!table || !sameSlots(table.dest, dest)) {
           const prev = nextSlots(table?.dest ?? null, table?.prev ?? null, dest);
           tables.push({ serviceId: id, inPlace: table !== null, build: () => ({ dest, prev }) });
+          tableWritten = true;
         }
       }
     }
@@ -292,8 +312,11 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
       usedEntries().add(entry);
       if (old) delta.retiredEntries.push(old.entry);
     }
-    if (attrsChanged || old?.name !== ws.name) serviceOps.push({ kind: 'service', key: ws.key, id, flags: ws.flags, seed: ws.seed, entry, name: ws.name });
-    delta.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags: ws.flags, seed: ws.seed, tableInput: input.text, signature, dests } satisfies AppliedService);
+    // the table signature is 0 while a table is rewritten, and the new one once it is whole
+    if (old && tableWritten && old.tableSig !== 0) destOps.push({ kind: 'serviceInfo', id, name: old.name, entry: old.entry, tableSig: 0 });
+    if (attrsChanged || old?.name !== ws.name) serviceOps.push({ kind: 'service', key: ws.key, id, flags: ws.flags, seed: ws.seed, entry, name: ws.name, tableSig });
+    else if (old.tableSig !== tableSig || tableWritten) serviceOps.push({ kind: 'serviceInfo', id, name: ws.name, entry, tableSig });
+    delta.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags: ws.flags, seed: ws.seed, tableInput: input.text, tableSig, signature, dests } satisfies AppliedService);
   }
 
   // removed services
@@ -359,6 +382,8 @@ export function describeOp(op: Op): string {
       return `tables ${op.tables.map((t) => `${t.serviceId}${t.inPlace ? ' in place' : ''}`).join(',')}`;
     case 'service':
       return `service ${op.id} entry ${op.entry} ${op.name}`;
+    case 'serviceInfo':
+      return `service ${op.id} table ${op.tableSig === 0 ? 'being rewritten' : 'recorded'}`;
     case 'index':
       return `index ${op.hash} -> ${op.entry === CONSTANTS.SERVICE_INDEX_COLLISION ? 'collision' : op.entry}`;
     case 'deleteService':

@@ -16,6 +16,8 @@ export interface AppliedService {
    * table itself stays in the kernel (128 KiB per service) and is read back
    * only when a change needs its previous owners. */
   tableInput: string;
+  /** What the pins record the table was built from (a hash of tableInput; 0: unknown). */
+  tableSig: number;
   /** What desired() gave for this service last time ("" when unknown):
    * an equal one means nothing to do. */
   signature: string;

@@ -62,7 +62,7 @@ describe('plan', () => {
   test('one backend changing touches that service only', () => {
     const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102']), dns, ssh]), facts()), ctx).next;
     const p = recordingPlan(before, desired(config([web(['10.240.0.101', '10.240.0.102', '10.240.0.103']), dns, ssh]), facts()), ctx);
-    assert.deepEqual(kinds(p.ops), ['dest', 'tables']);
+    assert.deepEqual(kinds(p.ops), ['dest', 'serviceInfo', 'tables', 'serviceInfo']);
     const tables = p.ops.find((o) => o.kind === 'tables');
     assert.ok(tables?.kind === 'tables');
     assert.deepEqual(tables.tables.map((t) => t.serviceId), [before.services.get('tcp/10.240.0.201:80')!.id]);
@@ -71,10 +71,11 @@ describe('plan', () => {
   test('removing a backend: table first, then its destination is freed', () => {
     const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx).next;
     const p = recordingPlan(before, desired(config([web(['10.240.0.101'])]), facts()), ctx);
-    assert.deepEqual(kinds(p.ops), ['tables', 'dest']);
-    const freed = p.ops[1]!;
+    assert.deepEqual(kinds(p.ops), ['serviceInfo', 'tables', 'serviceInfo', 'dest']);
+    const freed = p.ops[3]!;
     assert.ok(freed.kind === 'dest' && freed.value.state === CONSTANTS.DEST_UNUSED && freed.info.service === 0);
-    const table = p.ops[0]!;
+    assert.deepEqual([p.ops[0], p.ops[2]].map((o) => describeOp(o!)), ['service 1 table being rewritten', 'service 1 table recorded'], 'the signature brackets the table write');
+    const table = p.ops[1]!;
     assert.ok(table.kind === 'tables');
     const built = table.tables[0]!.build();
     assert.ok(built.dest.every((d) => d === 1), 'every slot now names the remaining backend');
@@ -86,7 +87,7 @@ describe('plan', () => {
     const drained = web(['10.240.0.101']);
     drained.backends.push({ address: '10.240.0.102', state: 'draining' } as never);
     const p = recordingPlan(before, desired(config([drained]), facts()), ctx);
-    assert.deepEqual(kinds(p.ops), ['dest', 'tables']);
+    assert.deepEqual(kinds(p.ops), ['dest', 'serviceInfo', 'tables', 'serviceInfo']);
     assert.ok(p.ops[0]!.kind === 'dest' && p.ops[0]!.value.state === CONSTANTS.DEST_DRAINING);
   });
 
@@ -95,7 +96,7 @@ describe('plan', () => {
     const t = p.ops.find((o) => o.kind === 'tables');
     assert.ok(t?.kind === 'tables' && t.tables[0]!.build().dest.every((d) => d === 1));
     const resolved = recordingPlan(p.next, desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
-    assert.deepEqual(kinds(resolved.ops), ['dest', 'tables']);
+    assert.deepEqual(kinds(resolved.ops), ['dest', 'serviceInfo', 'tables', 'serviceInfo']);
   });
 
   test('removing a service: index cleared before the service, entry cleared one plan later', () => {
@@ -173,6 +174,22 @@ describe('apply', () => {
     assert.deepEqual([...adopted.services.keys()].sort(), [...applied.services.keys()].sort());
     const again = plan(adopted, desired(config([web(['10.240.0.102']), dns]), facts()), real);
     assert.deepEqual(again.ops.filter((o) => o.kind !== 'clearEntry').map(describeOp), [], 'adopting a data plane rewrites nothing');
+
+    // ... and builds no table: the pins record what each table was built from
+    let reads = 0;
+    const counting: PlanContext = { ...real, readTable: (id) => (reads++, dp.readTable(id)) };
+    plan(observe(dp), desired(config([web(['10.240.0.102']), dns]), facts()), counting);
+    assert.equal(reads, 0, 'no table read back on adoption');
+    // a table write cut short leaves its signature at 0: that table is read back and compared
+    const webNow = observe(dp).services.get('tcp/10.240.0.201:80')!;
+    dp.putServiceInfo(webNow.id, { ...dp.readServiceInfo(webNow.id), tableSig: 0 });
+    const checked = plan(observe(dp), desired(config([web(['10.240.0.102']), dns]), facts()), counting);
+    assert.equal(reads, 1, 'the unknown table is compared');
+    assert.deepEqual(checked.ops.filter((o) => o.kind !== 'clearEntry').map(describeOp), [`service ${webNow.id} table recorded`], 'equal: only its signature is written');
+    apply(dp, checked.ops);
+    // a config changed while the daemon was away: the recorded signature no longer matches
+    const moved = plan(observe(dp), desired(config([web(['10.240.0.101']), dns]), facts()), counting);
+    assert.ok(moved.ops.some((o) => o.kind === 'tables'), 'the changed table is rebuilt');
 
     // an index slot lost (a write cut short): the read-back state says so, and the next plan restores it
     const web0 = adopted.services.get('tcp/10.240.0.201:80')!;
