@@ -327,62 +327,17 @@ class Map : public Napi::ObjectWrap<Map> {
     }
     return out;
   }
-  // sumPerCpu(count): the first `count` entries of a per-CPU array of u64
-  // words, each word summed over the CPUs: a BigUint64Array of count * words.
-  // One batched read (a few syscalls) instead of one lookup per entry.
-  Napi::Value SumPerCpu(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    if (info_.type != BPF_MAP_TYPE_PERCPU_ARRAY || info_.value_size % 8)
-      throw Napi::TypeError::New(env, "sumPerCpu needs a per-CPU array of u64 words");
-    uint32_t count = info[0].As<Napi::Number>().Uint32Value();
+  // Reads entries 0..count-1 of an array map in batches (a few syscalls, not
+  // count), calling each(key, value) with the value as the kernel copies it.
+  template <typename Each>
+  void ReadArrayBatched(Napi::Env env, uint32_t count, Each each) {
     if (count > info_.max_entries)
       throw Napi::RangeError::New(env, "count " + std::to_string(count) + " exceeds max_entries " +
                                            std::to_string(info_.max_entries));
-    const size_t words = info_.value_size / 8, cpus = PossibleCpus();
-    auto out = Napi::BigUint64Array::New(env, size_t(count) * words);
-    uint64_t *sum = out.Data();
-    std::fill(sum, sum + size_t(count) * words, 0);
+    const size_t vbytes = ValueBytes();
     const uint32_t chunk = 1024;
     std::vector<uint32_t> keys(chunk);
-    std::vector<uint64_t> values(size_t(chunk) * words * cpus);
-    uint32_t in_batch = 0, out_batch = 0, done = 0;
-    bool first = true;
-    LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    while (done < count) {
-      uint32_t n = std::min(chunk, count - done);
-      int err = bpf_map_lookup_batch(Fd(env), first ? nullptr : &in_batch, &out_batch, keys.data(),
-                                     values.data(), &n, &opts);
-      if (err && errno != ENOENT) throw SystemError(env, errno, "bpf_map_lookup_batch");
-      for (uint32_t i = 0; i < n; i++) {
-        if (keys[i] >= count) continue;
-        uint64_t *dst = sum + size_t(keys[i]) * words;
-        const uint64_t *src = values.data() + size_t(i) * words * cpus;
-        for (size_t c = 0; c < cpus; c++)
-          for (size_t w = 0; w < words; w++) dst[w] += src[c * words + w];
-      }
-      done += n;
-      if (err || n == 0) break;  // ENOENT: the end of the map
-      in_batch = out_batch;
-      first = false;
-    }
-    return out;
-  }
-  // lookupAll(count): the values of entries 0..count-1 of an array map, back
-  // to back in one Buffer, read in batches (a few syscalls, not count).
-  Napi::Value LookupAll(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    if (info_.type != BPF_MAP_TYPE_ARRAY)
-      throw Napi::TypeError::New(env, "lookupAll needs an array map (not per-CPU)");
-    uint32_t count = info[0].As<Napi::Number>().Uint32Value();
-    if (count > info_.max_entries)
-      throw Napi::RangeError::New(env, "count " + std::to_string(count) + " exceeds max_entries " +
-                                           std::to_string(info_.max_entries));
-    const size_t vsize = info_.value_size;
-    auto out = Napi::Buffer<uint8_t>::New(env, size_t(count) * vsize);
-    memset(out.Data(), 0, out.Length());
-    const uint32_t chunk = 4096;
-    std::vector<uint32_t> keys(chunk);
-    std::vector<uint8_t> values(size_t(chunk) * vsize);
+    std::vector<uint8_t> values(chunk * vbytes);
     uint32_t in_batch = 0, out_batch = 0, done = 0;
     bool first = true;
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
@@ -392,12 +347,48 @@ class Map : public Napi::ObjectWrap<Map> {
                                      values.data(), &n, &opts);
       if (err && errno != ENOENT) throw SystemError(env, errno, "bpf_map_lookup_batch");
       for (uint32_t i = 0; i < n; i++)
-        if (keys[i] < count) memcpy(out.Data() + size_t(keys[i]) * vsize, values.data() + size_t(i) * vsize, vsize);
+        if (keys[i] < count) each(keys[i], values.data() + i * vbytes);
       done += n;
-      if (err || n == 0) break;
+      if (err || n == 0) break;  // ENOENT: the end of the map
       in_batch = out_batch;
       first = false;
     }
+  }
+  // sumPerCpu(count): the first `count` entries of a per-CPU array of u64
+  // words, each word summed over the CPUs: a BigUint64Array of count * words.
+  Napi::Value SumPerCpu(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info_.type != BPF_MAP_TYPE_PERCPU_ARRAY || info_.value_size % 8)
+      throw Napi::TypeError::New(env, "sumPerCpu needs a per-CPU array of u64 words");
+    uint32_t count = info[0].As<Napi::Number>().Uint32Value();
+    const size_t words = info_.value_size / 8, cpus = PossibleCpus();
+    auto out = Napi::BigUint64Array::New(env, size_t(count) * words);
+    uint64_t *sum = out.Data();
+    std::fill(sum, sum + size_t(count) * words, 0);
+    ReadArrayBatched(env, count, [&](uint32_t key, const uint8_t *value) {
+      uint64_t *dst = sum + size_t(key) * words;
+      for (size_t c = 0; c < cpus; c++)
+        for (size_t w = 0; w < words; w++) {
+          uint64_t v;
+          memcpy(&v, value + (c * words + w) * 8, 8);
+          dst[w] += v;
+        }
+    });
+    return out;
+  }
+  // lookupAll(count): the values of entries 0..count-1 of an array map, back
+  // to back in one Buffer.
+  Napi::Value LookupAll(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    if (info_.type != BPF_MAP_TYPE_ARRAY)
+      throw Napi::TypeError::New(env, "lookupAll needs an array map (not per-CPU)");
+    uint32_t count = info[0].As<Napi::Number>().Uint32Value();
+    const size_t vsize = info_.value_size;
+    auto out = Napi::Buffer<uint8_t>::New(env, size_t(count) * vsize);
+    memset(out.Data(), 0, out.Length());
+    ReadArrayBatched(env, count, [&](uint32_t key, const uint8_t *value) {
+      memcpy(out.Data() + size_t(key) * vsize, value, vsize);
+    });
     return out;
   }
   // countEntries(): how many entries a hash map holds now, read in batches.
@@ -919,20 +910,34 @@ Napi::Value CreateArrayMap(const Napi::CallbackInfo &info) {
   return Map::New(env, fd, nullptr, true);
 }
 
+// An mmapable array map (given as a Map object) mapped into memory whole,
+// unmapped when this goes out of scope.
+class MappedArray {
+ public:
+  MappedArray(Napi::Env env, const Napi::Value &map, int prot) {
+    Napi::Object m = map.As<Napi::Object>();
+    Napi::Object i = m.Get("info").As<Napi::Function>().Call(m, {}).As<Napi::Object>();
+    int fd = i.Get("fd").As<Napi::Number>().Int32Value();
+    bytes = size_t(i.Get("valueSize").As<Napi::Number>().Uint32Value()) *
+            i.Get("maxEntries").As<Napi::Number>().Uint32Value();
+    len_ = (bytes + 4095) & ~size_t(4095);
+    mem = mmap(nullptr, len_, prot, MAP_SHARED, fd, 0);
+    if (mem == MAP_FAILED) throw SystemError(env, errno, "mmap");
+  }
+  ~MappedArray() { munmap(mem, len_); }
+  MappedArray(const MappedArray &) = delete;
+  MappedArray &operator=(const MappedArray &) = delete;
+  void *mem;
+  size_t bytes;
+
+ private:
+  size_t len_;
+};
+
 // readArrayMap(map): the whole of an mmapable array map as one Buffer.
 Napi::Value ReadArrayMap(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  Napi::Object m = info[0].As<Napi::Object>();
-  Napi::Object i = m.Get("info").As<Napi::Function>().Call(m, {}).As<Napi::Object>();
-  int fd = i.Get("fd").As<Napi::Number>().Int32Value();
-  size_t bytes = size_t(i.Get("valueSize").As<Napi::Number>().Uint32Value()) *
-                 i.Get("maxEntries").As<Napi::Number>().Uint32Value();
-  size_t len = (bytes + 4095) & ~size_t(4095);
-  void *mem = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
-  if (mem == MAP_FAILED) throw SystemError(env, errno, "mmap");
-  Napi::Buffer<uint8_t> out = Copy(env, mem, bytes);
-  munmap(mem, len);
-  return out;
+  MappedArray a(info.Env(), info[0], PROT_READ);
+  return Copy(info.Env(), a.mem, a.bytes);
 }
 
 // patchArrayMap(map, data): makes an mmapable array map equal to `data` by
@@ -941,28 +946,20 @@ Napi::Value ReadArrayMap(const Napi::CallbackInfo &info) {
 // no RCU grace period. Returns how many words changed.
 Napi::Value PatchArrayMap(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Napi::Object m = info[0].As<Napi::Object>();
-  Napi::Object i = m.Get("info").As<Napi::Function>().Call(m, {}).As<Napi::Object>();
-  int fd = i.Get("fd").As<Napi::Number>().Int32Value();
-  size_t bytes = size_t(i.Get("valueSize").As<Napi::Number>().Uint32Value()) *
-                 i.Get("maxEntries").As<Napi::Number>().Uint32Value();
   if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "data must be a Buffer");
   auto data = info[1].As<Napi::Buffer<uint8_t>>();
-  if (data.Length() != bytes || bytes % 8)
+  MappedArray a(env, info[0], PROT_READ | PROT_WRITE);
+  if (data.Length() != a.bytes || a.bytes % 8)
     throw Napi::RangeError::New(env, "data must be the map's size, a multiple of 8 bytes");
-  size_t len = (bytes + 4095) & ~size_t(4095);
-  void *mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (mem == MAP_FAILED) throw SystemError(env, errno, "mmap");
-  uint64_t *words = static_cast<uint64_t *>(mem);
+  uint64_t *words = static_cast<uint64_t *>(a.mem);
   uint32_t changed = 0;
-  for (size_t w = 0; w < bytes / 8; w++) {
+  for (size_t w = 0; w < a.bytes / 8; w++) {
     uint64_t v;
     memcpy(&v, data.Data() + w * 8, 8);
     if (__atomic_load_n(&words[w], __ATOMIC_RELAXED) == v) continue;
     __atomic_store_n(&words[w], v, __ATOMIC_RELAXED);
     changed++;
   }
-  munmap(mem, len);
   return Napi::Number::New(env, changed);
 }
 
