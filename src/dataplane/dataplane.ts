@@ -281,11 +281,34 @@ export class DataPlane {
   }
 
   readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null {
+    const raw = this.readTableRaw(serviceId);
+    return raw && decodeSlots(raw);
+  }
+
+  /** How many slots of a service's table each destination owns (none: no table). */
+  tableShares(serviceId: number): Map<number, number> {
+    const raw = this.readTableRaw(serviceId);
+    const shares = new Map<number, number>();
+    if (!raw) return shares;
+    const words = new Uint32Array(raw.buffer, raw.byteOffset, raw.length / 4); // {dest, prev} pairs
+    const counts = (this.shareCounts ??= new Uint32Array(this.capacities.maxDests)); // all 0 between calls
+    for (let i = 0; i < words.length; i += 2) counts[words[i]!]!++;
+    for (let i = 0; i < words.length; i += 2) {
+      const d = words[i]!;
+      if (counts[d]) shares.set(d, counts[d]!);
+      counts[d] = 0;
+    }
+    return shares;
+  }
+
+  private shareCounts: Uint32Array | null = null;
+
+  private readTableRaw(serviceId: number): Buffer | null {
     const id = this.maps.maglev_tables.lookup(u32Key(serviceId));
     if (!id) return null;
     const inner = native.mapFromId(id.readUInt32LE(0));
     try {
-      return decodeSlots(native.readArrayMap(inner));
+      return native.readArrayMap(inner);
     } finally {
       inner.close();
     }

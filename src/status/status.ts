@@ -1,6 +1,6 @@
 // `xdplb status`: what the data plane holds and has counted, read from its
 // pins (no daemon needed), in the shape of `ipvsadm -L -n`.
-import { CONSTANTS, decodeFlow, GLOBAL_STATS, type Traffic } from '../dataplane/abi.ts';
+import { CONSTANTS, decodeFlow, GLOBAL_STATS, trafficAt, type Traffic } from '../dataplane/abi.ts';
 import { allKeys, type DataPlane } from '../dataplane/dataplane.ts';
 import { native } from '../dataplane/native.ts';
 import { formatIp, formatMac } from '../model/address.ts';
@@ -105,11 +105,17 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
     return nicNames.get(ifindex) ?? `ifindex ${ifindex}`;
   };
   const services: ServiceStatus[] = [];
+  let maxService = 0;
+  let maxDest = 0;
   for (const s of applied.services.values()) {
-    const table = dp.readTable(s.id);
-    const slots = new Map<number, number>();
-    for (const d of table?.dest ?? []) slots.set(d, (slots.get(d) ?? 0) + 1);
-    const size = table?.dest.length ?? 1;
+    maxService = Math.max(maxService, s.id + 1);
+    for (const id of s.dests.values()) maxDest = Math.max(maxDest, id + 1);
+  }
+  const serviceTraffic = dp.serviceTrafficAll(maxService);
+  const destTraffic = dp.destTrafficAll(maxDest);
+  for (const s of applied.services.values()) {
+    const slots = dp.tableShares(s.id);
+    const size = dp.capacities.maglevSize;
     const backends: BackendStatus[] = [...s.dests.values()].map((id) => {
       const d = applied.dests.get(id)!;
       return {
@@ -120,7 +126,7 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
         state: STATE_NAME[d.value.state] ?? 'down',
         health: d.info.health,
         share: (slots.get(id) ?? 0) / size,
-        ...num(dp.destTraffic(id)),
+        ...num(trafficAt(destTraffic, id)),
         activeFlows: flows.perDest.get(id) ?? 0,
       };
     });
@@ -132,7 +138,7 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
       port: s.key.port,
       scheduler: s.flags & CONSTANTS.SVC_F_SOURCE_HASH ? 'maglev-source' : 'maglev',
       noBackend: s.flags & CONSTANTS.SVC_F_NO_BACKEND_PASS ? 'pass' : 'drop',
-      ...num(dp.serviceTraffic(s.id)),
+      ...num(trafficAt(serviceTraffic, s.id)),
       backends,
     });
   }
