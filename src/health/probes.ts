@@ -1,5 +1,8 @@
 // One health probe: a TCP connect, or an HTTP(S) GET with an expected status.
-// Resolves with the outcome; never rejects.
+// Resolves with the outcome; never rejects. A timeout is decided one turn of
+// the event loop late (setImmediate): if the loop was held up (a large
+// reload, a scrape), a connection or answer that arrived meanwhile is read
+// first, and a healthy backend is not failed for the daemon's own stall.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
@@ -10,16 +13,25 @@ export interface ProbeResult {
   detail: string;
 }
 
+/** Runs fn after the I/O callbacks the event loop has ready now. */
+function afterPendingIo(fn: () => void): void {
+  setImmediate(fn);
+}
+
 export function tcpProbe(host: string, port: number, timeoutMs: number): Promise<ProbeResult> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const s = connect({ host, port, timeout: timeoutMs });
+    const s = connect({ host, port });
+    let settled = false;
     const done = (ok: boolean, detail: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
       s.destroy();
       resolve({ ok, durationMs: performance.now() - started, detail });
     };
+    const timer = setTimeout(() => afterPendingIo(() => done(false, `no connection within ${timeoutMs} ms`)), timeoutMs);
     s.once('connect', () => done(true, 'connected'));
-    s.once('timeout', () => done(false, `no connection within ${timeoutMs} ms`));
     s.once('error', (e) => done(false, e.message));
   });
 }
@@ -70,12 +82,16 @@ export function httpProbe(p: HttpProbe): Promise<ProbeResult> {
         done(matches(status), `HTTP ${status}`);
       },
     );
-    const timer = setTimeout(() => {
-      req.destroy();
-      done(false, `no answer within ${p.timeoutMs} ms`);
-    }, p.timeoutMs);
+    const timer = setTimeout(
+      () =>
+        afterPendingIo(() => {
+          if (settled) return;
+          done(false, `no answer within ${p.timeoutMs} ms`);
+          req.destroy();
+        }),
+      p.timeoutMs,
+    );
     req.once('close', () => clearTimeout(timer));
-    req.once('timeout', () => req.destroy(new Error(`no answer within ${p.timeoutMs} ms`)));
     req.once('error', (e) => done(false, e.message));
     req.end();
   });

@@ -1,7 +1,7 @@
 // Health-check probes against real servers on 127.0.0.1, and the rise/fall
 // state machine.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer as createHttp } from 'node:http';
 import { createServer as createHttps } from 'node:https';
@@ -73,6 +73,35 @@ describe('probes', () => {
     const verified = await httpProbe({ ...base, scheme: 'https', port: httpsPort, verifyTls: true });
     assert.equal(verified.ok, false);
     assert.match(verified.detail, /self[- ]signed/i);
+  });
+
+  test('a stall of the daemon longer than the timeout does not fail a backend that answered meanwhile', async () => {
+    // the server runs in another process and answers 50 ms after a request: while this one is stalled
+    const server = spawn(process.execPath, ['-e', "const s = require('node:http').createServer((q, r) => setTimeout(() => r.end('ok'), 50)).listen(0, '127.0.0.1', () => console.log(s.address().port))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // the event loop held up 4 x the timeout (a huge reload, say), from an I/O-side callback: the next
+    // turn of the loop then finds the probes' timers due before it reads what arrived meanwhile
+    const stall = () =>
+      new Promise<void>((r) =>
+        setImmediate(() => {
+          const until = Date.now() + 400;
+          while (Date.now() < until);
+          r();
+        }),
+      );
+    try {
+      const port = Number(await new Promise<string>((r) => server.stdout!.once('data', (d: Buffer) => r(d.toString()))));
+      const tcp = tcpProbe('127.0.0.1', port, 100); // connects during the stall
+      await stall();
+      const t = await tcp;
+      assert.equal(t.ok, true, `tcp: ${t.detail}`);
+      const web = httpProbe({ ...base, scheme: 'http', port, timeoutMs: 100 });
+      await new Promise((r) => setTimeout(r, 20)); // connected, request sent; the answer comes during the stall
+      await stall();
+      const h = await web;
+      assert.equal(h.ok, true, `http: ${h.detail}`);
+    } finally {
+      server.kill();
+    }
   });
 
   test('a server that never answers fails within the timeout', async () => {
