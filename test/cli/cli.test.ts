@@ -1,6 +1,6 @@
 // Every command's --help and the exit codes scripts rely on, through bin/xdplb.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +71,20 @@ describe('exit codes', () => {
     const r = xdplb('backend', 'drain', 'web', '10.0.0.1', '--api', '127.0.0.1:1');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /no daemon answers at 127\.0\.0\.1:1/);
+  });
+
+  test('1: attach without a bpffs (ip netns exec remounts /sys) fails at once, naming the fix', () => {
+    const ns = 'xdplb-cli-test-nobpffs';
+    spawnSync('ip', ['netns', 'del', ns]);
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      const r = spawnSync('ip', ['netns', 'exec', ns, XDPLB, 'attach', '-c', join(dir, 'good.yaml'), '-i', 'lo', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-nobpffs'], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.signal, null, 'it ends by itself (it used to spin in mkdir forever)');
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /not on a bpffs.*nsenter/s);
+    } finally {
+      spawnSync('ip', ['netns', 'del', ns]);
+    }
   });
 
   test('1: attach to an interface that does not exist', () => {
