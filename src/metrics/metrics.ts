@@ -10,7 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { ABI_VERSION, CONSTANTS, GLOBAL_STATS, trafficAt } from '../dataplane/abi.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import { formatIp } from '../model/address.ts';
-import type { Applied } from '../reconcile/state.ts';
+import { idLimits, type Applied } from '../reconcile/state.ts';
 import { Family, labelValue } from './exposition.ts';
 
 const PROTO: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
@@ -131,14 +131,9 @@ export class Metrics {
 
     const checks = new Map<string, HealthCheckView>();
     for (const c of this.src.healthChecks?.() ?? []) checks.set(`${c.service} ${c.address}`, c);
-    let maxService = 0;
-    let maxDest = 0;
-    for (const s of applied.services.values()) {
-      maxService = Math.max(maxService, s.id + 1);
-      for (const id of s.dests.values()) maxDest = Math.max(maxDest, id + 1);
-    }
-    const svcTraffic = dp.serviceTrafficAll(maxService);
-    const destTraffic = perBackend ? dp.destTrafficAll(maxDest) : null;
+    const limits = idLimits(applied);
+    const svcTraffic = dp.serviceTrafficAll(limits.services);
+    const destTraffic = perBackend ? dp.destTrafficAll(limits.dests) : null;
 
     let sinceTurn = 0;
     for (const s of [...applied.services.values()]) {

@@ -46,6 +46,17 @@ export interface Applied {
   freedDests: number[];
 }
 
+/** One past the highest service id and destination id in use: how much of the counter maps to read. */
+export function idLimits(applied: Applied): { services: number; dests: number } {
+  let services = 0;
+  let dests = 0;
+  for (const s of applied.services.values()) {
+    services = Math.max(services, s.id + 1);
+    for (const id of s.dests.values()) dests = Math.max(dests, id + 1);
+  }
+  return { services, dests };
+}
+
 export function emptyApplied(filterWords: number): Applied {
   return {
     services: new Map(),

@@ -5,6 +5,7 @@ import { allKeys, type DataPlane } from '../dataplane/dataplane.ts';
 import { native } from '../dataplane/native.ts';
 import { formatIp, formatMac } from '../model/address.ts';
 import { observe } from '../reconcile/observe.ts';
+import { idLimits } from '../reconcile/state.ts';
 
 export interface BackendStatus {
   address: string;
@@ -105,14 +106,9 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
     return nicNames.get(ifindex) ?? `ifindex ${ifindex}`;
   };
   const services: ServiceStatus[] = [];
-  let maxService = 0;
-  let maxDest = 0;
-  for (const s of applied.services.values()) {
-    maxService = Math.max(maxService, s.id + 1);
-    for (const id of s.dests.values()) maxDest = Math.max(maxDest, id + 1);
-  }
-  const serviceTraffic = dp.serviceTrafficAll(maxService);
-  const destTraffic = dp.destTrafficAll(maxDest);
+  const limits = idLimits(applied);
+  const serviceTraffic = dp.serviceTrafficAll(limits.services);
+  const destTraffic = dp.destTrafficAll(limits.dests);
   for (const s of applied.services.values()) {
     const slots = dp.tableShares(s.id);
     const size = dp.capacities.maglevSize;
