@@ -127,23 +127,34 @@ export class Director {
       ...(options.objectPath ? { objectPath: options.objectPath } : {}),
     });
     const d = new Director(options, config, pinDir, nic.ifindex, nic.mac, dp);
-    log.info({ interface: config.interface, ifindex: nic.ifindex, pinDir, adopting, services: d.applied.services.size }, adopting ? 'adopting the pinned data plane' : 'new data plane');
-    d.nics = d.resolveNics(config);
-    d.seedNeighboursFromPins();
-    await d.resolveBackends(1000);
-    d.health.sync(config); // before the first reconcile, which records health verdicts
-    d.reconcile('start');
-    d.pruneTxPorts();
-    const { link, outcome } = await attachOrReplace(dp, pinDir, nic.ifindex, config.mode);
-    d.link = link;
-    log.info({ outcome, mode: config.mode, program: dp.program.info().id }, 'XDP program in place');
-    d.syncVips();
-    d.api = await startApi(config.apiAddress, { state: () => d.state(), setOverride: (s, a, o) => d.setOverride(s, a, o) });
-    d.metricsServer = await startMetricsServer(config.metricsAddress, d.metrics, () => d.ready);
-    d.ready = true;
-    d.timers.push(setInterval(() => d.pollNeighbours(), 1000));
-    d.watchConfig();
+    try {
+      await d.bringUp(adopting);
+    } catch (err) {
+      await d.stop(); // servers and timers already started would keep a half-started daemon alive
+      throw err;
+    }
     return d;
+  }
+
+  /** Everything after loading the data plane: state, reconcile, attach, VIPs, API, metrics, timers. */
+  private async bringUp(adopting: boolean): Promise<void> {
+    const config = this.config;
+    log.info({ interface: config.interface, ifindex: this.ifindex, pinDir: this.pinDir, adopting, services: this.applied.services.size }, adopting ? 'adopting the pinned data plane' : 'new data plane');
+    this.nics = this.resolveNics(config);
+    this.seedNeighboursFromPins();
+    await this.resolveBackends(1000);
+    this.health.sync(config); // before the first reconcile, which records health verdicts
+    this.reconcile('start');
+    this.pruneTxPorts();
+    const { link, outcome } = await attachOrReplace(this.dp, this.pinDir, this.ifindex, config.mode);
+    this.link = link;
+    log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
+    this.syncVips();
+    this.api = await startApi(config.apiAddress, { state: () => this.state(), setOverride: (s, a, o) => this.setOverride(s, a, o) });
+    this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready);
+    this.ready = true;
+    this.timers.push(setInterval(() => this.pollNeighbours(), 1000));
+    this.watchConfig();
   }
 
   /**

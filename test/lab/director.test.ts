@@ -258,6 +258,25 @@ describe('Direct Routing through the lab director', () => {
     }
   });
 
+  test('a daemon that cannot start its metrics server exits with the reason (not a half-started daemon); forwarding goes on', async () => {
+    await stopDirector();
+    const blockArgv = inNs(LAB.directorNs, [process.execPath, '-e', "require('node:net').createServer().listen(9842, '127.0.0.1', () => console.log('listening'))"]);
+    const blocker = spawn(blockArgv[0]!, blockArgv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((r) => blocker.stdout!.once('data', r));
+      const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'attach', '-c', LAB.configPath, '--pin-dir', LAB.pinDir, '--mode', MODE]);
+      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/director` } });
+      assert.equal(r.signal, null, 'it ends by itself');
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /EADDRINUSE.*127\.0\.0\.1:9842/);
+      assert.ok(clientRequests(20).every((x) => x.ok), 'the attached program keeps forwarding');
+    } finally {
+      blocker.kill();
+      startDirector(MODE);
+      await waitForLog('"outcome":"replaced"');
+    }
+  });
+
   test('health checks: a stopped backend leaves within interval x fall + interval, comes back after rise', async () => {
     const good = readFileSync(LAB.configPath, 'utf8');
     const check = '    healthCheck: { type: http, path: /, interval: 500ms, timeout: 300ms, rise: 2, fall: 2 }\n';
