@@ -1,7 +1,8 @@
 // The director daemon: loads or adopts the data plane, keeps it equal to the
 // configuration (reloads, neighbour changes, health), owns the VIPs, and
 // leaves the data plane forwarding when it stops (unless told to detach).
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { loadConfig, type ConfigOverrides } from '../config/load.ts';
 import type { Config, ServiceConfig } from '../config/schema.ts';
 import { CONSTANTS } from '../dataplane/abi.ts';
@@ -80,6 +81,8 @@ export class Director {
   private want: { config: Config; desired: Desired } | null = null;
   private serviceIndex: { config: Config; byName: Map<string, ServiceConfig>; byBackend: Map<string, string[]> } | null = null;
   private stopped = false;
+  /** inode, size and mtime of the config file when last seen (see watchConfig). */
+  private configStamp = '';
 
   private constructor(options: DirectorOptions, config: Config, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane) {
     this.options = options;
@@ -385,11 +388,27 @@ export class Director {
     return this.lastReload;
   }
 
+  /**
+   * Reloads when the config file changes. The directory is watched, not the
+   * file: editors, configuration management and Kubernetes ConfigMap volumes
+   * replace a file by renaming another over it, which ends a watch on the
+   * file itself after the first change.
+   */
   private watchConfig(): void {
+    const path = this.options.configPath;
+    const name = basename(path);
+    this.configStamp = fileStamp(path);
     try {
-      this.watcher = watch(this.options.configPath, () => {
+      this.watcher = watch(dirname(path), (_event, file) => {
+        // a ConfigMap volume swaps its "..data" link; anything else in the directory is not ours
+        if (file !== null && file !== name && !file.startsWith('..')) return;
         if (this.reloadTimer) clearTimeout(this.reloadTimer);
-        this.reloadTimer = setTimeout(() => void this.reload('file changed'), 200);
+        this.reloadTimer = setTimeout(() => {
+          const stamp = fileStamp(path);
+          if (stamp === this.configStamp) return; // touched, not changed
+          this.configStamp = stamp;
+          void this.reload('file changed');
+        }, 200);
       });
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'cannot watch the config file; reload with SIGHUP');
@@ -417,5 +436,15 @@ export class Director {
     } else {
       log.info({ pinDir: this.pinDir }, 'stopped; the data plane keeps forwarding');
     }
+  }
+}
+
+/** What identifies a version of a file cheaply: inode, size, mtime ("" when it cannot be read). */
+function fileStamp(path: string): string {
+  try {
+    const s = statSync(path);
+    return `${s.ino}/${s.size}/${s.mtimeMs}`;
+  } catch {
+    return '';
   }
 }

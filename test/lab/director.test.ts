@@ -3,7 +3,7 @@
 // network namespaces that this file creates and always removes.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -255,6 +255,24 @@ describe('Direct Routing through the lab director', () => {
       );
     } finally {
       writeFileSync(LAB.configPath, good);
+    }
+  });
+
+  test('a config replaced by renaming a new file over it (editors, Ansible, ConfigMaps) is reloaded every time', async () => {
+    const good = readFileSync(LAB.configPath, 'utf8');
+    const backendsIn = (text: string) => (text.match(/- \{ address: 10\.240\.0\.\d+ \}/g) ?? []).length;
+    const replace = (text: string) => {
+      writeFileSync(`${LAB.configPath}.new`, text);
+      renameSync(`${LAB.configPath}.new`, LAB.configPath);
+    };
+    try {
+      replace(labConfig([1, 2, 3, 4]));
+      await waitForBackends(4);
+      replace(labConfig([1, 2]));
+      await waitForBackends(2, 10_000); // a watch on the replaced file itself would never see this one
+    } finally {
+      replace(good);
+      await waitForBackends(backendsIn(good));
     }
   });
 
