@@ -61,6 +61,16 @@ async function daemonState(api: string, pinDir: string): Promise<DaemonState | n
   }
 }
 
+/** The daemon answering at `api`, if any (a cheap question, 1 s at most). */
+async function runningDaemon(api: string): Promise<{ pid: number; pinDir: string; configPath: string } | null> {
+  try {
+    const res = await fetch(`http://${api}/v1/daemon`, { signal: AbortSignal.timeout(1000) });
+    return res.ok ? ((await res.json()) as { pid: number; pinDir: string; configPath: string }) : null;
+  } catch {
+    return null;
+  }
+}
+
 async function statusCommand(opts: { interface?: string; pinDir?: string; api: string; stats?: boolean; rate?: boolean; json?: boolean; watch?: string | boolean }): Promise<void> {
   const pinDir = pinDirFor(opts);
   const dp = DataPlane.openPinned(pinDir);
@@ -145,9 +155,14 @@ ${EXIT_HELP}`,
     .option('-i, --interface <iface>', 'the NIC xdplb is attached to')
     .option('--pin-dir <dir>', `bpffs directory of the pins (default ${PIN_ROOT}/IFACE)`)
     .option('--json', 'print what was removed as JSON')
-    .addHelpText('after', `\nStop the daemon first (or start it with --detach-on-exit). Detaching nothing is not an error.\n\nExample:\n  xdplb detach -i eth1\n${EXIT_HELP}`)
-    .action((opts: { interface?: string; pinDir?: string; json?: boolean }) => {
+    .option('--api <host:port>', "where a running daemon would answer (default 127.0.0.1:9843, apiAddress in the config)", '127.0.0.1:9843')
+    .option('--force', 'detach even while a daemon runs on these pins')
+    .addHelpText('after', `\nStop the daemon first (or start it with --detach-on-exit): detach refuses while a daemon\nanswers for the same pins, unless --force. Detaching nothing is not an error.\n\nExample:\n  xdplb detach -i eth1\n${EXIT_HELP}`)
+    .action(async (opts: { interface?: string; pinDir?: string; json?: boolean; api: string; force?: boolean }) => {
       const pinDir = pinDirFor(opts);
+      const running = await runningDaemon(opts.api);
+      if (running && running.pinDir === pinDir && !opts.force)
+        throw new XdplbError('DAEMON', `a daemon (pid ${running.pid}, config ${running.configPath}) runs on ${pinDir}: stop it first (it keeps forwarding), or use --force`);
       let ifindex: number | null = null;
       if (opts.interface) {
         try {

@@ -1,11 +1,13 @@
 // The daemon's local API (127.0.0.1 by default): what the CLI uses to act on
 // a running daemon. JSON in and out; nothing here decides anything.
+//   GET  /v1/daemon                      who answers: pid, pin directory, config (cheap)
 //   GET  /v1/state                       reload/reconcile results, overrides
 //   POST /v1/backends/{drain,undrain,remove}  { "service": NAME, "address": IP }
 import { createServer, type Server } from 'node:http';
 import type { BackendOverride } from '../model/desired.ts';
 
 export interface ApiHandlers {
+  daemon(): { pid: number; pinDir: string; configPath: string };
   state(): unknown;
   /** Returns an error message, or null when done. */
   setOverride(service: string, address: string, override: BackendOverride | null): string | null;
@@ -26,6 +28,7 @@ export async function startApi(address: string, h: ApiHandlers): Promise<Server>
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    if (req.method === 'GET' && req.url === '/v1/daemon') return send(200, h.daemon());
     if (req.method === 'GET' && req.url === '/v1/state') return send(200, h.state());
     const action = /^\/v1\/backends\/(drain|undrain|remove)$/.exec(req.url ?? '')?.[1];
     if (req.method !== 'POST' || !action) return send(404, { error: `no ${req.method} ${req.url}` });

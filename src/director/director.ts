@@ -153,7 +153,11 @@ export class Director {
     this.link = link;
     log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
     this.syncVips();
-    this.api = await startApi(config.apiAddress, { state: () => this.state(), setOverride: (s, a, o) => this.setOverride(s, a, o) });
+    this.api = await startApi(config.apiAddress, {
+      daemon: () => ({ pid: process.pid, pinDir: this.pinDir, configPath: this.options.configPath }),
+      state: () => this.state(),
+      setOverride: (s, a, o) => this.setOverride(s, a, o),
+    });
     this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready);
     this.ready = true;
     this.timers.push(setInterval(() => this.pollNeighbours(), 1000));

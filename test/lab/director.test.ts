@@ -473,9 +473,13 @@ describe('Direct Routing through the lab director', () => {
   });
 
   test('detach and lab down leave no program, pin, address or namespace behind', async () => {
+    const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'detach', '-i', LAB.nic, '--pin-dir', LAB.pinDir, '--json']);
+    const refused = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/director` } });
+    assert.equal(refused.status, 1, 'refused while the daemon runs on these pins');
+    assert.match(refused.stderr, /a daemon \(pid \d+, config .*\) runs on .*: stop it first/);
+    assert.ok(existsSync(LAB.pinDir) && clientRequests(10).every((r) => r.ok), 'nothing was detached');
     await stopDirector();
     assert.match(spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout, /10\.240\.0\.201\/32/, 'the director held the VIP');
-    const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'detach', '-i', LAB.nic, '--pin-dir', LAB.pinDir, '--json']);
     const detach = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/director` } });
     assert.equal(detach.status, 0, detach.stderr);
     assert.deepEqual(JSON.parse(detach.stdout).vipsRemoved, [LAB.vip]);
