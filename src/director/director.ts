@@ -110,6 +110,7 @@ export class Director {
   }
 
   static async start(options: DirectorOptions): Promise<Director> {
+    const stamp = fileStamp(options.configPath); // before reading: a change from here on is noticed (watchConfig)
     const config = await loadConfig(options.configPath, options.overrides);
     if (!config.interface) throw new XdplbError('USAGE', 'no interface: give -i IFACE or set interface in the config');
     let nic: { ifindex: number; mac: Buffer };
@@ -130,6 +131,7 @@ export class Director {
       ...(options.objectPath ? { objectPath: options.objectPath } : {}),
     });
     const d = new Director(options, config, pinDir, nic.ifindex, nic.mac, dp);
+    d.configStamp = stamp;
     try {
       await d.bringUp(adopting);
     } catch (err) {
@@ -162,6 +164,7 @@ export class Director {
     this.ready = true;
     this.timers.push(setInterval(() => this.pollNeighbours(), 1000));
     this.watchConfig();
+    log.info({ services: this.applied.services.size }, 'ready');
   }
 
   /**
@@ -354,6 +357,7 @@ export class Director {
 
   /** Re-reads the configuration; on any error the running one stays. */
   async reload(why: string): Promise<ReloadResult> {
+    this.configStamp = fileStamp(this.options.configPath); // what is read now (the watcher need not reload it again)
     try {
       const next = await loadConfig(this.options.configPath, this.options.overrides);
       const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize'];
@@ -401,22 +405,26 @@ export class Director {
   private watchConfig(): void {
     const path = this.options.configPath;
     const name = basename(path);
-    this.configStamp = fileStamp(path);
     try {
       this.watcher = watch(dirname(path), (_event, file) => {
         // a ConfigMap volume swaps its "..data" link; anything else in the directory is not ours
-        if (file !== null && file !== name && !file.startsWith('..')) return;
-        if (this.reloadTimer) clearTimeout(this.reloadTimer);
-        this.reloadTimer = setTimeout(() => {
-          const stamp = fileStamp(path);
-          if (stamp === this.configStamp) return; // touched, not changed
-          this.configStamp = stamp;
-          void this.reload('file changed');
-        }, 200);
+        if (file === null || file === name || file.startsWith('..')) this.configMaybeChanged();
       });
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'cannot watch the config file; reload with SIGHUP');
     }
+    this.configMaybeChanged(); // changed between the start's read and the watch
+  }
+
+  /** Reloads (debounced) when the config file is not the one last read. */
+  private configMaybeChanged(): void {
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => {
+      const stamp = fileStamp(this.options.configPath);
+      if (stamp === this.configStamp) return; // touched, not changed
+      this.configStamp = stamp;
+      void this.reload('file changed');
+    }, 200);
   }
 
   /** Stops the daemon; the data plane keeps forwarding unless detachOnExit. */

@@ -291,7 +291,7 @@ describe('Direct Routing through the lab director', () => {
     } finally {
       blocker.kill();
       startDirector(MODE);
-      await waitForLog('"outcome":"replaced"');
+      await waitForLog('"msg":"ready"');
     }
   });
 
