@@ -155,7 +155,7 @@ ${EXIT_HELP}`,
     .option('-i, --interface <iface>', 'the NIC xdplb is attached to')
     .option('--pin-dir <dir>', `bpffs directory of the pins (default ${PIN_ROOT}/IFACE)`)
     .option('--json', 'print what was removed as JSON')
-    .option('--api <host:port>', "where a running daemon would answer (default 127.0.0.1:9843, apiAddress in the config)", '127.0.0.1:9843')
+    .option('--api <host:port>', "where a running daemon would answer (apiAddress in the config)", '127.0.0.1:9843')
     .option('--force', 'detach even while a daemon runs on these pins')
     .addHelpText('after', `\nStop the daemon first (or start it with --detach-on-exit): detach refuses while a daemon\nanswers for the same pins, unless --force. Detaching nothing is not an error.\n\nExample:\n  xdplb detach -i eth1\n${EXIT_HELP}`)
     .action(async (opts: { interface?: string; pinDir?: string; json?: boolean; api: string; force?: boolean }) => {
@@ -186,7 +186,7 @@ ${EXIT_HELP}`,
     .option('--rate', 'per-second rates over one second instead of totals')
     .option('--json', 'machine-readable output')
     .option('--watch [seconds]', 'refresh every few seconds (rates), until Ctrl-C')
-    .option('--api <host:port>', "a running daemon's local API, asked first (default 127.0.0.1:9843)", '127.0.0.1:9843')
+    .option('--api <host:port>', "a running daemon's local API, asked first", '127.0.0.1:9843')
     .addHelpText('after', `\nAsks the running daemon (which adds its last reload result and overrides); with no daemon it reads the pinned
 maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n  xdplb status --json | jq '.services[].backends[].packets'\n${EXIT_HELP}`)
     .action(statusCommand);
@@ -212,7 +212,7 @@ maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n 
     .argument('<action>', 'drain | undrain | remove')
     .argument('<service>', 'service name')
     .argument('<address>', 'backend address')
-    .option('--api <host:port>', "the daemon's local API (default 127.0.0.1:9843, apiAddress in the config)", '127.0.0.1:9843')
+    .option('--api <host:port>', "the daemon's local API (apiAddress in the config)", '127.0.0.1:9843')
     .addHelpText(
       'after',
       `\ndrain keeps the backend's established flows and sends it no new ones (status --stats shows the flows it
