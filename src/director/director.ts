@@ -148,7 +148,7 @@ export class Director {
     this.nics = this.resolveNics(config);
     this.seedNeighboursFromPins();
     await this.resolveBackends(1000);
-    this.health.sync(config); // before the first reconcile, which records health verdicts
+    this.health.sync(config, this.recordedDown()); // before the first reconcile, which records health verdicts
     this.reconcile('start');
     this.pruneTxPorts();
     const { link, outcome } = await attachOrReplace(this.dp, this.pinDir, this.ifindex, config.mode);
@@ -195,6 +195,14 @@ export class Director {
   /** The ifindex of the NIC a backend is reached through. */
   private ifindexVia(via: string | null | undefined): number {
     return via ? (this.nics.get(via)?.ifindex ?? 0) : this.ifindex;
+  }
+
+  /** "service address" of every backend the pins record as failing its health check. */
+  private recordedDown(): Set<string> {
+    const down = new Set<string>();
+    for (const s of this.applied.services.values())
+      for (const [address, id] of s.dests) if (this.applied.dests.get(id)?.info.health === 'down') down.add(`${s.name} ${address}`);
+    return down;
   }
 
   /** Backends known from the pins keep their MAC across a restart. */

@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts';
 import type { HealthCheckView } from '../metrics/metrics.ts';
 import type { IpAddress } from '../model/address.ts';
 import { httpProbe, tcpProbe, type ProbeResult } from './probes.ts';
-import { INITIAL, nextHealth, type HealthState } from './state.ts';
+import { INITIAL, nextHealth, RECORDED_DOWN, type HealthState } from './state.ts';
 
 interface Check {
   service: string;
@@ -37,8 +37,12 @@ export class HealthChecker {
     this.log = log;
   }
 
-  /** Starts, restarts or stops checks to match the configuration. */
-  sync(config: Config): void {
+  /**
+   * Starts, restarts or stops checks to match the configuration. `recordedDown`
+   * ("service address" keys): backends the data plane recorded as down, which
+   * a new check starts from (a daemon restart keeps a dead backend out).
+   */
+  sync(config: Config, recordedDown: ReadonlySet<string> = new Set()): void {
     this.services = new Map(config.services.map((s) => [s.name, s]));
     const wanted = new Set<string>();
     for (const s of config.services) {
@@ -50,7 +54,8 @@ export class HealthChecker {
         const have = this.checks.get(id);
         if (have && have.spec === spec) continue;
         if (have) clearTimeout(have.timer);
-        const check: Check = { service: s.name, address: b.address, spec, state: have?.state ?? INITIAL, last: null, ok: have?.ok ?? 0, failed: have?.failed ?? 0 };
+        const state = have?.state ?? (recordedDown.has(id) ? RECORDED_DOWN : INITIAL);
+        const check: Check = { service: s.name, address: b.address, spec, state, last: null, ok: have?.ok ?? 0, failed: have?.failed ?? 0 };
         check.timer = setTimeout(() => void this.run(id), Math.random() * s.healthCheck.interval);
         this.checks.set(id, check);
       }

@@ -320,6 +320,13 @@ describe('Direct Routing through the lab director', () => {
       assert.deepEqual(replies.filter((r) => !r.ok), [], 'no failed request once it is out');
       assert.ok(replies.every((r) => r.backend !== LAB.backendName(3)));
       assert.match(readFileSync(`${LAB.runDir}/director.log`, 'utf8'), /"backend":"10\.240\.0\.103","health":"down".*"msg":"backend down"/, 'one log line per transition');
+      // a daemon restart meanwhile: the dead backend stays out (its verdict is in the pins), not back for fall x interval
+      await stopDirector();
+      startDirector(MODE);
+      await waitForLog('"outcome":"replaced"');
+      assert.deepEqual([state(3).state, state(3).health], ['down', 'down'], 'still out right after the restart');
+      const afterRestart = clientRequests(40);
+      assert.deepEqual(afterRestart.filter((r) => !r.ok), [], 'no request failed after the restart');
       startBackendServer(3);
       const backMs = await until('backend 3 back', () => state(3).state === 'active' && state(3).health === 'up', 5000);
       assert.ok(backMs <= 500 * 2 + 500 + 1000, `back after ${backMs} ms (rise 2 x 500 ms, + server start)`);
