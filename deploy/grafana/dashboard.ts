@@ -39,7 +39,17 @@ const rows: RowSpec[] = [
   {
     title: 'Overview',
     panels: [
-      { title: 'Directors up', type: 'stat', width: 4, height: 4, targets: [{ expr: `sum(up{job="xdplb",${INSTANCE}})`, legend: 'up' }], description: 'Directors whose /metrics answers (Prometheus `up`).' },
+      {
+        title: 'Directors up / attached',
+        type: 'stat',
+        width: 4,
+        height: 4,
+        targets: [
+          { expr: `sum(up{job="xdplb",${INSTANCE}})`, legend: 'up' },
+          { expr: `sum(xdplb_xdp_attached{${INSTANCE}})`, legend: 'attached' },
+        ],
+        description: 'Directors whose /metrics answers (Prometheus `up`), and whose XDP program is attached to its NIC.',
+      },
       { title: 'Services', type: 'stat', width: 4, height: 4, targets: [{ expr: `sum(xdplb_services{${INSTANCE}})`, legend: 'services' }] },
       {
         title: 'Backends taking new flows',

@@ -100,6 +100,7 @@ export class Director {
         perBackend: () => this.config.metricsPerBackend,
         healthChecks: () => this.health.views(),
         neighbours: () => this.neighbours.resolution(),
+        attached: () => this.attached(),
       },
       VERSION,
     );
@@ -160,7 +161,7 @@ export class Director {
       state: () => this.state(),
       setOverride: (s, a, o) => this.setOverride(s, a, o),
     });
-    this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready);
+    this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready && this.attached());
     this.ready = true;
     this.timers.push(setInterval(() => this.pollNeighbours(), 1000));
     this.watchConfig();
@@ -195,6 +196,15 @@ export class Director {
   /** The ifindex of the NIC a backend is reached through. */
   private ifindexVia(via: string | null | undefined): number {
     return via ? (this.nics.get(via)?.ifindex ?? 0) : this.ifindex;
+  }
+
+  /** Whether the program is still attached to the NIC (not detached or defunct since). */
+  private attached(): boolean {
+    try {
+      return this.link !== null && this.link.info().ifindex === this.ifindex;
+    } catch {
+      return false;
+    }
   }
 
   /** "service address" of every backend the pins record as failing its health check. */

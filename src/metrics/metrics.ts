@@ -36,6 +36,8 @@ export interface MetricsSource {
   healthChecks?(): Iterable<HealthCheckView>;
   /** Backend nodes the director resolves, and whether their MAC is known. */
   neighbours?(): Iterable<{ address: string; resolved: boolean }>;
+  /** Whether the program is attached to its NIC (absent: not a daemon). */
+  attached?(): boolean;
 }
 
 /** The XDP action each global counter stands for (the rest are events). */
@@ -179,6 +181,8 @@ export class Metrics {
       svcBackendsUp.sample(svc, up);
     }
 
+    const attached = f('xdplb_xdp_attached', 'gauge', '1 while the program is attached to its NIC; 0 when it was detached or the NIC went away.');
+    if (this.src.attached) attached.sample('', this.src.attached() ? 1 : 0);
     const services = f('xdplb_services', 'gauge', 'Services in the data plane.');
     services.sample('', applied.services.size);
     const flowEntries = f('xdplb_flow_table_entries', 'gauge', 'Entries in the flow table (flows on Maglev slots that changed owner; LRU).');
@@ -208,6 +212,6 @@ export class Metrics {
     }
     for (const [action, v] of byAction) actions.sample(`{action="${action}"}`, v);
 
-    return [svcPackets, svcBytes, svcFlows, svcBackends, svcBackendsHealthy, svcBackendsUp, bPackets, bBytes, bFlows, bUp, bDraining, bWeight, bHealth, bChecks, bCheckLast, services, flowEntries, flowCapacity, nCount, nResolved, actions, drops, events];
+    return [attached, svcPackets, svcBytes, svcFlows, svcBackends, svcBackendsHealthy, svcBackendsUp, bPackets, bBytes, bFlows, bUp, bDraining, bWeight, bHealth, bChecks, bCheckLast, services, flowEntries, flowCapacity, nCount, nResolved, actions, drops, events];
   }
 }

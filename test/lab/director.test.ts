@@ -485,10 +485,17 @@ describe('Direct Routing through the lab director', () => {
     assert.equal(refused.status, 1, 'refused while the daemon runs on these pins');
     assert.match(refused.stderr, /a daemon \(pid \d+, config .*\) runs on .*: stop it first/);
     assert.ok(existsSync(LAB.pinDir) && clientRequests(10).every((r) => r.ok), 'nothing was detached');
-    await stopDirector();
     assert.match(spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout, /10\.240\.0\.201\/32/, 'the director held the VIP');
-    const detach = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/director` } });
+    // --force detaches under the running daemon, which notices: not ready, xdplb_xdp_attached 0
+    const detach = spawnSync(argv[0]!, [...argv.slice(1), '--force'], { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/director` } });
     assert.equal(detach.status, 0, detach.stderr);
+    const get = (path: string) => {
+      const a = inNs(LAB.directorNs, [process.execPath, '-e', `fetch('http://127.0.0.1:9842${path}').then(async (r) => process.stdout.write(r.status + ' ' + (await r.text())))`]);
+      return spawnSync(a[0]!, a.slice(1), { encoding: 'utf8' }).stdout;
+    };
+    assert.match(get('/readyz'), /^503 /, 'the daemon is no longer ready');
+    assert.match(get('/metrics'), /^xdplb_xdp_attached 0$/m);
+    await stopDirector();
     assert.deepEqual(JSON.parse(detach.stdout).vipsRemoved, [LAB.vip]);
     assert.equal(existsSync(LAB.pinDir), false, 'pins removed');
     assert.doesNotMatch(spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout, /10\.240\.0\.201/, 'the VIP it added is gone');
