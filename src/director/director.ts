@@ -247,7 +247,7 @@ export class Director {
     try {
       const changed = this.neighbours.poll();
       if (changed.length > 0) {
-        log.info({ backends: changed }, 'backend MACs resolved or changed');
+        log.info({ backends: changed }, 'backend MACs resolved, changed or lost');
         const names = new Set(changed.flatMap((a) => this.servicesOf().byBackend.get(a) ?? []));
         this.reconcile('neighbours', names);
       }

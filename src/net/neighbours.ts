@@ -2,8 +2,12 @@
 // director's kernel never sends to backends itself (XDP forwards around it),
 // so entries go stale and may be collected: the last MAC seen stays known,
 // and resolution is triggered (a UDP datagram to the discard port) for
-// backends that are missing, stale or failed. A backend is unresolved only
-// until its first MAC is seen; a MAC change is picked up on the next poll.
+// backends that are missing, stale or failed. A MAC change is picked up on
+// the next poll. A backend that answers no resolution for LOST_AFTER polls in
+// a row (the kernel cycles FAILED and INCOMPLETE while we keep asking) has its
+// MAC forgotten: it is unresolved, and not used, until it answers again —
+// forwarding to it would black-hole the traffic. One poll is not enough: an
+// entry the kernel collected is briefly INCOMPLETE while it is asked again.
 // Backends behind another NIC of the director are looked up in that NIC's
 // table.
 import { createSocket, type Socket } from 'node:dgram';
@@ -13,6 +17,8 @@ import { formatIp, type IpAddress } from '../model/address.ts';
 const NUD = { INCOMPLETE: 0x01, REACHABLE: 0x02, STALE: 0x04, DELAY: 0x08, PROBE: 0x10, FAILED: 0x20, NOARP: 0x40, PERMANENT: 0x80 };
 const USABLE = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE | NUD.NOARP | NUD.PERMANENT;
 const FRESH = NUD.REACHABLE | NUD.PERMANENT | NUD.NOARP;
+/** Polls (one a second) without a usable entry before a known MAC is forgotten. */
+const LOST_AFTER = 3;
 
 /** A backend to resolve, on the segment of one of the director's NICs. */
 export interface NeighbourTarget {
@@ -24,6 +30,8 @@ const keyOf = (address: IpAddress | string, ifindex: number) => `${ifindex}/${ty
 
 export class Neighbours {
   private known = new Map<string, Buffer>();
+  /** Polls in a row a known backend had no usable entry. */
+  private misses = new Map<string, number>();
   private wanted = new Map<string, NeighbourTarget>();
   private readonly sockets: { 4?: Socket; 6?: Socket } = {};
 
@@ -51,8 +59,8 @@ export class Neighbours {
 
   /**
    * Reads the neighbour table of each NIC with wanted backends; returns the
-   * addresses whose MAC appeared or changed. Probes every wanted address that
-   * is not freshly resolved.
+   * addresses whose MAC appeared, changed or was lost. Probes every wanted
+   * address that is not freshly resolved.
    */
   poll(): string[] {
     const changed: string[] = [];
@@ -70,7 +78,20 @@ export class Neighbours {
         }
       }
     }
-    for (const [k, t] of this.wanted) if (!((seen.get(k) ?? 0) & FRESH)) this.probe(t.address);
+    for (const [k, t] of this.wanted) {
+      const state = seen.get(k) ?? 0;
+      if (state & USABLE) this.misses.delete(k);
+      else if (this.known.has(k)) {
+        const misses = (this.misses.get(k) ?? 0) + 1;
+        this.misses.set(k, misses);
+        if (misses >= LOST_AFTER) {
+          this.known.delete(k);
+          this.misses.delete(k);
+          changed.push(t.address.text);
+        }
+      }
+      if (!(state & FRESH)) this.probe(t.address);
+    }
     return changed;
   }
 

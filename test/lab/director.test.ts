@@ -342,6 +342,41 @@ describe('Direct Routing through the lab director', () => {
     }
   });
 
+  test('a backend that stops answering ARP is taken out (not black-holed) and comes back when it answers', async () => {
+    // the lab director's neighbour timers, shortened so the kernel gives up on a silent backend in seconds
+    const neigh = (key: string) => `/proc/sys/net/ipv4/neigh/${LAB.nic}/${key}`;
+    const inDirector = (script: string) => {
+      const a = inNs(LAB.directorNs, ['sh', '-c', script]);
+      return execFileSync(a[0]!, a.slice(1), { encoding: 'utf8' });
+    };
+    const keys = ['base_reachable_time_ms', 'delay_first_probe_time', 'retrans_time_ms'];
+    const saved = inDirector(keys.map((k) => `cat ${neigh(k)}`).join('; ')).trim().split('\n');
+    const b = (i: number) => readLabStatus().services[0]!.backends.find((x) => x.address === LAB.backend(i))!;
+    const until = async (what: string, ok: () => boolean, ms = 20_000) => {
+      const t0 = Date.now();
+      while (!ok()) {
+        if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    try {
+      inDirector(`echo 1000 > ${neigh('base_reachable_time_ms')}; echo 1 > ${neigh('delay_first_probe_time')}; echo 200 > ${neigh('retrans_time_ms')}`);
+      assert.equal(b(3).state, 'active');
+      execFileSync('ip', ['-n', LAB.backendNs(3), 'link', 'set', LAB.nic, 'down']); // silent on the wire, MAC unchanged
+      // as if its entry had aged (15-45 s): stale, so the next probe asks again
+      execFileSync('ip', ['-n', LAB.directorNs, 'neigh', 'change', LAB.backend(3), 'lladdr', b(3).mac, 'nud', 'stale', 'dev', LAB.nic]);
+      await until('backend 3 unresolved and out', () => b(3).state === 'down');
+      assert.match(readFileSync(`${LAB.runDir}/director.log`, 'utf8'), /"backends":\["10\.240\.0\.103"\],"msg":"backend MACs resolved, changed or lost"/);
+      const replies = clientRequests(30);
+      assert.deepEqual(replies.filter((r) => !r.ok), [], 'no new connection goes to the silent backend');
+      execFileSync('ip', ['-n', LAB.backendNs(3), 'link', 'set', LAB.nic, 'up']);
+      await until('backend 3 back', () => b(3).state === 'active');
+    } finally {
+      execFileSync('ip', ['-n', LAB.backendNs(3), 'link', 'set', LAB.nic, 'up']);
+      inDirector(keys.map((k, i) => `echo ${saved[i]} > ${neigh(k)}`).join('; '));
+    }
+  });
+
   test('draining a backend under long-lived connections keeps them; new ones avoid it; undrain restores it', async () => {
     const backend = (...args: string[]) => {
       const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'backend', ...args]);
