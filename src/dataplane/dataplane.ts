@@ -320,12 +320,6 @@ export class DataPlane {
     this.maps.dests.update(u32Key(id), encodeDest(value));
   }
 
-  readDest(id: number): DestValue {
-    const v = this.maps.dests.lookup(u32Key(id));
-    if (!v) throw new RangeError(`no destination slot ${id}`);
-    return decodeDest(v);
-  }
-
   putDestInfo(id: number, info: DestInfo): void {
     this.maps.dest_info.update(u32Key(id), encodeDestInfo(info));
   }
@@ -342,12 +336,6 @@ export class DataPlane {
       if (info.service === 0) continue;
       yield { id, info, value: decodeDest(values.subarray(id * vs, (id + 1) * vs)) };
     }
-  }
-
-  readDestInfo(id: number): DestInfo {
-    const v = this.maps.dest_info.lookup(u32Key(id));
-    if (!v) throw new RangeError(`no destination slot ${id}`);
-    return decodeDestInfo(v);
   }
 
   putServiceInfo(id: number, info: ServiceInfo): void {
