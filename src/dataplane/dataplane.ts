@@ -324,6 +324,18 @@ export class DataPlane {
     this.maps.dest_info.update(u32Key(id), encodeDestInfo(info));
   }
 
+  /** Destinations in batches: every info first, then every value (what the program reads). */
+  putDests(dests: readonly { id: number; value: DestValue; info: DestInfo }[]): void {
+    const chunk = 4096;
+    for (let at = 0; at < dests.length; at += chunk) {
+      const part = dests.slice(at, at + chunk);
+      const keys = Buffer.alloc(4 * part.length);
+      part.forEach((d, i) => keys.writeUInt32LE(d.id, 4 * i));
+      this.maps.dest_info.updateBatch(keys, Buffer.concat(part.map((d) => encodeDestInfo(d.info))), part.length);
+      this.maps.dests.updateBatch(keys, Buffer.concat(part.map((d) => encodeDest(d.value))), part.length);
+    }
+  }
+
   /** Every destination slot in use (its info names a service), read in batches. */
   *usedDests(): Generator<{ id: number; value: DestValue; info: DestInfo }> {
     const n = this.capacities.maxDests;

@@ -9,8 +9,8 @@ const TABLES_PER_BATCH = 256;
 /** The part of the data plane a plan writes (DataPlane, or a recording fake). */
 export interface DataPlaneWriter {
   writeVipFilter(next: BigUint64Array, current: BigUint64Array): void;
-  putDest(id: number, value: DestValue): void;
-  putDestInfo(id: number, info: DestInfo): void;
+  /** Writes destinations in batches: every info first, then every value (what the program reads). */
+  putDests(dests: readonly { id: number; value: DestValue; info: DestInfo }[]): void;
   putTables(tables: readonly { serviceId: number; dest: Uint32Array; prev: Uint32Array }[]): void;
   /** Patches the service's table in place; false when it has none. */
   patchTable(serviceId: number, dest: Uint32Array, prev: Uint32Array): boolean;
@@ -28,15 +28,19 @@ export function countWrites(ops: readonly Op[]): number {
 }
 
 export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
-  for (const op of ops) {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
     switch (op.kind) {
       case 'filter':
         dp.writeVipFilter(op.words, op.previous);
         break;
-      case 'dest':
-        dp.putDestInfo(op.id, op.info);
-        dp.putDest(op.id, op.value);
+      case 'dest': {
+        // a run of destination operations goes in one batch (they are independent of each other)
+        const run = [op];
+        while (ops[i + 1]?.kind === 'dest') run.push(ops[++i] as typeof op);
+        dp.putDests(run);
         break;
+      }
       case 'tables': {
         const whole: TableWrite[] = [];
         for (const t of op.tables) {

@@ -140,7 +140,7 @@ describe('apply', () => {
     const calls: string[] = [];
     const rec = new Proxy({} as DataPlaneWriter, { get: (_t, name) => () => void calls.push(String(name)) });
     apply(rec, plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101'])]), facts()), ctx).ops);
-    assert.deepEqual(calls, ['writeVipFilter', 'putDestInfo', 'putDest', 'putTables', 'putService', 'putServiceEntry', 'putServiceInfo', 'putServiceIndex']);
+    assert.deepEqual(calls, ['writeVipFilter', 'putDests', 'putTables', 'putService', 'putServiceEntry', 'putServiceInfo', 'putServiceIndex']);
   });
 
   test('for real: packets follow the applied config, and a re-read data plane needs no writes', async () => {
