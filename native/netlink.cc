@@ -103,26 +103,39 @@ int ChangeAddress(uint16_t type, uint16_t flags, int ifindex, uint8_t family, co
 
 }  // namespace
 
-int DumpNeighbours(int ifindex, std::vector<Neighbour> &out) {
+namespace {
+
+// Dumps every object of one kind (`type`, header struct Msg, all families)
+// and calls each(header, first attribute, attributes' length) for every
+// reply of `reply_type`.
+template <typename Msg, typename Each>
+int Dump(uint16_t type, uint16_t reply_type, Each each) {
   Socket s;
   struct {
     nlmsghdr h;
-    ndmsg nd;
+    Msg m;  // zeroed: family AF_UNSPEC
   } req = {};
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ndmsg));
-  req.h.nlmsg_type = RTM_GETNEIGH;
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(Msg));
+  req.h.nlmsg_type = type;
   req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.nd.ndm_family = AF_UNSPEC;
   return s.Request(&req.h, [&](nlmsghdr *h) {
-    if (h->nlmsg_type != RTM_NEWNEIGH) return;
-    auto *nd = static_cast<ndmsg *>(NLMSG_DATA(h));
+    if (h->nlmsg_type != reply_type) return;
+    auto *m = static_cast<Msg *>(NLMSG_DATA(h));
+    auto *first = reinterpret_cast<rtattr *>(reinterpret_cast<char *>(m) + NLMSG_ALIGN(sizeof(Msg)));
+    each(m, first, int(NLMSG_PAYLOAD(h, sizeof(Msg))));
+  });
+}
+
+}  // namespace
+
+int DumpNeighbours(int ifindex, std::vector<Neighbour> &out) {
+  return Dump<ndmsg>(RTM_GETNEIGH, RTM_NEWNEIGH, [&](ndmsg *nd, rtattr *a, int len) {
     if (nd->ndm_ifindex != ifindex || (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6)) return;
     Neighbour n = {};
     n.family = ToFamily(nd->ndm_family);
     n.state = nd->ndm_state;
     bool has_dst = false;
-    int len = RTM_PAYLOAD(h);
-    for (auto *a = RTM_RTA(nd); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+    for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
       if (a->rta_type == NDA_DST && RTA_PAYLOAD(a) <= 16) {
         memcpy(n.address, RTA_DATA(a), RTA_PAYLOAD(a));
         has_dst = true;
@@ -136,25 +149,13 @@ int DumpNeighbours(int ifindex, std::vector<Neighbour> &out) {
 }
 
 int DumpAddresses(int ifindex, std::vector<Address> &out) {
-  Socket s;
-  struct {
-    nlmsghdr h;
-    ifaddrmsg ifa;
-  } req = {};
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifaddrmsg));
-  req.h.nlmsg_type = RTM_GETADDR;
-  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.ifa.ifa_family = AF_UNSPEC;
-  return s.Request(&req.h, [&](nlmsghdr *h) {
-    if (h->nlmsg_type != RTM_NEWADDR) return;
-    auto *ifa = static_cast<ifaddrmsg *>(NLMSG_DATA(h));
+  return Dump<ifaddrmsg>(RTM_GETADDR, RTM_NEWADDR, [&](ifaddrmsg *ifa, rtattr *r, int len) {
     if (int(ifa->ifa_index) != ifindex) return;
     Address a = {};
     a.family = ToFamily(ifa->ifa_family);
     a.prefix_length = ifa->ifa_prefixlen;
     bool found = false;
-    int len = IFA_PAYLOAD(h);
-    for (auto *r = IFA_RTA(ifa); RTA_OK(r, len); r = RTA_NEXT(r, len)) {
+    for (; RTA_OK(r, len); r = RTA_NEXT(r, len)) {
       // IFA_LOCAL is the address on point-to-point links; else IFA_ADDRESS
       if ((r->rta_type == IFA_LOCAL || (r->rta_type == IFA_ADDRESS && !found)) && RTA_PAYLOAD(r) <= 16) {
         memcpy(a.address, RTA_DATA(r), RTA_PAYLOAD(r));
