@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'PIN_INCOMPATIBLE'
   | 'CAPACITY'
   | 'INTERFACE'
+  | 'BPFFS'
   | 'NOT_ATTACHED'
   | 'DAEMON'
   | 'USAGE';

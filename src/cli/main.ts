@@ -4,6 +4,7 @@ import { readdirSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig } from '../config/load.ts';
 import { defaultPinDir, detachPins, PIN_ROOT } from '../dataplane/attach.ts';
+import { ensureBpffs } from '../dataplane/bpffs.ts';
 import { DataPlane } from '../dataplane/dataplane.ts';
 import { native } from '../dataplane/native.ts';
 import { XdplbError, type ErrorCode } from '../errors.ts';
@@ -39,6 +40,7 @@ function json(v: unknown): string {
 function pinDirFor(opts: { interface?: string; pinDir?: string }): string {
   if (opts.pinDir) return opts.pinDir;
   if (opts.interface) return defaultPinDir(opts.interface);
+  ensureBpffs();
   let dirs: string[] = [];
   try {
     dirs = readdirSync(PIN_ROOT);

@@ -2,8 +2,7 @@
 // on replace the program atomically (bpf_link_update) so that a restart or
 // an upgrade never leaves the NIC without a program, nor the maps without
 // their contents.
-import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { XdplbError } from '../errors.ts';
 import type { DataPlane } from './dataplane.ts';
 import { native, type NativeLink } from './native.ts';
@@ -16,24 +15,6 @@ export function defaultPinDir(iface: string): string {
 
 export function linkPath(pinDir: string): string {
   return `${pinDir}/link`;
-}
-
-const BPF_FS_MAGIC = 0xcafe4a11;
-
-/**
- * Makes the pin directory, which must be on a bpffs. Checked first: under
- * `ip netns exec` /sys is a fresh sysfs where /sys/fs/bpf is an empty
- * directory, and creating directories there never succeeds.
- */
-export function ensurePinDir(pinDir: string): void {
-  let existing = pinDir;
-  while (!existsSync(existing)) existing = dirname(existing);
-  if (statfsSync(existing).type !== BPF_FS_MAGIC)
-    throw new XdplbError(
-      'INTERFACE',
-      `${pinDir} is not on a bpffs (${existing} is not one): mount it (mount -t bpf bpf /sys/fs/bpf); under \`ip netns exec\`, which remounts /sys, use \`nsenter --net=/var/run/netns/NS\` instead`,
-    );
-  mkdirSync(pinDir, { recursive: true });
 }
 
 export type AttachOutcome = 'attached' | 'replaced' | 'reattached-defunct';

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { XdplbError } from '../errors.ts';
+import { ensureBpffsFor, ensurePinDir } from './bpffs.ts';
 import {
   ABI_VERSION,
   CONSTANTS,
@@ -98,6 +99,7 @@ export class DataPlane {
    * program: what `xdplb status` uses when no daemon runs.
    */
   static openPinned(pinDir: string): DataPlane {
+    ensureBpffsFor(pinDir);
     if (!existsSync(`${pinDir}/services`)) throw new XdplbError('NOT_ATTACHED', `nothing is pinned in ${pinDir}: is xdplb attached there?`);
     checkPinnedAbi(pinDir);
     const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, native.openPinnedMap(`${pinDir}/${n}`)])) as Record<MapName, NativeMap>;
@@ -129,7 +131,10 @@ export class DataPlane {
       maxDests: req.maxDests ?? DEFAULT_CAPACITIES.maxDests,
       maxFlows: req.maxFlows ?? DEFAULT_CAPACITIES.maxFlows,
     };
-    if (req.pinDir) checkPinnedAbi(req.pinDir);
+    if (req.pinDir) {
+      ensurePinDir(req.pinDir);
+      checkPinnedAbi(req.pinDir);
+    }
     const objectPath = req.objectPath ?? DEFAULT_OBJECT;
     const maglevSize = Buffer.alloc(4);
     maglevSize.writeUInt32LE(cap.maglevSize);

@@ -81,10 +81,28 @@ describe('exit codes', () => {
       const r = spawnSync('ip', ['netns', 'exec', ns, XDPLB, 'attach', '-c', join(dir, 'good.yaml'), '-i', 'lo', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-nobpffs'], { encoding: 'utf8', timeout: 30_000 });
       assert.equal(r.signal, null, 'it ends by itself (it used to spin in mkdir forever)');
       assert.equal(r.status, 1, r.stderr);
-      assert.match(r.stderr, /not on a bpffs.*nsenter/s);
+      assert.match(r.stderr, /not a bpffs.*mount namespace of its own.*nsenter/s);
     } finally {
       spawnSync('ip', ['netns', 'del', ns]);
     }
+  });
+
+  test('a fresh machine: with nothing at /sys/fs/bpf, status mounts the bpffs itself and says so', () => {
+    // A mount and pid namespace of its own, where /sys/fs/bpf is unmounted: its shell is pid 1, as init is on a machine.
+    const script = `while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done; XDPLB_LOG_FORMAT=json ${XDPLB} status --pin-dir /sys/fs/bpf/xdplb-cli-test-none; echo "rc=$?"; mountpoint /sys/fs/bpf; true`;
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /"component":"bpffs".*"msg":"mounted a bpffs/, 'the mount is logged');
+    assert.match(r.stdout, /rc=3\n/, 'then nothing is pinned there: exit 3');
+    assert.match(r.stdout, /\/sys\/fs\/bpf is a mountpoint/);
+  });
+
+  test('1: where a mount would be private to the process (a mount namespace of its own), it refuses', () => {
+    const script = `while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done; ${XDPLB} status --pin-dir /sys/fs/bpf/xdplb-cli-test-none; echo "rc=$?"; mountpoint /sys/fs/bpf; true`;
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.match(r.stdout, /rc=1\n/, r.stderr);
+    assert.match(r.stderr, /\/sys\/fs\/bpf is not a bpffs, and this process runs in a mount namespace of its own/);
+    assert.match(r.stdout, /is not a mountpoint/, 'nothing was mounted');
   });
 
   test('1: attach to an interface that does not exist', () => {

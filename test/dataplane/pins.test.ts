@@ -14,7 +14,6 @@ after(() => rmSync(PIN, { recursive: true, force: true }));
 
 test('a second load adopts the pinned maps, contents and counters', async () => {
   rmSync(PIN, { recursive: true, force: true });
-  (await import('node:fs')).mkdirSync(PIN, { recursive: true });
   const first = await DataPlane.load({ ...caps, pinDir: PIN });
   first.putDestInfo(5, { addr: Buffer.alloc(16, 1), family: 4, service: 3, weight: 7, configured: 'active', health: 'up' });
   const ids = first.mapIds();

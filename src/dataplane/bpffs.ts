@@ -1,0 +1,104 @@
+// The BPF filesystem that holds xdplb's pins. A fresh machine may have none
+// at /sys/fs/bpf: xdplb mounts it there itself (as cilium-agent does), in the
+// machine's mount namespace, where every later process sees it. In a mount
+// namespace of its own (`ip netns exec` makes one per command, with a fresh
+// /sys) a mount would vanish with the process, and with it the pins and the
+// attachment: there it refuses. Every command that reads or writes pins
+// comes through here.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { errorMessage, XdplbError } from '../errors.ts';
+import { component } from '../log.ts';
+
+export const BPFFS = '/sys/fs/bpf';
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+const log = component('bpffs');
+
+function isBpffs(path: string): boolean {
+  try {
+    return statfsSync(path).type === BPF_FS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** The id of the mount at / as process `pid` sees it (the topmost one), or null. */
+function rootMountId(pid: number | 'self'): string | null {
+  try {
+    const lines = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n');
+    return lines.filter((l) => l.split(' ')[4] === '/').at(-1)?.split(' ')[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether this process shares the mount namespace of pid 1 (the machine's,
+ * or its container's). Mount ids are unique machine-wide and a new mount
+ * namespace gets copies with new ids, so the ids of / tell; /proc/1/ns/mnt
+ * itself is not always readable, even by root.
+ */
+function inInitMountNamespace(): boolean {
+  const own = rootMountId('self');
+  return own !== null && own === rootMountId(1);
+}
+
+/** The nearest existing ancestor of path (or path itself). */
+function nearestExisting(path: string): string {
+  let p = path;
+  while (!existsSync(p)) p = dirname(p);
+  return p;
+}
+
+/**
+ * Makes sure a bpffs is mounted at /sys/fs/bpf, mounting one when it is not
+ * (logged). Refuses, naming the fix, where the mount would be private to this
+ * process. Returns whether it mounted one.
+ */
+export function ensureBpffs(): boolean {
+  if (isBpffs(BPFFS)) return false;
+  if (!inInitMountNamespace())
+    throw new XdplbError(
+      'BPFFS',
+      `${BPFFS} is not a bpffs, and this process runs in a mount namespace of its own, where a bpffs mounted now would vanish with it (and the pins and the attachment with it); under \`ip netns exec\`, which remounts /sys, use \`nsenter --net=/var/run/netns/NS\` instead, or mount it in the machine's namespace: mount -t bpf bpf ${BPFFS}`,
+    );
+  try {
+    execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    const e = err as { stderr?: Buffer };
+    throw new XdplbError('BPFFS', `${BPFFS} is not a bpffs, and mounting one failed: ${e.stderr?.toString().trim() || errorMessage(err)}`, [], { cause: err });
+  }
+  log.info({ path: BPFFS }, 'mounted a bpffs (none was mounted)');
+  return true;
+}
+
+/**
+ * Makes sure pinDir can hold pins: mounts the bpffs when pinDir is under
+ * /sys/fs/bpf, and refuses a directory that is not on a bpffs, naming it.
+ */
+export function ensureBpffsFor(pinDir: string): void {
+  if (pinDir === BPFFS || pinDir.startsWith(`${BPFFS}/`)) ensureBpffs();
+  const existing = nearestExisting(pinDir);
+  if (!isBpffs(existing)) throw new XdplbError('BPFFS', `${pinDir} is not on a bpffs (${existing} is not one): pins live on a bpffs, e.g. under ${BPFFS}`);
+}
+
+/**
+ * Makes the pin directory (and its parents), one level at a time: a level
+ * that cannot be made fails at once, naming it. (A recursive mkdirSync on a
+ * directory that is not a bpffs but refuses new entries with ENOENT, as a
+ * sysfs does, retries forever.)
+ */
+export function ensurePinDir(pinDir: string): void {
+  ensureBpffsFor(pinDir);
+  const missing: string[] = [];
+  for (let p = pinDir; !existsSync(p); p = dirname(p)) missing.unshift(p);
+  for (const p of missing) {
+    try {
+      mkdirSync(p, { mode: 0o700 });
+    } catch (err) {
+      throw new XdplbError('BPFFS', `cannot make the pin directory ${p}: ${errorMessage(err)}`, [], { cause: err });
+    }
+  }
+}
