@@ -103,16 +103,8 @@ export class DataPlane {
     if (!existsSync(`${pinDir}/services`)) throw new XdplbError('NOT_ATTACHED', `nothing is pinned in ${pinDir}: is xdplb attached there?`);
     checkPinnedAbi(pinDir);
     const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, native.openPinnedMap(`${pinDir}/${n}`)])) as Record<MapName, NativeMap>;
-    const tables = maps.maglev_tables.nextKeys(null, 1);
-    let maglevSize = DEFAULT_CAPACITIES.maglevSize;
-    const first = tables.length ? maps.maglev_tables.lookup(tables[0]!) : null;
-    if (first) {
-      const inner = native.mapFromId(first.readUInt32LE(0));
-      maglevSize = inner.info().maxEntries;
-      inner.close();
-    }
     return new DataPlane(maps, null, {
-      maglevSize,
+      maglevSize: pinnedMaglevSize(maps) ?? DEFAULT_CAPACITIES.maglevSize,
       maxServices: maps.services.info().maxEntries,
       maxDests: maps.dests.info().maxEntries,
       maxFlows: maps.flows.info().maxEntries,
@@ -447,6 +439,26 @@ export function* allKeys(map: NativeMap, chunk = 4096): Generator<Buffer> {
 }
 
 /** Refuses pins written by another ABI version, before anything is touched. */
+/**
+ * The slots per table of a pinned data plane: the size of the first table a
+ * service has (the outer map does not record its inner maps' size). Null
+ * when no service has a table, where the size does not matter.
+ */
+function pinnedMaglevSize(maps: Record<MapName, NativeMap>): number | null {
+  for (const k of allKeys(maps.services)) {
+    const service = maps.services.lookup(k);
+    const table = service && maps.maglev_tables.lookup(u32Key(decodeService(service).id));
+    if (!table) continue;
+    const inner = native.mapFromId(table.readUInt32LE(0));
+    try {
+      return inner.info().maxEntries;
+    } finally {
+      inner.close();
+    }
+  }
+  return null;
+}
+
 function checkPinnedAbi(pinDir: string): void {
   const path = `${pinDir}/xdplb_abi`;
   if (!existsSync(path)) return;

@@ -39,3 +39,15 @@ test('pins of another ABI version are refused with a migration hint, and nothing
   assert.throws(() => DataPlane.openPinned(PIN), (e: XdplbError) => e.code === 'ABI_MISMATCH', 'status refuses too');
   dests.close();
 });
+
+test('status from the pins reads the table size they were made with (not the default)', async () => {
+  rmSync(PIN, { recursive: true, force: true });
+  const dp = await DataPlane.load({ ...caps, pinDir: PIN });
+  const dest = new Uint32Array(caps.maglevSize).map((_, i) => (i % 2 ? 7 : 8));
+  dp.putTable(3, dest, new Uint32Array(caps.maglevSize));
+  dp.putServiceIndexed({ addr: Buffer.from([10, 240, 0, 201, ...Array(12).fill(0)]), family: 4, proto: 6, port: 80 }, { id: 3, seed: 1, flags: 0 }, 3);
+  const pinned = DataPlane.openPinned(PIN);
+  assert.equal(pinned.capacities.maglevSize, caps.maglevSize, 'the size of the pinned tables');
+  const shares = pinned.tableShares(3);
+  assert.equal((shares.get(7) ?? 0) + (shares.get(8) ?? 0), caps.maglevSize, 'every slot counted once');
+});
