@@ -1,6 +1,8 @@
 // Health checks of every backend of every service that asks for them: one
 // timer each, started at a random point of the first interval so checks do
 // not fire in lock step. A transition logs one line and asks for a reconcile.
+// A check never stops and never rejects: whatever throws in one run (a
+// probe, a callback) is logged and counted, and the next run is scheduled.
 import type { Config, ServiceConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { HealthCheckView } from '../metrics/metrics.ts';
@@ -29,6 +31,7 @@ export class HealthChecker {
   private readonly onChange: (service: string) => void;
   private readonly onProbe: (check: string, result: ProbeResult) => void;
   private readonly log: Logger;
+  private runErrors = 0;
 
   /** onChange: a verdict of one of the service's backends changed; onProbe: every probe's outcome (for metrics). */
   constructor(onChange: (service: string) => void, log: Logger, onProbe: (check: string, result: ProbeResult) => void = () => undefined) {
@@ -68,11 +71,29 @@ export class HealthChecker {
     for (const name of this.lastHealthy.keys()) if (!this.services.has(name)) this.lastHealthy.delete(name);
   }
 
+  /** One probe of a check, its verdict, the next run. Never rejects. */
   private async run(id: string): Promise<void> {
     const c = this.checks.get(id);
     const s = c && this.services.get(c.service);
     if (!c || !s || s.healthCheck.type === 'none') return;
     const hc = s.healthCheck;
+    try {
+      await this.probe(id, c, s);
+    } catch (err) {
+      this.runErrors++;
+      try {
+        this.log.error({ service: c.service, backend: c.address, check: hc.type, err, runErrors: this.runErrors }, 'health check run failed; the check goes on');
+      } catch {
+        // a logger that throws has nowhere to say so; the count above still does
+      }
+    } finally {
+      if (this.checks.get(id) === c) c.timer = setTimeout(() => void this.run(id), hc.interval);
+    }
+  }
+
+  private async probe(id: string, c: Check, s: ServiceConfig): Promise<void> {
+    const hc = s.healthCheck;
+    if (hc.type === 'none') return;
     const port = hc.port ?? s.port;
     const result =
       hc.type === 'tcp'
@@ -89,7 +110,11 @@ export class HealthChecker {
       this.log.warn({ service: c.service, backend: c.address, health: state.up ? 'up' : 'down', check: hc.type, detail: result.detail }, `backend ${state.up ? 'up' : 'down'}`);
       this.onChange(c.service);
     }
-    c.timer = setTimeout(() => void this.run(id), hc.interval);
+  }
+
+  /** Runs that threw (a bug, not a backend's failure), since the start: each is logged. */
+  errors(): number {
+    return this.runErrors;
   }
 
   /** The health check's verdict alone ('none' where there is no check). */

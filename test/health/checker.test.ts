@@ -1,16 +1,28 @@
 // The checker with real TCP probes on 127.0.0.1: backends whose port is
-// closed go down, and the all-down policy decides what stays in.
+// closed go down, the all-down policy decides what stays in, and nothing a
+// run throws stops a check or escapes it.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { pino } from 'pino';
 import { validateConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/schema.ts';
 import { HealthChecker } from '../../src/health/checker.ts';
-import { log } from '../../src/log.ts';
+import { log, type Logger } from '../../src/log.ts';
 import { mustParseIp } from '../../src/model/address.ts';
 
 async function settle(ms: number) {
   await new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * A validated config whose backends are moved to 127.0.0.x: the schema
+ * refuses loopback backends (the data plane cannot send a flow there), the
+ * checker probes whatever address it is given.
+ */
+function onLoopback(config: Config): Config {
+  return { ...config, services: config.services.map((s) => ({ ...s, backends: s.backends.map((b, i) => ({ ...b, address: `127.0.0.${i + 1}` })) })) };
 }
 
 test('a backend with a closed port goes down; all down: keep-last keeps the last healthy set, remove keeps none', async () => {
@@ -18,18 +30,18 @@ test('a backend with a closed port goes down; all down: keep-last keeps the last
   await new Promise((r) => open.once('listening', r));
   const port = (open.address() as AddressInfo).port;
   const config = (allDown: string) =>
-    validateConfig({
+    onLoopback(validateConfig({
       services: [
         {
           name: 'web',
           vip: '10.240.0.201',
           port,
           allDown,
-          backends: [{ address: '127.0.0.1' }, { address: '127.0.0.2' }],
+          backends: [{ address: '10.240.0.101' }, { address: '10.240.0.102' }],
           healthCheck: { type: 'tcp', interval: '100ms', timeout: '50ms', rise: 1, fall: 1 },
         },
       ],
-    });
+    }));
   let changes = 0;
   const checker = new HealthChecker(() => changes++, log);
   try {
@@ -55,5 +67,86 @@ test('a backend with a closed port goes down; all down: keep-last keeps the last
   } finally {
     checker.stop();
     open.close();
+  }
+});
+
+/** Rejections no one handled while fn ran (the daemon would die of the first). */
+async function unhandledDuring(fn: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const record = (reason: unknown) => seen.push(reason);
+  process.on('unhandledRejection', record);
+  try {
+    await fn();
+    await settle(50);
+  } finally {
+    process.off('unhandledRejection', record);
+  }
+  return seen;
+}
+
+/** A logger that keeps its lines. */
+function recordingLog(): { logger: Logger; lines: () => { msg: string; runErrors?: number; service?: string }[] } {
+  const out: string[] = [];
+  const logger = pino({ level: 'info', base: undefined }, { write: (line: string) => void out.push(line) });
+  return { logger, lines: () => out.map((l) => JSON.parse(l) as { msg: string }) };
+}
+
+test('a probe Node refuses to start fails the backend; nothing escapes the checker', async () => {
+  const open = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => open.once('listening', r));
+  const port = (open.address() as AddressInfo).port;
+  const valid = onLoopback(validateConfig({ services: [{ name: 'web', vip: '10.240.0.201', port, backends: [{ address: '10.240.0.101' }], healthCheck: { type: 'http', interval: '100ms', timeout: '50ms', rise: 1, fall: 1 } }] }));
+  // what the schema now refuses, as a config that got past an older one would have it
+  const svc = valid.services[0]!;
+  const config: Config = { ...valid, services: [{ ...svc, healthCheck: { ...svc.healthCheck, path: '/health check' } as typeof svc.healthCheck }] };
+  const probes: string[] = [];
+  const checker = new HealthChecker(() => undefined, log, (_check, r) => probes.push(r.detail));
+  try {
+    const unhandled = await unhandledDuring(async () => {
+      checker.sync(config);
+      await settle(350);
+    });
+    assert.deepEqual(unhandled, [], 'no rejection escaped');
+    assert.equal(checker.health('web', mustParseIp('127.0.0.1')), 'down');
+    assert.ok(probes.length >= 2, `the check went on (${probes.length} probes)`);
+    assert.match(probes[0]!, /^probe not started: ERR_UNESCAPED_CHARACTERS/);
+    assert.equal(checker.errors(), 0, 'a failed probe is no error of the checker');
+  } finally {
+    checker.stop();
+    open.close();
+  }
+});
+
+test('a run that throws is logged and counted, the check goes on, no rejection escapes', async () => {
+  const config = onLoopback(validateConfig({ services: [{ name: 'web', vip: '10.240.0.201', port: 1, backends: [{ address: '10.240.0.101' }], healthCheck: { type: 'tcp', interval: '100ms', timeout: '50ms', rise: 1, fall: 1 } }] }));
+  const { logger, lines } = recordingLog();
+  let probes = 0;
+  let changes = 0;
+  const checker = new HealthChecker(
+    () => {
+      changes++;
+      throw new Error('reconcile exploded');
+    },
+    logger,
+    () => {
+      probes++;
+      if (probes === 1) throw new Error('metrics exploded');
+    },
+  );
+  try {
+    const unhandled = await unhandledDuring(async () => {
+      checker.sync(config);
+      await settle(450);
+    });
+    assert.deepEqual(unhandled, [], 'no rejection escaped');
+    assert.ok(probes >= 3, `the check went on after its callbacks threw (${probes} probes)`);
+    assert.equal(changes, 1, 'the verdict changed once (down), and stays down');
+    assert.equal(checker.health('web', mustParseIp('127.0.0.1')), 'down');
+    assert.equal(checker.errors(), 2, 'onProbe once, onChange once');
+    const failed = lines().filter((l) => l.msg === 'health check run failed; the check goes on');
+    assert.equal(failed.length, 2, JSON.stringify(lines()));
+    assert.deepEqual(failed.map((l) => [l.service, l.runErrors]), [['web', 1], ['web', 2]]);
+  } finally {
+    checker.stop();
   }
 });

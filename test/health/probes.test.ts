@@ -1,5 +1,5 @@
 // Health-check probes against real servers on 127.0.0.1, and the rise/fall
-// state machine.
+// state machine. A probe never throws and never rejects.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -114,4 +114,29 @@ describe('probes', () => {
     assert.equal(r.ok, false);
     assert.ok(Date.now() - started < 1500, 'gave up near the timeout');
   });
+
+  test('what Node refuses to even start is a failed probe that names the error, not a throw or a rejection', async () => {
+    const http = (over: Partial<Parameters<typeof httpProbe>[0]>) => httpProbe({ ...base, scheme: 'http', port: httpPort, ...over });
+    const cases: [string, () => Promise<{ ok: boolean; detail: string }>, RegExp][] = [
+      ['a space in the path', () => http({ path: '/health check' }), /^probe not started: ERR_UNESCAPED_CHARACTERS: /],
+      ['a control character in the path', () => http({ path: '/a\u0007' }), /^probe not started: ERR_UNESCAPED_CHARACTERS: /],
+      ['a control character in the Host header', () => http({ hostHeader: 'x\u0007y' }), /^probe not started: ERR_INVALID_CHAR: .*host/],
+      ['a port out of range (http)', () => http({ port: 70000 }), /^probe not started: ERR_SOCKET_BAD_PORT: /],
+      ['a port out of range (https)', () => httpProbe({ ...base, scheme: 'https', port: -1 }), /^probe not started: ERR_SOCKET_BAD_PORT: /],
+      ['an expectation that is not one', () => http({ expect: undefined as unknown as string }), /^probe not started: /],
+      ['a port out of range (tcp)', () => tcpProbe('127.0.0.1', 70000, 1000), /^probe not started: ERR_SOCKET_BAD_PORT: /],
+      ['a host that is not a string (tcp)', () => tcpProbe(42 as unknown as string, httpPort, 1000), /^probe not started: ERR_INVALID_ARG_TYPE: /],
+    ];
+    for (const [what, probe, detail] of cases) {
+      let r: { ok: boolean; detail: string };
+      try {
+        r = await probe();
+      } catch (err) {
+        assert.fail(`${what}: the probe threw or rejected: ${String(err)}`);
+      }
+      assert.equal(r.ok, false, what);
+      assert.match(r.detail, detail, what);
+    }
+  });
 });
+
