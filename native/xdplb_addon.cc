@@ -17,6 +17,8 @@
 #include <linux/if_link.h>
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -982,7 +984,31 @@ Napi::Value InterfaceInfo(const Napi::CallbackInfo &info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("ifindex", idx);
   o.Set("mac", Copy(env, ifr.ifr_hwaddr.sa_data, 6));
+  o.Set("hardwareType", ifr.ifr_hwaddr.sa_family); // ARPHRD_*: 1 Ethernet, 772 loopback
   return o;
+}
+
+// ---- locks ---------------------------------------------------------------------
+
+// lockFile(path) -> fd: an exclusive flock on path (made 0600 if missing),
+// held until unlockFile(fd) or the process ends (the kernel drops it then,
+// however the process died). EWOULDBLOCK when another process holds it.
+Napi::Value LockFile(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw SystemError(env, errno, "open", path);
+  if (flock(fd, LOCK_EX | LOCK_NB)) {
+    int err = errno;
+    close(fd);
+    throw SystemError(env, err, "flock", path);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value UnlockFile(const Napi::CallbackInfo &info) {
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
 }
 
 // ---- netlink -------------------------------------------------------------------
@@ -1172,6 +1198,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readArrayMap", Napi::Function::New<Exported<ReadArrayMap>>(env));
   exports.Set("patchArrayMap", Napi::Function::New<Exported<PatchArrayMap>>(env));
   exports.Set("interfaceInfo", Napi::Function::New<Exported<InterfaceInfo>>(env));
+  exports.Set("lockFile", Napi::Function::New<Exported<LockFile>>(env));
+  exports.Set("unlockFile", Napi::Function::New<Exported<UnlockFile>>(env));
   exports.Set("setLogger", Napi::Function::New<Exported<SetLogger>>(env));
   exports.Set("listInterfaces", Napi::Function::New<Exported<ListInterfaces>>(env));
   exports.Set("neighbours", Napi::Function::New<Exported<Neighbours>>(env));

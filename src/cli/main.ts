@@ -2,16 +2,22 @@
 // codes scripts can rely on (EXIT below).
 import { readdirSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { parseApiAddress } from '../config/address.ts';
 import { loadConfig } from '../config/load.ts';
-import { defaultPinDir, detachPins, PIN_ROOT } from '../dataplane/attach.ts';
-import { ensureBpffs } from '../dataplane/bpffs.ts';
+import { checkPinLayout, defaultPinDir, detachPins, pinnedLinkIfindex, PIN_ROOT } from '../dataplane/attach.ts';
+import { ensureBpffs, ensureBpffsFor } from '../dataplane/bpffs.ts';
 import { DataPlane } from '../dataplane/dataplane.ts';
 import { native } from '../dataplane/native.ts';
+import { formatApiAddress, type ApiAddress } from '../director/api.ts';
+import { ApiUnreachable, callApi } from '../director/api-client.ts';
 import { XdplbError, type ErrorCode } from '../errors.ts';
 import { log } from '../log.ts';
-import { mustParseIp, parseIp } from '../model/address.ts';
+import { ipSyntaxError, parseIp, unusableAddress } from '../model/address.ts';
+import { interfaceNameProblem, pinDirProblem } from '../model/names.ts';
 import { releaseVips } from '../net/vips.ts';
-import { configureRealserver, undoRealserver } from '../realserver/realserver.ts';
+import { PinDirLock } from '../director/lock.ts';
+import { runFile } from '../paths.ts';
+import { configureRealserver, undoRealserver, type RealserverResult } from '../realserver/realserver.ts';
 import { rates, readStatus, renderStatus, type DaemonState, type Status } from '../status/status.ts';
 import { VERSION } from '../version.ts';
 
@@ -37,9 +43,25 @@ function json(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x), 2);
 }
 
+/** A --pin-dir or -i given on the command line, checked (a bad one is a usage error, exit 2). */
+function checkedPinDir(opts: { interface?: string; pinDir?: string }): string | null {
+  if (opts.pinDir !== undefined) {
+    const problem = pinDirProblem(opts.pinDir);
+    if (problem) throw new XdplbError('USAGE', `--pin-dir: ${problem}`);
+    return opts.pinDir.replace(/(.)\/+$/, '$1');
+  }
+  if (opts.interface !== undefined) {
+    const problem = interfaceNameProblem(opts.interface);
+    if (problem) throw new XdplbError('USAGE', `-i ${JSON.stringify(opts.interface)}: ${problem}`);
+    return defaultPinDir(opts.interface);
+  }
+  return null;
+}
+
+/** The pin directory of the command: --pin-dir, -i, or the only one under /sys/fs/bpf/xdplb. */
 function pinDirFor(opts: { interface?: string; pinDir?: string }): string {
-  if (opts.pinDir) return opts.pinDir;
-  if (opts.interface) return defaultPinDir(opts.interface);
+  const given = checkedPinDir(opts);
+  if (given) return given;
   ensureBpffs();
   let dirs: string[] = [];
   try {
@@ -52,31 +74,34 @@ function pinDirFor(opts: { interface?: string; pinDir?: string }): string {
   throw new XdplbError('USAGE', `xdplb is attached to several interfaces (${dirs.join(', ')}): say which with -i IFACE`);
 }
 
+/** Where the daemon's local API is: --api (a socket path or HOST:PORT), else the socket of its pin directory. */
+function apiFor(api: string | undefined, pinDir: () => string): ApiAddress {
+  if (api === undefined) return { kind: 'unix', path: runFile(pinDir(), 'api.sock') };
+  const address = parseApiAddress(api);
+  if (typeof address === 'string') throw new XdplbError('USAGE', `--api: ${address}`);
+  return address;
+}
+
+const API_HELP = 'a socket path or HOST:PORT (apiAddress in its config; default: the socket of its pin directory)';
+
 /** The daemon's state when one answers at `api` for these pins, else null. */
-async function daemonState(api: string, pinDir: string): Promise<DaemonState | null> {
+async function daemonState(api: ApiAddress, pinDir: string): Promise<DaemonState | null> {
   try {
-    const res = await fetch(`http://${api}/v1/state`, { signal: AbortSignal.timeout(1000) });
-    const st = (await res.json()) as DaemonState;
-    return res.ok && st.pinDir === pinDir ? st : null;
+    const res = await callApi(api, 'GET', '/v1/state', undefined, 5000);
+    const st = res.body as DaemonState | null;
+    return res.status === 200 && st?.pinDir === pinDir ? st : null;
   } catch {
     return null;
   }
 }
 
-/** The daemon answering at `api`, if any (a cheap question, 1 s at most). */
-async function runningDaemon(api: string): Promise<{ pid: number; pinDir: string; configPath: string } | null> {
-  try {
-    const res = await fetch(`http://${api}/v1/daemon`, { signal: AbortSignal.timeout(1000) });
-    return res.ok ? ((await res.json()) as { pid: number; pinDir: string; configPath: string }) : null;
-  } catch {
-    return null;
-  }
-}
-
-async function statusCommand(opts: { interface?: string; pinDir?: string; api: string; stats?: boolean; rate?: boolean; json?: boolean; watch?: string | boolean }): Promise<void> {
+async function statusCommand(opts: { interface?: string; pinDir?: string; api?: string; stats?: boolean; rate?: boolean; json?: boolean; watch?: string | boolean }): Promise<void> {
+  const every = typeof opts.watch === 'string' ? Number(opts.watch) : 2;
+  if (!(every >= 1 && every <= 3600)) throw new XdplbError('USAGE', `--watch takes 1 to 3600 seconds, got ${opts.watch}`);
   const pinDir = pinDirFor(opts);
+  const api = apiFor(opts.api, () => pinDir);
   const dp = DataPlane.openPinned(pinDir);
-  const read = async (): Promise<Status> => (await daemonState(opts.api, pinDir)) ?? readStatus(dp, pinDir);
+  const read = async (): Promise<Status> => (await daemonState(api, pinDir)) ?? readStatus(dp, pinDir);
   const once = async (): Promise<string> => {
     if (opts.rate || opts.watch) {
       const a = await read();
@@ -91,8 +116,6 @@ async function statusCommand(opts: { interface?: string; pinDir?: string; api: s
     process.stdout.write(`${await once()}\n`);
     return;
   }
-  const every = typeof opts.watch === 'string' ? Number(opts.watch) : 2;
-  if (!(every > 0)) throw new XdplbError('USAGE', `--watch takes seconds > 0, got ${opts.watch}`);
   let running = true;
   process.once('SIGINT', () => (running = false));
   while (running) {
@@ -112,7 +135,7 @@ export function buildProgram(): Command {
   program
     .command('attach')
     .description('run the director: load or adopt the data plane, attach it, apply the config, keep it current')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
+    .option('-c, --config <file>', 'configuration file (YAML or JSON), required') // checked in the action: an unknown option is named first
     .option('-i, --interface <iface>', 'NIC to attach to (overrides the config)')
     .addOption(new Option('--mode <mode>', 'XDP mode (overrides the config; default native)').choices(['native', 'generic']))
     .option('--metrics-address <host:port>', 'where /metrics, /healthz, /readyz listen (default 127.0.0.1:9842)')
@@ -130,9 +153,36 @@ Example:
   xdplb attach -i eth1 -c /etc/xdplb/config.yaml --mode native
 ${EXIT_HELP}`,
     )
-    .action(async (opts: { config: string; interface?: string; mode?: string; metricsAddress?: string; metricsPerBackend: boolean; pinDir?: string; detachOnExit?: boolean; object?: string }) => {
+    .action(async (opts: { config?: string; interface?: string; mode?: string; metricsAddress?: string; metricsPerBackend: boolean; pinDir?: string; detachOnExit?: boolean; object?: string }) => {
+      if (opts.config === undefined) throw new XdplbError('USAGE', "attach needs a configuration: -c FILE (see xdplb attach --help)");
       const { Director } = await import('../director/director.ts');
-      const d = await Director.start({
+      const { guardProcess } = await import('../director/guards.ts');
+      guardProcess(log);
+      // Signals that arrive during start-up wait for it: a stop then stops what was started, a reload re-reads.
+      let director: Awaited<ReturnType<typeof Director.start>> | null = null;
+      let stopping: Promise<void> | null = null;
+      let reloadWanted = false;
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log.info({ signal, starting: director === null }, 'stopping');
+          stopping ??= (async () => {
+            await started.catch(() => undefined);
+            await director?.stop();
+            resolve();
+          })();
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.on('SIGHUP', () => {
+          if (stopping) log.info('SIGHUP while stopping: ignored');
+          else if (director) void director.reload('SIGHUP');
+          else {
+            reloadWanted = true;
+            log.info('SIGHUP during start-up: the configuration is read again once start-up is complete');
+          }
+        });
+      });
+      const started = Director.start({
         configPath: opts.config,
         // commander defaults a --no- flag to true: only an explicit flag overrides the config
         overrides: { interface: opts.interface, mode: opts.mode, metricsAddress: opts.metricsAddress, metricsPerBackend: opts.metricsPerBackend ? undefined : false },
@@ -140,15 +190,9 @@ ${EXIT_HELP}`,
         ...(opts.pinDir ? { pinDir: opts.pinDir } : {}),
         ...(opts.object ? { objectPath: opts.object } : {}),
       });
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          log.info({ signal }, 'stopping');
-          void d.stop().then(resolve);
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.on('SIGHUP', () => void d.reload('SIGHUP'));
-      });
+      director = await started;
+      if (reloadWanted && !stopping) void director.reload('SIGHUP during start-up');
+      await stopped;
     });
 
   program
@@ -157,26 +201,43 @@ ${EXIT_HELP}`,
     .option('-i, --interface <iface>', 'the NIC xdplb is attached to')
     .option('--pin-dir <dir>', `bpffs directory of the pins (default ${PIN_ROOT}/IFACE)`)
     .option('--json', 'print what was removed as JSON')
-    .option('--api <host:port>', "where a running daemon would answer (apiAddress in the config)", '127.0.0.1:9843')
     .option('--force', 'detach even while a daemon runs on these pins')
-    .addHelpText('after', `\nStop the daemon first (or start it with --detach-on-exit): detach refuses while a daemon\nanswers for the same pins, unless --force. Detaching nothing is not an error.\n\nExample:\n  xdplb detach -i eth1\n${EXIT_HELP}`)
-    .action(async (opts: { interface?: string; pinDir?: string; json?: boolean; api: string; force?: boolean }) => {
+    .addHelpText(
+      'after',
+      `\nStop the daemon first (or start it with --detach-on-exit): detach refuses while a daemon holds
+the pin directory's lock, unless --force. It removes only an xdplb pin layout on a bpffs, and the
+VIPs xdplb recorded adding, from the NIC it added them to. Detaching nothing is not an error.
+
+Example:
+  xdplb detach -i eth1
+${EXIT_HELP}`,
+    )
+    .action((opts: { interface?: string; pinDir?: string; json?: boolean; force?: boolean }) => {
       const pinDir = pinDirFor(opts);
-      const running = await runningDaemon(opts.api);
-      if (running && running.pinDir === pinDir && !opts.force)
-        throw new XdplbError('DAEMON', `a daemon (pid ${running.pid}, config ${running.configPath}) runs on ${pinDir}: stop it first (it keeps forwarding), or use --force`);
-      let ifindex: number | null = null;
-      if (opts.interface) {
-        try {
-          ifindex = native.interfaceInfo(opts.interface).ifindex;
-        } catch {
-          ifindex = null; // the interface is gone: only pins and records remain
+      ensureBpffsFor(pinDir);
+      const taken = PinDirLock.tryAcquire(pinDir, 'detach');
+      if ('holder' in taken && !opts.force)
+        throw new XdplbError('DAEMON', `${taken.holder ? `a daemon (pid ${taken.holder.pid}, ${taken.holder.what})` : 'another xdplb process'} holds ${pinDir}: stop it first (the data plane keeps forwarding), or use --force`);
+      try {
+        checkPinLayout(pinDir); // before anything is removed
+        const pinnedIfindex = pinnedLinkIfindex(pinDir);
+        let named: number | null = null; // the ifindex of -i, while it exists
+        if (opts.interface !== undefined) {
+          try {
+            named = native.interfaceInfo(opts.interface).ifindex;
+          } catch {
+            /* gone: only the pins and records remain */
+          }
         }
+        if (named !== null && pinnedIfindex && named !== pinnedIfindex)
+          throw new XdplbError('USAGE', `${pinDir} holds the attachment of ifindex ${pinnedIfindex}, not of ${opts.interface} (ifindex ${named}): nothing was removed`);
+        const vips = releaseVips(pinDir, pinnedIfindex ?? named);
+        const removed = detachPins(pinDir);
+        const result = { pinDir, detached: removed, vipsRemoved: vips };
+        process.stdout.write(opts.json ? `${json(result)}\n` : removed ? `detached ${pinDir}; VIPs removed: ${vips.join(', ') || 'none'}\n` : `nothing attached at ${pinDir}\n`);
+      } finally {
+        if ('lock' in taken) taken.lock.release();
       }
-      const vips = releaseVips(pinDir, ifindex);
-      const removed = detachPins(pinDir);
-      const result = { pinDir, detached: removed, vipsRemoved: vips };
-      process.stdout.write(opts.json ? `${json(result)}\n` : removed ? `detached ${pinDir}; VIPs removed: ${vips.join(', ') || 'none'}\n` : `nothing attached at ${pinDir}\n`);
     });
 
   program
@@ -188,7 +249,7 @@ ${EXIT_HELP}`,
     .option('--rate', 'per-second rates over one second instead of totals')
     .option('--json', 'machine-readable output')
     .option('--watch [seconds]', 'refresh every few seconds (rates), until Ctrl-C')
-    .option('--api <host:port>', "a running daemon's local API, asked first", '127.0.0.1:9843')
+    .option('--api <socket|host:port>', `a running daemon's local API, asked first: ${API_HELP}`)
     .addHelpText('after', `\nAsks the running daemon (which adds its last reload result and overrides); with no daemon it reads the pinned
 maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n  xdplb status --json | jq '.services[].backends[].packets'\n${EXIT_HELP}`)
     .action(statusCommand);
@@ -197,15 +258,23 @@ maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n 
     .command('realserver')
     .description('prepare this host as a backend: VIPs on lo, arp_ignore=1, arp_announce=2, loose rp_filter')
     .option('--vip <address...>', 'VIP(s) this host serves')
-    .option('--undo', 'remove the VIPs and restore the sysctls xdplb changed')
+    .option('--undo', 'remove the VIPs xdplb added (only those of --vip, when given) and, once none is left, restore the sysctls it changed')
     .option('--json', 'print what changed as JSON')
-    .addHelpText('after', `\nIdempotent: running it twice changes nothing the second time.\n\nExample:\n  xdplb realserver --vip 10.240.0.201 2001:db8::201\n  xdplb realserver --undo\n${EXIT_HELP}`)
+    .addHelpText('after', `\nIdempotent: running it twice changes nothing the second time. What it changed is recorded per\nnetwork namespace; --undo reverts only that.\n\nExample:\n  xdplb realserver --vip 10.240.0.201 2001:db8::201\n  xdplb realserver --undo\n${EXIT_HELP}`)
     .action((opts: { vip?: string[]; undo?: boolean; json?: boolean }) => {
       if (!opts.undo && !opts.vip?.length) throw new XdplbError('USAGE', 'give --vip ADDRESS... (or --undo)');
-      const bad = (opts.vip ?? []).filter((v) => !parseIp(v));
-      if (bad.length) throw new XdplbError('USAGE', `not an IP address: ${bad.join(', ')}`);
-      const r = opts.undo ? undoRealserver() : configureRealserver((opts.vip ?? []).map(mustParseIp));
-      process.stdout.write(opts.json ? `${json(r)}\n` : `${opts.undo ? 'undone' : 'configured'}: VIPs added ${r.vipsAdded.join(', ') || 'none'}, removed ${r.vipsRemoved.join(', ') || 'none'}; sysctls ${json(r.sysctls)}\n`);
+      const vips = (opts.vip ?? []).map((text) => {
+        const ip = parseIp(text);
+        if (!ip) throw new XdplbError('USAGE', `--vip ${text}: not ${ipSyntaxError(text)}`);
+        const why = unusableAddress(ip);
+        if (why) throw new XdplbError('USAGE', `--vip ${why}: it cannot be a VIP`);
+        return ip;
+      });
+      const r: RealserverResult & { notAdded?: string[] } = opts.undo ? undoRealserver(opts.vip ? vips : undefined) : configureRealserver(vips);
+      const notOurs = r.notAdded?.length ? `; not added by xdplb, left alone: ${r.notAdded.join(', ')}` : '';
+      process.stdout.write(
+        opts.json ? `${json(r)}\n` : `${opts.undo ? 'undone' : 'configured'}: VIPs added ${r.vipsAdded.join(', ') || 'none'}, removed ${r.vipsRemoved.join(', ') || 'none'}${notOurs}; sysctls ${json(r.sysctls)}\n`,
+      );
     });
 
   program
@@ -214,7 +283,9 @@ maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n 
     .argument('<action>', 'drain | undrain | remove')
     .argument('<service>', 'service name')
     .argument('<address>', 'backend address')
-    .option('--api <host:port>', "the daemon's local API (apiAddress in the config)", '127.0.0.1:9843')
+    .option('-i, --interface <iface>', "the NIC the daemon is attached to, to find its API socket (default: the only one)")
+    .option('--pin-dir <dir>', "bpffs directory of the daemon's pins, to find its API socket")
+    .option('--api <socket|host:port>', `the daemon's local API: ${API_HELP}`)
     .addHelpText(
       'after',
       `\ndrain keeps the backend's established flows and sends it no new ones (status --stats shows the flows it
@@ -225,17 +296,22 @@ Example:
   xdplb backend drain web 10.240.0.101
 ${EXIT_HELP}`,
     )
-    .action(async (action: string, service: string, address: string, opts: { api: string }) => {
+    .action(async (action: string, service: string, address: string, opts: { interface?: string; pinDir?: string; api?: string }) => {
       if (!['drain', 'undrain', 'remove'].includes(action)) throw new XdplbError('USAGE', `action must be drain, undrain or remove, not ${action}`);
       if (!parseIp(address)) throw new XdplbError('USAGE', `not an IP address: ${address}`);
-      let res: Response;
+      const api = apiFor(opts.api, () => pinDirFor(opts));
+      const where = formatApiAddress(api);
+      let res: { status: number; body: unknown };
       try {
-        res = await fetch(`http://${opts.api}/v1/backends/${action}`, { method: 'POST', body: JSON.stringify({ service, address }) });
+        // a reconcile of a large service can take a while: a short deadline would report a done change as failed
+        res = await callApi(api, 'POST', `/v1/backends/${action}`, { service, address }, 30_000);
       } catch (err) {
-        throw new XdplbError('DAEMON', `no daemon answers at ${opts.api}: ${(err as Error).cause ?? (err as Error).message}`);
+        if (!(err instanceof ApiUnreachable)) throw new XdplbError('DAEMON', `the daemon at ${where}: ${(err as Error).message}`);
+        if (err.code === 'EACCES') throw new XdplbError('DAEMON', `cannot reach the daemon at ${where}: permission denied (its API socket is for root only)`);
+        throw new XdplbError('DAEMON', `no daemon answers at ${where}: ${err.message}`);
       }
-      const body = (await res.json()) as { error?: string };
-      if (!res.ok) throw new XdplbError('USAGE', body.error ?? `HTTP ${res.status}`);
+      const error = (res.body as { error?: unknown } | null)?.error;
+      if (res.status !== 200) throw new XdplbError('DAEMON', `${action} ${service} ${address} refused: ${typeof error === 'string' ? error : `HTTP ${res.status}`}`);
       process.stdout.write(`${action}: ${service} ${address}\n`);
     });
 
@@ -299,7 +375,8 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      // help asked for: 0; help shown because a subcommand is missing (`xdplb config`): bad usage
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return EXIT.usage;
     }
     if (err instanceof XdplbError) {

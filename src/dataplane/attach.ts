@@ -2,9 +2,10 @@
 // on replace the program atomically (bpf_link_update) so that a restart or
 // an upgrade never leaves the NIC without a program, nor the maps without
 // their contents.
-import { existsSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { XdplbError } from '../errors.ts';
-import type { DataPlane } from './dataplane.ts';
+import { ensureBpffsFor } from './bpffs.ts';
+import { MAP_NAMES, type DataPlane } from './dataplane.ts';
 import { native, type NativeLink } from './native.ts';
 
 export const PIN_ROOT = '/sys/fs/bpf/xdplb';
@@ -59,9 +60,42 @@ export async function attachOrReplace(dp: DataPlane, pinDir: string, ifindex: nu
   return { link, outcome };
 }
 
-/** Removes the attachment and every pin; true if anything was there. */
+/** The ifindex of the attachment pinned in pinDir (0: defunct), or null when none is pinned. */
+export function pinnedLinkIfindex(pinDir: string): number | null {
+  const path = linkPath(pinDir);
+  if (!existsSync(path)) return null;
+  const link = native.openPinnedLink(path);
+  try {
+    return link.info().ifindex;
+  } finally {
+    link.close();
+  }
+}
+
+const PIN_NAMES: ReadonlySet<string> = new Set([...MAP_NAMES, 'link']);
+
+/**
+ * Refuses (USAGE) a directory that is not an xdplb pin layout on a bpffs: it
+ * must hold xdplb's ABI pin and nothing but xdplb's pins. A missing or empty
+ * directory passes (nothing to remove).
+ */
+export function checkPinLayout(pinDir: string): void {
+  if (!existsSync(pinDir)) return;
+  ensureBpffsFor(pinDir);
+  const entries = readdirSync(pinDir);
+  if (entries.length === 0) return;
+  const foreign = entries.filter((e) => !PIN_NAMES.has(e));
+  if (foreign.length > 0 || !entries.includes('xdplb_abi'))
+    throw new XdplbError(
+      'USAGE',
+      `${pinDir} is not an xdplb pin directory (${foreign.length ? `it holds ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}` : 'no xdplb_abi pin'}): nothing was removed`,
+    );
+}
+
+/** Removes the attachment and the pins of an xdplb pin layout (checked first); true if anything was there. */
 export function detachPins(pinDir: string): boolean {
-  if (!existsSync(pinDir)) return false;
+  checkPinLayout(pinDir);
+  if (!existsSync(pinDir) || readdirSync(pinDir).length === 0) return false;
   const path = linkPath(pinDir);
   if (existsSync(path)) {
     const link = native.openPinnedLink(path);
@@ -72,6 +106,6 @@ export function detachPins(pinDir: string): boolean {
     }
   }
   for (const f of readdirSync(pinDir)) unlinkSync(`${pinDir}/${f}`);
-  rmSync(pinDir, { recursive: true, force: true });
+  rmdirSync(pinDir);
   return true;
 }

@@ -59,7 +59,8 @@ export interface LoadRequest extends Partial<Capacities> {
   pinDir?: string;
 }
 
-const MAP_NAMES = [
+/** The maps, each pinned under its name in the pin directory. */
+export const MAP_NAMES = [
   'xdplb_abi',
   'vip_filter',
   'service_index',
@@ -216,6 +217,18 @@ export class DataPlane {
       if (v) out.push({ key: decodeServiceKey(k), value: decodeService(v) });
     }
     return out;
+  }
+
+  // ---- pins ----------------------------------------------------------------
+
+  /** The maps whose pins in pinDir are gone (removed under a running daemon). */
+  missingPins(pinDir: string): MapName[] {
+    return MAP_NAMES.filter((n) => !existsSync(`${pinDir}/${n}`));
+  }
+
+  /** Pins these maps in pinDir again. */
+  repin(pinDir: string, names: readonly MapName[]): void {
+    for (const n of names) this.maps[n].pin(`${pinDir}/${n}`);
   }
 
   // ---- Maglev tables ----------------------------------------------------

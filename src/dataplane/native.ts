@@ -113,7 +113,10 @@ export interface NativeAddon {
   /** Makes an mmapable array map equal to data, one atomic 8-byte store per differing word; returns how many. */
   patchArrayMap(map: NativeMap, data: Buffer): number;
   /** ifindex and MAC of an interface in this process's network namespace. */
-  interfaceInfo(name: string): { ifindex: number; mac: Buffer };
+  interfaceInfo(name: string): { ifindex: number; mac: Buffer; hardwareType: number };
+  /** An exclusive flock on path (made 0600 if missing), as an fd; EWOULDBLOCK when another process holds it. */
+  lockFile(path: string): number;
+  unlockFile(fd: number): void;
   listInterfaces(): string[];
   /** The neighbour table of an interface (addresses are 16 bytes, network order). */
   neighbours(ifindex: number): { family: 4 | 6; address: Buffer; mac: Buffer | null; state: number }[];

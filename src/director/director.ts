@@ -6,7 +6,7 @@ import { basename, dirname } from 'node:path';
 import { loadConfig, type ConfigOverrides } from '../config/load.ts';
 import type { Config, ServiceConfig } from '../config/schema.ts';
 import { CONSTANTS } from '../dataplane/abi.ts';
-import { attachOrReplace, defaultPinDir, detachPins } from '../dataplane/attach.ts';
+import { attachOrReplace, defaultPinDir, detachPins, linkPath } from '../dataplane/attach.ts';
 import { ensurePinDir } from '../dataplane/bpffs.ts';
 import { DataPlane } from '../dataplane/dataplane.ts';
 import { native, type NativeLink } from '../dataplane/native.ts';
@@ -18,6 +18,7 @@ import type { Server } from 'node:http';
 import { HealthChecker } from '../health/checker.ts';
 import { readStatus, type DaemonState } from '../status/status.ts';
 import { startApi } from './api.ts';
+import { PinDirLock } from './lock.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { startMetricsServer } from '../metrics/server.ts';
 import { VERSION } from '../version.ts';
@@ -82,11 +83,18 @@ export class Director {
   private want: { config: Config; desired: Desired } | null = null;
   private serviceIndex: { config: Config; byName: Map<string, ServiceConfig>; byBackend: Map<string, string[]> } | null = null;
   private stopped = false;
+  /** This daemon's hold on its pin directory (one daemon per pin directory). */
+  private readonly lock: PinDirLock;
+  /** Whether the data plane was found pinned at start (a restart or an upgrade). */
+  private adopting = false;
+  /** False while pins removed under the daemon could not be made again. */
+  private pinsIntact = true;
   /** inode, size and mtime of the config file when last seen (see watchConfig). */
   private configStamp = '';
 
-  private constructor(options: DirectorOptions, config: Config, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane) {
+  private constructor(options: DirectorOptions, config: Config, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
     this.options = options;
+    this.lock = lock;
     this.config = config;
     this.pinDir = pinDir;
     this.ifindex = ifindex;
@@ -115,27 +123,30 @@ export class Director {
     const stamp = fileStamp(options.configPath); // before reading: a change from here on is noticed (watchConfig)
     const config = await loadConfig(options.configPath, options.overrides);
     if (!config.interface) throw new XdplbError('USAGE', 'no interface: give -i IFACE or set interface in the config');
-    let nic: { ifindex: number; mac: Buffer };
-    try {
-      nic = native.interfaceInfo(config.interface);
-    } catch (err) {
-      throw new XdplbError('INTERFACE', `interface ${config.interface}: ${errorMessage(err)}`, [], { cause: err });
-    }
     const pinDir = options.pinDir ?? defaultPinDir(config.interface);
-    ensurePinDir(pinDir);
-    const adopting = existsSync(`${pinDir}/services`);
-    const dp = await DataPlane.load({
-      pinDir,
-      maglevSize: config.maglevTableSize,
-      maxServices: config.capacity.services,
-      maxDests: config.capacity.backends,
-      maxFlows: config.capacity.flows,
-      ...(options.objectPath ? { objectPath: options.objectPath } : {}),
-    });
-    const d = new Director(options, config, pinDir, nic.ifindex, nic.mac, dp);
-    d.configStamp = stamp;
+    const lock = PinDirLock.acquire(pinDir, `attach -c ${options.configPath}`); // before anything is touched
+    let d: Director;
     try {
-      await d.bringUp(adopting);
+      const nic = directorNic(config.interface);
+      ensurePinDir(pinDir);
+      const adopting = existsSync(`${pinDir}/services`);
+      const dp = await DataPlane.load({
+        pinDir,
+        maglevSize: config.maglevTableSize,
+        maxServices: config.capacity.services,
+        maxDests: config.capacity.backends,
+        maxFlows: config.capacity.flows,
+        ...(options.objectPath ? { objectPath: options.objectPath } : {}),
+      });
+      d = new Director(options, config, pinDir, nic.ifindex, nic.mac, dp, lock);
+      d.configStamp = stamp;
+      d.adopting = adopting;
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    try {
+      await d.bringUp();
     } catch (err) {
       await d.stop(); // servers and timers already started would keep a half-started daemon alive
       throw err;
@@ -143,10 +154,20 @@ export class Director {
     return d;
   }
 
-  /** Everything after loading the data plane: state, reconcile, attach, VIPs, API, metrics, timers. */
-  private async bringUp(adopting: boolean): Promise<void> {
+  /**
+   * Everything after loading the data plane: the API and metrics servers
+   * first (an address that cannot be used stops the start before the NIC is
+   * touched), then state, reconcile, attach, VIPs, timers.
+   */
+  private async bringUp(): Promise<void> {
     const config = this.config;
-    log.info({ interface: config.interface, ifindex: this.ifindex, pinDir: this.pinDir, adopting, services: this.applied.services.size }, adopting ? 'adopting the pinned data plane' : 'new data plane');
+    log.info({ interface: config.interface, ifindex: this.ifindex, pinDir: this.pinDir, adopting: this.adopting, services: this.applied.services.size }, this.adopting ? 'adopting the pinned data plane' : 'new data plane');
+    this.api = await startApi({ address: config.apiAddress, pinDir: this.pinDir, log: component('api') }, {
+      daemon: () => ({ pid: process.pid, pinDir: this.pinDir, configPath: this.options.configPath }),
+      state: () => this.state(),
+      setOverride: (s, a, o) => this.setOverride(s, a, o),
+    });
+    this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready && this.attached() && this.pinsIntact);
     this.nics = this.resolveNics(config);
     this.seedNeighboursFromPins();
     await this.resolveBackends(1000);
@@ -157,16 +178,38 @@ export class Director {
     this.link = link;
     log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
     this.syncVips();
-    this.api = await startApi(config.apiAddress, {
-      daemon: () => ({ pid: process.pid, pinDir: this.pinDir, configPath: this.options.configPath }),
-      state: () => this.state(),
-      setOverride: (s, a, o) => this.setOverride(s, a, o),
-    });
-    this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready && this.attached());
     this.ready = true;
-    this.timers.push(setInterval(() => this.pollNeighbours(), 1000));
+    this.timers.push(
+      setInterval(() => {
+        this.pollNeighbours();
+        this.checkPins();
+      }, 1000),
+    );
     this.watchConfig();
     log.info({ services: this.applied.services.size }, 'ready');
+  }
+
+  /**
+   * Pins removed under the running daemon (an `rm` in the bpffs) are made
+   * again from the objects it holds: else its program would go with it, and
+   * a restart would start from empty maps. A program detached under it
+   * (`xdplb detach --force`) is left so: /readyz and xdplb_xdp_attached say it.
+   */
+  private checkPins(): void {
+    if (!this.attached()) return;
+    const missing = this.dp.missingPins(this.pinDir);
+    const linkMissing = !existsSync(linkPath(this.pinDir));
+    if (missing.length === 0 && !linkMissing) return;
+    try {
+      ensurePinDir(this.pinDir);
+      this.dp.repin(this.pinDir, missing);
+      if (linkMissing) this.link?.pin(linkPath(this.pinDir));
+      this.pinsIntact = true;
+      log.error({ pinDir: this.pinDir, pins: [...missing, ...(linkMissing ? ['link'] : [])] }, 'pins were removed under the running daemon: pinned again (xdplb detach detaches)');
+    } catch (err) {
+      this.pinsIntact = false;
+      log.error({ pinDir: this.pinDir, err: errorMessage(err) }, 'pins were removed under the running daemon and cannot be made again: a restart would start from empty maps');
+    }
   }
 
   /**
@@ -378,8 +421,11 @@ export class Director {
   async reload(why: string): Promise<ReloadResult> {
     this.configStamp = fileStamp(this.options.configPath); // what is read now (the watcher need not reload it again)
     try {
+      if (this.stopped) throw new XdplbError('DAEMON', 'the daemon is stopping');
+      if (!this.attached())
+        throw new XdplbError('NOT_ATTACHED', `the program is no longer attached to ${this.config.interface} (detached under the daemon: xdplb detach --force?): restart the daemon to attach it again`);
       const next = await loadConfig(this.options.configPath, this.options.overrides);
-      const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize'];
+      const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize', 'metricsAddress', 'apiAddress'];
       for (const k of fixed)
         if (next[k] !== this.config[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.config[k])} → ${String(next[k])}): restart the daemon`);
       if (JSON.stringify(next.capacity) !== JSON.stringify(this.config.capacity))
@@ -459,14 +505,20 @@ export class Director {
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
     this.api?.closeAllConnections();
     await new Promise<void>((r) => (this.api ? this.api.close(() => r()) : r()));
+    const forwarding = this.attached() && existsSync(linkPath(this.pinDir)); // the pin keeps it once our fd is closed
     this.link?.close();
     if (this.options.detachOnExit) {
       releaseVips(this.pinDir, this.ifindex);
       detachPins(this.pinDir);
       log.info({ pinDir: this.pinDir }, 'detached: program, pins and VIPs removed');
-    } else {
+    } else if (forwarding) {
       log.info({ pinDir: this.pinDir }, 'stopped; the data plane keeps forwarding');
+    } else if (this.link === null) {
+      log.info({ pinDir: this.pinDir }, 'stopped before the program was attached');
+    } else {
+      log.warn({ pinDir: this.pinDir }, 'stopped; nothing keeps forwarding: the program was detached, or its pins removed, under the daemon');
     }
+    this.lock.release();
   }
 }
 
@@ -478,4 +530,20 @@ function fileStamp(path: string): string {
   } catch {
     return '';
   }
+}
+
+/** ARPHRD_ETHER: the director hands packets on by rewriting Ethernet addresses. */
+const ARPHRD_ETHER = 1;
+
+/** The director's NIC: it must exist and be an Ethernet interface (not lo, not a tunnel). */
+function directorNic(name: string): { ifindex: number; mac: Buffer } {
+  let nic: { ifindex: number; mac: Buffer; hardwareType: number };
+  try {
+    nic = native.interfaceInfo(name);
+  } catch (err) {
+    throw new XdplbError('INTERFACE', `interface ${name}: ${errorMessage(err)}`, [], { cause: err });
+  }
+  if (nic.hardwareType !== ARPHRD_ETHER)
+    throw new XdplbError('INTERFACE', `interface ${name} is not an Ethernet interface (${nic.hardwareType === 772 ? 'it is a loopback' : `hardware type ${nic.hardwareType}`}): the director hands packets on by rewriting their Ethernet addresses`);
+  return { ifindex: nic.ifindex, mac: nic.mac };
 }

@@ -30,6 +30,8 @@ export const LAB = {
   backendNs: (i: number) => `xdplb-lab-b${i}`,
   backendName: (i: number) => `backend-${i}`,
   configPath: '/run/xdplb-lab/config.yaml',
+  /** The director's run directory (its lock, API socket, VIP record): CLI commands that talk to it need it too. */
+  directorEnv: { XDPLB_RUN_DIR: '/run/xdplb-lab/director' },
 } as const;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -154,7 +156,7 @@ export async function stopBackendServer(i: number): Promise<void> {
 /** Starts the lab's director (xdplb attach) in its namespace. */
 export function startDirector(mode: 'native' | 'generic', extraArgs: string[] = []): number {
   return startDetached('director', inNs(LAB.directorNs, [XDPLB, 'attach', '-c', LAB.configPath, '--pin-dir', LAB.pinDir, '--mode', mode, ...extraArgs]), {
-    XDPLB_RUN_DIR: `${LAB.runDir}/director`,
+    ...LAB.directorEnv,
     XDPLB_LOG_FORMAT: 'json',
   });
 }

@@ -7,6 +7,7 @@
 // perBackend off, series per backend and per neighbour are left out (very
 // large fleets); per-service series stay.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { unexpectedErrors } from '../director/guards.ts';
 import { ABI_VERSION, CONSTANTS, GLOBAL_STATS, trafficAt } from '../dataplane/abi.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import { formatIp } from '../model/address.ts';
@@ -67,6 +68,15 @@ export class Metrics {
     new Gauge({ name: 'xdplb_build_info', help: 'Build of this xdplb (value 1).', labelNames: ['version', 'abi_version'], registers: [r] }).set({ version, abi_version: String(ABI_VERSION) }, 1);
     this.reconcileDuration = new Histogram({ name: 'xdplb_reconcile_duration_seconds', help: 'Time to plan and apply a change to the data plane.', buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [r] });
     this.reconcileFailures = new Counter({ name: 'xdplb_reconcile_failures_total', help: 'Reconciles that failed (the data plane state was re-read).', registers: [r] });
+    new Counter({
+      name: 'xdplb_unexpected_errors_total',
+      help: 'Errors that nothing caught (defects), logged with their stack; the daemon carried on.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(unexpectedErrors());
+      },
+    });
     this.reloads = new Counter({ name: 'xdplb_config_reloads_total', help: 'Configuration reloads, by result (ok, refused).', labelNames: ['result'], registers: [r] });
     for (const result of ['ok', 'refused']) this.reloads.inc({ result }, 0);
     this.lastReloadOk = new Gauge({ name: 'xdplb_config_last_reload_successful', help: '1 when the last configuration load (start or reload) was applied, 0 when it was refused.', registers: [r] });

@@ -1,11 +1,14 @@
 // /metrics (Prometheus text format), /healthz (the process answers) and
 // /readyz (the data plane is attached and the config applied).
 import { createServer, type Server } from 'node:http';
-import { parseAddress } from '../director/api.ts';
+import { parseHostPort } from '../config/address.ts';
+import { XdplbError } from '../errors.ts';
 import type { Metrics } from './metrics.ts';
 
 export async function startMetricsServer(address: string, metrics: Metrics, ready: () => boolean): Promise<Server> {
-  const { host, port } = parseAddress(address);
+  const hp = parseHostPort(address);
+  if (typeof hp === 'string') throw new XdplbError('CONFIG_INVALID', `metricsAddress ${address}: ${hp}`);
+  const { host, port } = hp;
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
       metrics

@@ -1,28 +1,35 @@
 // VIP ownership: the director holds each VIP on its NIC (so it answers ARP
-// for it) and announces it when it takes it. What it added is recorded in
-// /run/xdplb so that detach removes exactly that, and nothing an operator
-// configured by hand.
+// for it) and announces it when it takes it. What it added, and where, is
+// recorded in the run directory so that detach removes exactly that, from
+// that NIC, and nothing an operator configured by hand.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { native } from '../dataplane/native.ts';
+import { XdplbError } from '../errors.ts';
 import { formatIp, mustParseIp, type IpAddress } from '../model/address.ts';
+import { RUN_DIR, runFile } from '../paths.ts';
+import { currentNetns } from './netns.ts';
 
-const STATE_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
-
-function recordPath(key: string): string {
-  return `${STATE_DIR}/${key.replaceAll('/', '_')}.vips.json`;
+/** What a director added: which VIPs, on which NIC, in which network namespace (ifindexes are per namespace). */
+interface VipRecord {
+  netns: string | null;
+  ifindex: number | null;
+  vips: string[];
 }
 
-function readRecord(key: string): string[] {
+function readRecord(key: string): VipRecord {
+  let raw: unknown;
   try {
-    return JSON.parse(readFileSync(recordPath(key), 'utf8')) as string[];
+    raw = JSON.parse(readFileSync(runFile(key, 'vips.json'), 'utf8'));
   } catch {
-    return [];
+    return { netns: null, ifindex: null, vips: [] };
   }
+  if (Array.isArray(raw)) return { netns: null, ifindex: null, vips: raw as string[] }; // written by xdplb 0.1: VIPs only
+  return raw as VipRecord;
 }
 
-function writeRecord(key: string, vips: string[]): void {
-  mkdirSync(STATE_DIR, { recursive: true });
-  writeFileSync(recordPath(key), JSON.stringify(vips));
+function writeRecord(key: string, ifindex: number, vips: string[]): void {
+  mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
+  writeFileSync(runFile(key, 'vips.json'), JSON.stringify({ netns: currentNetns(), ifindex, vips } satisfies VipRecord));
 }
 
 const prefix = (a: IpAddress) => (a.family === 4 ? 32 : 128);
@@ -34,7 +41,7 @@ const prefix = (a: IpAddress) => (a.family === 4 ? 32 : 128);
  */
 export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonly IpAddress[]): { added: string[]; removed: string[] } {
   const present = new Set(native.addresses(ifindex).map((a) => formatIp(a.address, a.family)));
-  const ours = new Set(readRecord(key));
+  const ours = new Set(readRecord(key).vips);
   const want = new Set(vips.map((v) => v.text));
   const added: string[] = [];
   const removed: string[] = [];
@@ -52,7 +59,7 @@ export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonl
     ours.delete(text);
     removed.push(text);
   }
-  writeRecord(key, [...ours]);
+  writeRecord(key, ifindex, [...ours]);
   for (const text of added) announce(ifindex, mac, mustParseIp(text));
   return { added, removed };
 }
@@ -61,16 +68,32 @@ export function announce(ifindex: number, mac: Buffer, vip: IpAddress): void {
   native.announce(ifindex, mac, vip.family, vip.bytes);
 }
 
-/** Removes every VIP we added (detach). */
+/**
+ * Removes every VIP we added (detach) from the NIC we added them to, then
+ * the record. `ifindex`: the NIC of the pinned attachment (0: it is gone,
+ * and the VIPs with it), for a record that does not name one. Refuses,
+ * removing nothing, from another network namespace than the one the VIPs
+ * were added in.
+ */
 export function releaseVips(key: string, ifindex: number | null): string[] {
-  const ours = readRecord(key);
-  if (ifindex !== null) {
-    const present = new Set(native.addresses(ifindex).map((a) => formatIp(a.address, a.family)));
-    for (const text of ours) {
-      const v = mustParseIp(text);
-      if (present.has(text)) native.deleteAddress(ifindex, v.family, v.bytes, prefix(v));
+  const record = readRecord(key);
+  if (record.vips.length > 0 && record.netns !== null && record.netns !== currentNetns())
+    throw new XdplbError('USAGE', `the VIPs of ${key} (${record.vips.join(', ')}) were added in another network namespace (${record.netns}): detach from there (nsenter --net=...); nothing was removed`);
+  const nic = record.ifindex ?? ifindex;
+  if (nic) {
+    let present = new Set<string>();
+    try {
+      present = new Set(native.addresses(nic).map((a) => formatIp(a.address, a.family)));
+    } catch {
+      /* the NIC is gone, and its addresses with it */
     }
+    for (const text of record.vips) {
+      const v = mustParseIp(text);
+      if (present.has(text)) native.deleteAddress(nic, v.family, v.bytes, prefix(v));
+    }
+  } else if (nic === null && record.vips.length > 0) {
+    throw new XdplbError('USAGE', `the NIC the VIPs of ${key} (${record.vips.join(', ')}) were added to is unknown: give -i IFACE; nothing was removed`);
   }
-  rmSync(recordPath(key), { force: true });
-  return ours;
+  rmSync(runFile(key, 'vips.json'), { force: true });
+  return record.vips;
 }

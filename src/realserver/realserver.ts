@@ -7,12 +7,18 @@
 //   rp_filter      strict (1) becomes loose (2): replies leave from a VIP
 //                  that no route points back to
 // Idempotent; --undo removes the VIPs and restores the sysctls it changed.
+// What it changed is recorded per network namespace (addresses and sysctls
+// are per namespace), so hosts sharing a machine do not undo each other.
 import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { native } from '../dataplane/native.ts';
 import { formatIp, type IpAddress } from '../model/address.ts';
+import { currentNetns } from '../net/netns.ts';
+import { RUN_DIR } from '../paths.ts';
 
-const STATE_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
-const STATE_FILE = `${STATE_DIR}/realserver.json`;
+/** The record of this network namespace ("realserver-4026531840.json"). */
+function stateFile(): string {
+  return `${RUN_DIR}/realserver-${currentNetns().replace(/\D/g, '')}.json`;
+}
 
 interface SavedState {
   vips: string[];
@@ -33,13 +39,14 @@ function writeSysctl(key: string, value: string): void {
 }
 
 function loadState(): SavedState {
-  if (!existsSync(STATE_FILE)) return { vips: [], sysctls: {} };
-  return JSON.parse(readFileSync(STATE_FILE, 'utf8')) as SavedState;
+  const file = stateFile();
+  if (!existsSync(file)) return { vips: [], sysctls: {} };
+  return JSON.parse(readFileSync(file, 'utf8')) as SavedState;
 }
 
 function saveState(s: SavedState): void {
-  mkdirSync(STATE_DIR, { recursive: true });
-  writeFileSync(STATE_FILE, JSON.stringify(s, null, 2));
+  mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
+  writeFileSync(stateFile(), JSON.stringify(s, null, 2));
 }
 
 export interface RealserverResult {
@@ -80,18 +87,30 @@ export function configureRealserver(vips: readonly IpAddress[]): RealserverResul
   return { vipsAdded: added, vipsRemoved: [], sysctls: changed };
 }
 
-export function undoRealserver(): RealserverResult {
+/**
+ * Removes the VIPs it added (only `vips`, when given) and, once none it
+ * added is left, restores the sysctls it changed. A VIP it did not add is
+ * left alone, and named in `notAdded`.
+ */
+export function undoRealserver(vips?: readonly IpAddress[]): RealserverResult & { notAdded: string[] } {
   const state = loadState();
   const lo = native.interfaceInfo('lo').ifindex;
   const present = new Map(native.addresses(lo).map((a) => [formatIp(a.address, a.family), a]));
+  const chosen = vips ? vips.map((v) => v.text) : state.vips;
+  const notAdded = chosen.filter((t) => !state.vips.includes(t));
   const removed: string[] = [];
-  for (const text of state.vips) {
+  for (const text of chosen) {
+    if (notAdded.includes(text)) continue;
     const a = present.get(text);
-    if (!a) continue;
-    native.deleteAddress(lo, a.family, a.address, a.prefixLength);
+    if (a) native.deleteAddress(lo, a.family, a.address, a.prefixLength);
     removed.push(text);
   }
+  state.vips = state.vips.filter((t) => !removed.includes(t));
+  if (state.vips.length > 0) {
+    saveState(state);
+    return { vipsAdded: [], vipsRemoved: removed, sysctls: {}, notAdded };
+  }
   for (const [k, v] of Object.entries(state.sysctls)) writeSysctl(k, v);
-  rmSync(STATE_FILE, { force: true });
-  return { vipsAdded: [], vipsRemoved: removed, sysctls: state.sysctls };
+  rmSync(stateFile(), { force: true });
+  return { vipsAdded: [], vipsRemoved: removed, sysctls: state.sysctls, notAdded };
 }

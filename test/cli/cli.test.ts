@@ -41,6 +41,23 @@ describe('exit codes', () => {
     assert.equal(xdplb('backend', 'pause', 'web', '10.0.0.1').status, 2);
   });
 
+  test('2: a command group without its subcommand (it used to exit 0), and the unknown option named before a missing -c', () => {
+    for (const c of [['config'], ['lab'], []]) assert.equal(xdplb(...c).status, 2, `xdplb ${c.join(' ')}`);
+    assert.equal(xdplb('config', '--help').status, 0, 'help asked for is not an error');
+    const r = xdplb('attach', '--bogus');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown option '--bogus'/);
+    assert.match(xdplb('attach').stderr, /attach needs a configuration: -c FILE/);
+  });
+
+  test('2: status --watch outside 1..3600 s (a timer past 24.8 days fires every millisecond)', () => {
+    for (const w of ['1e9', '0', '-1', 'x']) {
+      const r = xdplb('status', '--watch', w, '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-none');
+      assert.equal(r.status, 2, `--watch ${w}: ${r.stderr}`);
+      assert.match(r.stderr, /--watch takes 1 to 3600 seconds/);
+    }
+  });
+
   test('4: an invalid or unreadable config, every error explained', () => {
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'services:\n  - name: web\n    vip: 10.240.0.999\n    port: 80\n    backends: [{ address: 10.0.0.1, weight: -2 }]\n');
@@ -77,8 +94,9 @@ describe('exit codes', () => {
     const ns = 'xdplb-cli-test-nobpffs';
     spawnSync('ip', ['netns', 'del', ns]);
     execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['-n', ns, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth1']);
     try {
-      const r = spawnSync('ip', ['netns', 'exec', ns, XDPLB, 'attach', '-c', join(dir, 'good.yaml'), '-i', 'lo', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-nobpffs'], { encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync('ip', ['netns', 'exec', ns, XDPLB, 'attach', '-c', join(dir, 'good.yaml'), '-i', 'veth0', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-nobpffs'], { encoding: 'utf8', timeout: 30_000 });
       assert.equal(r.signal, null, 'it ends by itself (it used to spin in mkdir forever)');
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, /not a bpffs.*mount namespace of its own.*nsenter/s);

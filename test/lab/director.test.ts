@@ -242,7 +242,7 @@ describe('Direct Routing through the lab director', () => {
       await waitForLog('reload refused');
       assert.match(readFileSync(`${LAB.runDir}/director.log`, 'utf8'), /services\[0\]\.vip: an IPv4 or IPv6 address/);
       const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'status', '--pin-dir', LAB.pinDir, '--json']);
-      const viaDaemon = JSON.parse(spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }).stdout);
+      const viaDaemon = JSON.parse(spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, ...LAB.directorEnv } }).stdout);
       assert.equal(viaDaemon.lastReload.ok, false, 'status (from the daemon) shows the refused reload');
       assert.match(viaDaemon.lastReload.error, /services\[0\]\.vip/);
       assert.equal(viaDaemon.services[0].backends.length, 3, 'and the services, as from the pins');
@@ -283,7 +283,7 @@ describe('Direct Routing through the lab director', () => {
     try {
       await new Promise((r) => blocker.stdout!.once('data', r));
       const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'attach', '-c', LAB.configPath, '--pin-dir', LAB.pinDir, '--mode', MODE]);
-      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/director` } });
+      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...LAB.directorEnv } });
       assert.equal(r.signal, null, 'it ends by itself');
       assert.equal(r.status, 1, r.stderr);
       assert.match(r.stderr, /EADDRINUSE.*127\.0\.0\.1:9842/);
@@ -379,8 +379,8 @@ describe('Direct Routing through the lab director', () => {
 
   test('draining a backend under long-lived connections keeps them; new ones avoid it; undrain restores it', async () => {
     const backend = (...args: string[]) => {
-      const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'backend', ...args]);
-      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+      const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'backend', ...args, '--pin-dir', LAB.pinDir]);
+      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, ...LAB.directorEnv } });
       assert.equal(r.status, 0, r.stderr);
     };
     const state = () => readLabStatus().services[0]!.backends.find((b) => b.address === LAB.backend(1))!;
@@ -463,7 +463,7 @@ describe('Direct Routing through the lab director', () => {
       const after = readLabStatus();
       const b = after.services[0]!.backends.find((x) => x.address === LAB.backend(5))!;
       const inDirector = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'status', '--json', '--pin-dir', LAB.pinDir]);
-      const shown = JSON.parse(execFileSync(inDirector[0]!, inDirector.slice(1), { encoding: 'utf8' })) as Status;
+      const shown = JSON.parse(execFileSync(inDirector[0]!, inDirector.slice(1), { encoding: 'utf8', env: { ...process.env, ...LAB.directorEnv } })) as Status;
       assert.equal(shown.services[0]!.backends.find((x) => x.address === LAB.backend(5))?.via, 'lab1', 'status on the director names the NIC it is reached through');
       assert.equal(b.packets - (before.services[0]!.backends.find((x) => x.address === LAB.backend(5))?.packets ?? 0), onSegment, 'its counter = the packets seen on its segment');
       assert.equal(after.global.xdp_redirect! - before.global.xdp_redirect!, onSegment, 'each of them left through XDP_REDIRECT');
@@ -516,13 +516,13 @@ describe('Direct Routing through the lab director', () => {
 
   test('detach and lab down leave no program, pin, address or namespace behind', async () => {
     const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'detach', '-i', LAB.nic, '--pin-dir', LAB.pinDir, '--json']);
-    const refused = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/director` } });
+    const refused = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, ...LAB.directorEnv } });
     assert.equal(refused.status, 1, 'refused while the daemon runs on these pins');
-    assert.match(refused.stderr, /a daemon \(pid \d+, config .*\) runs on .*: stop it first/);
+    assert.match(refused.stderr, /a daemon \(pid \d+, attach -c .*\) holds .*: stop it first/);
     assert.ok(existsSync(LAB.pinDir) && clientRequests(10).every((r) => r.ok), 'nothing was detached');
     assert.match(spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout, /10\.240\.0\.201\/32/, 'the director held the VIP');
     // --force detaches under the running daemon, which notices: not ready, xdplb_xdp_attached 0
-    const detach = spawnSync(argv[0]!, [...argv.slice(1), '--force'], { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/director` } });
+    const detach = spawnSync(argv[0]!, [...argv.slice(1), '--force'], { encoding: 'utf8', env: { ...process.env, ...LAB.directorEnv } });
     assert.equal(detach.status, 0, detach.stderr);
     const get = (path: string) => {
       const a = inNs(LAB.directorNs, [process.execPath, '-e', `fetch('http://127.0.0.1:9842${path}').then(async (r) => process.stdout.write(r.status + ' ' + (await r.text())))`]);

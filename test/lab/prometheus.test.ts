@@ -159,7 +159,7 @@ after(async () => {
 
 test('xdplb status --watch shows live per-backend rates while traffic runs, until Ctrl-C', async () => {
   const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, 'status', '--pin-dir', LAB.pinDir, '--watch', '1']);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...LAB.directorEnv } });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   await until('three frames', () => out.split('\x1b[2J\x1b[H').length > 3, 20_000);

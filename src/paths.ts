@@ -1,0 +1,10 @@
+// Where xdplb keeps its run-time files: /run/xdplb, or $XDPLB_RUN_DIR (the
+// lab and the tests give each of their directors and hosts one of its own).
+// A director's files are named after its pin directory: the VIPs it added,
+// its lock, its API socket.
+export const RUN_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
+
+/** A run-time file of the director whose pins are in pinDir, e.g. runFile(pinDir, 'lock'). */
+export function runFile(pinDir: string, suffix: string): string {
+  return `${RUN_DIR}/${pinDir.replaceAll('/', '_')}.${suffix}`;
+}
