@@ -59,7 +59,7 @@ async function run(shape: 'shared' | 'distinct') {
 
 async function measure(shape: 'shared' | 'distinct', capacity: { services: number; backends: number; flows: number }, pinDir: string) {
   const dp = await DataPlane.load({ pinDir, maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
-  const ctx: PlanContext = { maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, directorMac: Buffer.from('020000000002', 'hex'), tableCache: new Map(), readTable: (id) => dp.readTable(id) };
+  const ctx: PlanContext = { maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, directorMac: Buffer.from('020000000002', 'hex'), tableCache: new Map() };
   const config = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape) });
   const loaded = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
   let t = performance.now();
@@ -100,7 +100,7 @@ async function measure(shape: 'shared' | 'distinct', capacity: { services: numbe
   // a daemon restart: adopt the pins, read the state back, plan against the same config (writes nothing)
   t = performance.now();
   const again = await DataPlane.load({ pinDir, maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
-  const adopted = plan(observe(again), desired(changedConfig, facts), { ...ctx, readTable: (id) => again.readTable(id) });
+  const adopted = plan(observe(again), desired(changedConfig, facts), ctx);
   const restartMs = performance.now() - t;
   return {
     shape,

@@ -52,7 +52,6 @@ const cold = plan(loaded, desired(config, facts), {
   maxServices: config.capacity.services,
   maxDests: config.capacity.backends,
   directorMac: MAC.director,
-  readTable: (id) => dp.readTable(id),
 });
 apply(dp, cold.ops);
 commit(loaded, cold.delta);

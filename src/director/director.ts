@@ -361,7 +361,6 @@ export class Director {
       directorMac: this.mac,
       nic: (name) => this.nics.get(name),
       tableCache: this.tableCache,
-      readTable: (id) => this.dp.readTable(id),
     };
     try {
       const { want, scope } = this.desiredNow(services);

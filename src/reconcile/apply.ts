@@ -12,7 +12,9 @@ export interface DataPlaneWriter {
   /** Writes destinations in batches: every info first, then every value (what the program reads). */
   putDests(dests: readonly { id: number; value: DestValue; info: DestInfo }[]): void;
   putTables(tables: readonly { serviceId: number; dest: Uint32Array; prev: Uint32Array }[]): void;
-  /** Patches the service's table in place; false when it has none. */
+  /** The service's table as the data plane holds it (null: none). */
+  readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null;
+  /** Patches the service's table in place (only the slots that differ); false when it has none. */
   patchTable(serviceId: number, dest: Uint32Array, prev: Uint32Array): boolean;
   putService(key: ServiceKey, value: ServiceValue): void;
   putServiceEntry(entry: number, key: ServiceKey, value: ServiceValue): void;
@@ -44,14 +46,15 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
       case 'tables': {
         const whole: TableWrite[] = [];
         for (const t of op.tables) {
-          if (!t.inPlace) whole.push(t);
+          const current = t.inPlace ? dp.readTable(t.serviceId) : null;
+          if (!current) whole.push(t);
           else {
-            const { dest, prev } = t.build();
-            if (!dp.patchTable(t.serviceId, dest, prev)) whole.push({ ...t, build: () => ({ dest, prev }) });
+            const { dest, prev } = t.build(current);
+            dp.patchTable(t.serviceId, dest, prev);
           }
         }
         for (let i = 0; i < whole.length; i += TABLES_PER_BATCH)
-          dp.putTables(whole.slice(i, i + TABLES_PER_BATCH).map((t) => ({ serviceId: t.serviceId, ...t.build() })));
+          dp.putTables(whole.slice(i, i + TABLES_PER_BATCH).map((t) => ({ serviceId: t.serviceId, ...t.build(null) })));
         break;
       }
       case 'service': {

@@ -41,7 +41,11 @@ export interface TableWrite {
    * before or after the change.
    */
   inPlace: boolean;
-  build(): { dest: Uint32Array; prev: Uint32Array };
+  /**
+   * The table to write, given the one the data plane holds now (read by
+   * apply(), for a table patched in place: its previous owners are kept).
+   */
+  build(current: { dest: Uint32Array; prev: Uint32Array } | null): { dest: Uint32Array; prev: Uint32Array };
 }
 
 export interface PlanContext {
@@ -54,8 +58,6 @@ export interface PlanContext {
   nic?(name: string): { ifindex: number; mac: Buffer } | undefined;
   /** Memoised Maglev tables (same input → same table). */
   tableCache?: Map<string, Int32Array>;
-  /** Reads a service's table as the data plane holds it (null: none). */
-  readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null;
 }
 
 const STATE = { active: CONSTANTS.DEST_ACTIVE, draining: CONSTANTS.DEST_DRAINING, down: CONSTANTS.DEST_UNUSED } as const;
@@ -82,12 +84,6 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
 /** What a table is built from, as 32 bits (never 0, which means "unknown"), recorded in the pins. */
 function tableSignature(inputText: string): number {
   return createHash('sha256').update(inputText).digest().readUInt32LE(0) || 1;
-}
-
-function sameSlots(a: Uint32Array, b: Uint32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 let zeros = new Uint32Array(0);
@@ -293,14 +289,10 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
         tables.push({ serviceId: id, inPlace: false, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache), prev: noSlots(ctx.maglevSize) }) });
         tableWritten = true;
       } else {
-        // a change: compare with (and remember the owners of) the table in the data plane
+        // a change: patched into the table the data plane holds, whose owners become the previous ones
         const dest = buildTable(input.active, ctx.maglevSize, ctx.tableCache);
-        const table = ctx.readTable(id);
-        if (!table || !sameSlots(table.dest, dest)) {
-          const prev = nextSlots(table?.dest ?? null, table?.prev ?? null, dest);
-          tables.push({ serviceId: id, inPlace: table !== null, build: () => ({ dest, prev }) });
-          tableWritten = true;
-        }
+        tables.push({ serviceId: id, inPlace: true, build: (current) => ({ dest, prev: nextSlots(current?.dest ?? null, current?.prev ?? null, dest) }) });
+        tableWritten = true;
       }
     }
 

@@ -36,7 +36,6 @@ test('per-service and per-backend counters move by exactly what was sent; the sw
     maxServices: 16,
     maxDests: 64,
     directorMac: MAC.director,
-    readTable: (id) => dp.readTable(id),
   });
   apply(dp, p.ops);
   const next = appliedAfter(empty, p);

@@ -8,7 +8,7 @@ import type { IpAddress } from '../../src/model/address.ts';
 import { desired, type Facts } from '../../src/model/desired.ts';
 import { apply, type DataPlaneWriter } from '../../src/reconcile/apply.ts';
 import { observe } from '../../src/reconcile/observe.ts';
-import { appliedAfter, commit, describeOp, plan, type Op, type PlanContext } from '../../src/reconcile/plan.ts';
+import { appliedAfter, commit, describeOp, plan, type Op, type PlanContext, type TableWrite } from '../../src/reconcile/plan.ts';
 import { emptyApplied, type Applied } from '../../src/reconcile/state.ts';
 import { ethernet, ipv4, MAC, tcp } from '../helpers/packets.ts';
 
@@ -20,11 +20,13 @@ const facts = (unresolved: string[] = []): Facts => ({
 });
 // Tables as a data plane would hold them: what the plans wrote so far.
 const written = new Map<number, { dest: Uint32Array; prev: Uint32Array }>();
-const ctx: PlanContext = { maglevSize: 1009, maxServices: 64, maxDests: 1024, directorMac: MAC.director, readTable: (id) => written.get(id) ?? null };
+const ctx: PlanContext = { maglevSize: 1009, maxServices: 64, maxDests: 1024, directorMac: MAC.director };
+/** A table write as apply() would build it, against the table written so far. */
+const built = (t: TableWrite) => t.build(t.inPlace ? (written.get(t.serviceId) ?? null) : null);
 const realPlan = plan;
 function recordingPlan(applied: Applied, want: ReturnType<typeof desired>, c: PlanContext) {
   const p = realPlan(applied, want, c);
-  if (c === ctx) for (const op of p.ops) if (op.kind === 'tables') for (const t of op.tables) written.set(t.serviceId, t.build());
+  if (c === ctx) for (const op of p.ops) if (op.kind === 'tables') for (const t of op.tables) written.set(t.serviceId, built(t));
   return { ...p, next: appliedAfter(applied, p) };
 }
 
@@ -77,9 +79,9 @@ describe('plan', () => {
     assert.deepEqual([p.ops[0], p.ops[2]].map((o) => describeOp(o!)), ['service 1 table being rewritten', 'service 1 table recorded'], 'the signature brackets the table write');
     const table = p.ops[1]!;
     assert.ok(table.kind === 'tables');
-    const built = table.tables[0]!.build();
-    assert.ok(built.dest.every((d) => d === 1), 'every slot now names the remaining backend');
-    assert.ok(built.prev.some((d) => d === 2), 'slots of the removed backend remember it');
+    const after = built(table.tables[0]!);
+    assert.ok(after.dest.every((d) => d === 1), 'every slot now names the remaining backend');
+    assert.ok(after.prev.some((d) => d === 2), 'slots of the removed backend remember it');
   });
 
   test('draining keeps the destination (state draining) and takes it out of the table', () => {
@@ -94,7 +96,7 @@ describe('plan', () => {
   test('an unresolved backend is kept out of the table until its MAC is known', () => {
     const p = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts(['10.240.0.102'])), ctx);
     const t = p.ops.find((o) => o.kind === 'tables');
-    assert.ok(t?.kind === 'tables' && t.tables[0]!.build().dest.every((d) => d === 1));
+    assert.ok(t?.kind === 'tables' && built(t.tables[0]!).dest.every((d) => d === 1));
     const resolved = recordingPlan(p.next, desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
     assert.deepEqual(kinds(resolved.ops), ['dest', 'serviceInfo', 'tables', 'serviceInfo']);
   });
@@ -145,7 +147,7 @@ describe('apply', () => {
 
   test('for real: packets follow the applied config, and a re-read data plane needs no writes', async () => {
     const dp = await DataPlane.load({ maglevSize: 1009, maxServices: 64, maxDests: 1024, maxFlows: 4096 });
-    const real: PlanContext = { ...ctx, readTable: (id) => dp.readTable(id) };
+    const real = ctx;
     let applied: Applied = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
     const step = (services: ConfigInput['services']) => {
       const p = plan(applied, desired(config(services), facts()), real);
@@ -177,18 +179,23 @@ describe('apply', () => {
 
     // ... and builds no table: the pins record what each table was built from
     let reads = 0;
-    const counting: PlanContext = { ...real, readTable: (id) => (reads++, dp.readTable(id)) };
-    plan(observe(dp), desired(config([web(['10.240.0.102']), dns]), facts()), counting);
+    const counting = new Proxy(dp, { get: (t, name) => (name === 'readTable' ? (id: number) => (reads++, t.readTable(id)) : Reflect.get(t, name)) }) as DataPlaneWriter;
+    apply(counting, plan(observe(dp), desired(config([web(['10.240.0.102']), dns]), facts()), real).ops);
     assert.equal(reads, 0, 'no table read back on adoption');
-    // a table write cut short leaves its signature at 0: that table is read back and compared
+    // a table write cut short leaves its signature at 0: that table is patched against what the data plane holds
     const webNow = observe(dp).services.get('tcp/10.240.0.201:80')!;
     dp.putServiceInfo(webNow.id, { ...dp.readServiceInfo(webNow.id), tableSig: 0 });
-    const checked = plan(observe(dp), desired(config([web(['10.240.0.102']), dns]), facts()), counting);
-    assert.equal(reads, 1, 'the unknown table is compared');
-    assert.deepEqual(checked.ops.filter((o) => o.kind !== 'clearEntry').map(describeOp), [`service ${webNow.id} table recorded`], 'equal: only its signature is written');
-    apply(dp, checked.ops);
+    const slotsBefore = dp.readTable(webNow.id)!;
+    const checked = plan(observe(dp), desired(config([web(['10.240.0.102']), dns]), facts()), real);
+    const rewrite = checked.ops.find((o) => o.kind === 'tables');
+    assert.ok(rewrite?.kind === 'tables' && rewrite.tables.every((t) => t.inPlace), 'the unknown table is patched in place, not swapped');
+    apply(counting, checked.ops);
+    assert.equal(reads, 1, 'the unknown table is read back once, by apply');
+    assert.equal(tableMap(), before, 'the same table map');
+    assert.deepEqual(dp.readTable(webNow.id), slotsBefore, 'equal: no slot changed');
+    assert.equal(observe(dp).services.get('tcp/10.240.0.201:80')!.tableSig, webNow.tableSig, 'and its signature is recorded again');
     // a config changed while the daemon was away: the recorded signature no longer matches
-    const moved = plan(observe(dp), desired(config([web(['10.240.0.101']), dns]), facts()), counting);
+    const moved = plan(observe(dp), desired(config([web(['10.240.0.101']), dns]), facts()), real);
     assert.ok(moved.ops.some((o) => o.kind === 'tables'), 'the changed table is rebuilt');
 
     // an index slot lost (a write cut short): the read-back state says so, and the next plan restores it
