@@ -10,23 +10,35 @@
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <functional>
 
 namespace netlink {
 namespace {
 
+// A rtnetlink socket for one request. Every recv waits at most
+// kReplyTimeout, and a whole request at most kRequestDeadline: a kernel (or
+// a namespace going away) that never answers, or a dump that never ends,
+// gives -ETIMEDOUT instead of blocking the event loop for good.
 class Socket {
  public:
   Socket() {
     fd_ = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd_ < 0) return;
+    if (fd_ < 0) {
+      err_ = -errno;
+      return;
+    }
+    timeval tv = {kReplyTimeout.count(), 0};
     sockaddr_nl sa = {};
     sa.nl_family = AF_NETLINK;
-    if (bind(fd_, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) < 0) {
+    if (setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+        bind(fd_, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) < 0) {
+      err_ = -errno;
       close(fd_);
       fd_ = -1;
     }
@@ -34,35 +46,50 @@ class Socket {
   ~Socket() {
     if (fd_ >= 0) close(fd_);
   }
-  int fd() const { return fd_; }
+  Socket(const Socket &) = delete;
+  Socket &operator=(const Socket &) = delete;
 
   // Sends one request and reads until DONE (dump) or the ACK; each data
-  // message goes to on_message. Returns 0 or the kernel's negative errno.
+  // message goes to on_message. Returns 0 or a negative errno: the kernel's,
+  // -ETIMEDOUT, or -EBADMSG / -EMSGSIZE for a reply it cannot parse.
   int Request(nlmsghdr *req, const std::function<void(nlmsghdr *)> &on_message) {
-    if (fd_ < 0) return -errno;
+    if (fd_ < 0) return err_;
     req->nlmsg_seq = ++seq_;
     if (send(fd_, req, req->nlmsg_len, 0) < 0) return -errno;
+    const auto deadline = std::chrono::steady_clock::now() + kRequestDeadline;
     std::vector<char> buf(65536);
     for (;;) {
-      ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
+      if (std::chrono::steady_clock::now() > deadline) return -ETIMEDOUT;
+      iovec iov = {buf.data(), buf.size()};
+      msghdr msg = {};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      ssize_t n = recvmsg(fd_, &msg, 0);
       if (n < 0) {
         if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return -ETIMEDOUT;  // SO_RCVTIMEO
         return -errno;
       }
-      for (auto *h = reinterpret_cast<nlmsghdr *>(buf.data()); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (msg.msg_flags & MSG_TRUNC) return -EMSGSIZE;
+      if (n == 0) return -EBADMSG;
+      auto *h = reinterpret_cast<nlmsghdr *>(buf.data());
+      for (; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
         if (h->nlmsg_seq != seq_) continue;
         if (h->nlmsg_type == NLMSG_DONE) return 0;
         if (h->nlmsg_type == NLMSG_ERROR) {
+          if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) return -EBADMSG;
           auto *e = static_cast<nlmsgerr *>(NLMSG_DATA(h));
           return e->error;  // 0 is the ACK
         }
         on_message(h);
       }
+      if (n != 0) return -EBADMSG;  // a partial message is left over
     }
   }
 
  private:
   int fd_ = -1;
+  int err_ = -EBADF;
   uint32_t seq_ = 0;
 };
 

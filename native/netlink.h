@@ -1,14 +1,21 @@
 // The little of rtnetlink and raw sockets the control plane needs: neighbour
 // and address dumps, address add/delete, and the announcements a director
 // sends when it takes a VIP (gratuitous ARP, unsolicited neighbour advert).
-// Plain C over sockets; every function returns 0 or a negative errno.
+// Plain C over sockets; every function returns 0 or a negative errno, and a
+// netlink request that gets no reply in time returns -ETIMEDOUT.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace netlink {
+
+// How long one recv waits for the kernel's reply, and a whole request (a
+// dump is many replies) at most.
+constexpr std::chrono::seconds kReplyTimeout{2};
+constexpr std::chrono::seconds kRequestDeadline{10};
 
 struct Neighbour {
   uint8_t family;  // 4 or 6

@@ -26,7 +26,9 @@
 
 #include <cerrno>
 #include <cstdarg>
+#include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -89,13 +91,163 @@ struct Fd {
   }
 };
 
+// What an export or a method is called in error messages ("map.update") and
+// how many arguments it needs; its JS function's data.
+struct Signature {
+  std::string name;
+  size_t required;
+};
+
 // Per-environment state (worker threads each get their own).
 struct Instance {
   Napi::FunctionReference map_ctor, prog_ctor, link_ctor, object_ctor;
   Napi::FunctionReference logger;
+  std::deque<Signature> signatures;  // a deque: their addresses are stable
 };
 
 Instance &State(Napi::Env env) { return *env.GetInstanceData<Instance>(); }
+
+void *Sign(Napi::Env env, std::string name, size_t required) {
+  return &State(env).signatures.emplace_back(Signature{std::move(name), required});
+}
+
+// ---- argument checks ----------------------------------------------------------
+//
+// Every entry point checks the type of each argument before converting it,
+// and throws a TypeError naming the callee and the argument
+// ("map.update: value must be a Buffer or a Map, got a Link"). Values are
+// the TypeScript side's business, except sizes the addon must trust.
+
+// The type tags of the classes JS holds instances of (napi_type_tag_object):
+// an object is unwrapped as a Map only if it carries the Map tag, so a Link
+// passed for a Map throws instead of being reinterpreted.
+constexpr napi_type_tag kMapTag = {0x757879b5628838beULL, 0x73db40655a529e42ULL};
+constexpr napi_type_tag kLinkTag = {0xcf3c832251871d36ULL, 0x5445f3d73c9f4fd4ULL};
+constexpr napi_type_tag kProgramTag = {0xba6d8a5ad65070d7ULL, 0x28e091e24c2e5c26ULL};
+constexpr napi_type_tag kObjectTag = {0x582069382ab96d30ULL, 0x9164f5acecebd4f9ULL};
+
+std::string Callee(const Napi::CallbackInfo &info) {
+  auto *sig = static_cast<const Signature *>(info.Data());
+  return sig ? sig->name : "xdplb";
+}
+
+// "a string", "undefined", "a Link": what a value is, for messages.
+std::string Describe(const Napi::Value &v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "a boolean";
+    case napi_number: return "a number";
+    case napi_string: return "a string";
+    case napi_symbol: return "a symbol";
+    case napi_bigint: return "a bigint";
+    case napi_function: return "a function";
+    case napi_external: return "an external";
+    case napi_object: break;
+  }
+  if (v.IsBuffer()) return "a Buffer";
+  if (v.IsArray()) return "an array";
+  static constexpr std::pair<const napi_type_tag *, const char *> tagged[] = {
+      {&kMapTag, "a Map"}, {&kLinkTag, "a Link"}, {&kProgramTag, "a Program"}, {&kObjectTag, "a BpfObject"}};
+  for (auto &t : tagged)
+    if (v.As<Napi::Object>().CheckTypeTag(t.first)) return t.second;
+  return "an object";
+}
+
+[[noreturn]] void ThrowTypeError(const Napi::CallbackInfo &info, const std::string &what,
+                                 const char *expected, const Napi::Value &got) {
+  throw Napi::TypeError::New(info.Env(),
+                             Callee(info) + ": " + what + " must be " + expected + ", got " + Describe(got));
+}
+
+void CheckArgCount(const Napi::CallbackInfo &info) {
+  auto *sig = static_cast<const Signature *>(info.Data());
+  if (!sig || info.Length() >= sig->required) return;
+  throw Napi::TypeError::New(info.Env(), sig->name + ": needs " + std::to_string(sig->required) +
+                                             (sig->required == 1 ? " argument" : " arguments") + ", got " +
+                                             std::to_string(info.Length()));
+}
+
+// Absent: undefined (an optional argument or property not given).
+bool Given(const Napi::Value &v) { return !v.IsUndefined(); }
+
+std::string StringArg(const Napi::CallbackInfo &info, const Napi::Value &v, const std::string &what) {
+  if (!v.IsString()) ThrowTypeError(info, what, "a string", v);
+  return v.As<Napi::String>();
+}
+
+Napi::Number NumberArg(const Napi::CallbackInfo &info, const Napi::Value &v, const std::string &what) {
+  if (!v.IsNumber()) ThrowTypeError(info, what, "a number", v);
+  return v.As<Napi::Number>();
+}
+
+// A plain object (options), not a Buffer, array or function.
+Napi::Object ObjectArg(const Napi::CallbackInfo &info, const Napi::Value &v, const std::string &what) {
+  if (v.Type() != napi_object || v.IsBuffer() || v.IsArray()) ThrowTypeError(info, what, "an object", v);
+  return v.As<Napi::Object>();
+}
+
+// A Buffer (or Uint8Array); with `size`, of exactly that many bytes.
+constexpr size_t kAnySize = SIZE_MAX;
+Napi::Buffer<uint8_t> BufferArg(const Napi::CallbackInfo &info, const Napi::Value &v, const std::string &what,
+                                size_t size = kAnySize) {
+  if (!v.IsBuffer()) ThrowTypeError(info, what, "a Buffer", v);
+  auto b = v.As<Napi::Buffer<uint8_t>>();
+  if (size != kAnySize && b.Length() != size)
+    throw Napi::RangeError::New(info.Env(), Callee(info) + ": " + what + " must be " + std::to_string(size) +
+                                                " bytes, got " + std::to_string(b.Length()));
+  return b;
+}
+
+// An instance of one of the wrapped classes below, by its type tag.
+template <typename T>
+bool Is(const Napi::Value &v) {
+  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&T::kTag);
+}
+
+template <typename T>
+T *UnwrapArg(const Napi::CallbackInfo &info, const Napi::Value &v, const std::string &what) {
+  if (!Is<T>(v)) ThrowTypeError(info, what, T::kWhat, v);
+  return T::Unwrap(v.As<Napi::Object>());
+}
+
+// Base of the wrapped classes. An instance carries its class's type tag, and
+// every method is defined through Method<>(), which checks `this` by that tag
+// and the argument count before it unwraps: Map.prototype.lookup.call(link)
+// throws a TypeError instead of reading a Link as a Map.
+template <typename T>
+class Wrapped : public Napi::ObjectWrap<T> {
+ public:
+  explicit Wrapped(const Napi::CallbackInfo &info) : Napi::ObjectWrap<T>(info) {
+    info.This().As<Napi::Object>().TypeTag(&T::kTag);
+  }
+
+ protected:
+  using Callback = Napi::Value (T::*)(const Napi::CallbackInfo &);
+  // The method `name`, needing `required` arguments.
+  template <Callback M>
+  static Napi::PropertyDescriptor Method(Napi::Env env, const char *name, size_t required) {
+    void *sig = Sign(env, std::string(T::kPrefix) + "." + name, required);
+    return Napi::PropertyDescriptor::Value(name, Napi::Function::New<Call<M>>(env, name, sig),
+                                           napi_default_method);
+  }
+  // The class, with its methods set on its prototype afterwards (a class
+  // template holds only primitives and templates, not our functions).
+  static Napi::Function Define(Napi::Env env, const char *name,
+                               const std::initializer_list<Napi::PropertyDescriptor> &methods) {
+    Napi::Function ctor = Napi::ObjectWrap<T>::DefineClass(env, name, {});
+    ctor.Get("prototype").template As<Napi::Object>().DefineProperties(methods);
+    return ctor;
+  }
+
+ private:
+  template <Callback M>
+  static Napi::Value Call(const Napi::CallbackInfo &info) {
+    T *self = UnwrapArg<T>(info, info.This(), "this");
+    CheckArgCount(info);
+    return (self->*M)(info);
+  }
+};
 
 // Delivers queued libbpf messages to the JS logger (JS thread only).
 void DrainLog(Napi::Env env) {
@@ -165,25 +317,26 @@ class Job : public Napi::AsyncWorker {
 
 // ---- Map ------------------------------------------------------------------
 
-class Map : public Napi::ObjectWrap<Map> {
+class Map : public Wrapped<Map> {
  public:
+  static constexpr const napi_type_tag &kTag = kMapTag;
+  static constexpr const char *kWhat = "a Map", *kPrefix = "map";
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(
-        env, "Map",
-        {
-            InstanceMethod<&Map::Lookup>("lookup"),
-            InstanceMethod<&Map::LookupPerCpu>("lookupPerCpu"),
-            InstanceMethod<&Map::Update>("update"),
-            InstanceMethod<&Map::Delete>("delete"),
-            InstanceMethod<&Map::UpdateBatch>("updateBatch"),
-            InstanceMethod<&Map::NextKeys>("nextKeys"),
-            InstanceMethod<&Map::SumPerCpu>("sumPerCpu"),
-            InstanceMethod<&Map::LookupAll>("lookupAll"),
-            InstanceMethod<&Map::CountEntries>("countEntries"),
-            InstanceMethod<&Map::Pin>("pin"),
-            InstanceMethod<&Map::Info>("info"),
-            InstanceMethod<&Map::Close>("close"),
-        });
+    return Define(env, "Map",
+                  {
+                      Method<&Map::Lookup>(env, "lookup", 1),
+                      Method<&Map::LookupPerCpu>(env, "lookupPerCpu", 1),
+                      Method<&Map::Update>(env, "update", 2),
+                      Method<&Map::Delete>(env, "delete", 1),
+                      Method<&Map::UpdateBatch>(env, "updateBatch", 3),
+                      Method<&Map::NextKeys>(env, "nextKeys", 2),
+                      Method<&Map::SumPerCpu>(env, "sumPerCpu", 1),
+                      Method<&Map::LookupAll>(env, "lookupAll", 1),
+                      Method<&Map::CountEntries>(env, "countEntries", 0),
+                      Method<&Map::Pin>(env, "pin", 1),
+                      Method<&Map::Info>(env, "info", 0),
+                      Method<&Map::Close>(env, "close", 0),
+                  });
   }
   // Wraps an fd; `owner` keeps the BPF object alive while this map lives.
   static Napi::Object New(Napi::Env env, int fd, std::shared_ptr<LoadedObject> owner,
@@ -200,18 +353,19 @@ class Map : public Napi::ObjectWrap<Map> {
     m->info_ = info;
     return o;
   }
-  explicit Map(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Map>(info) {}
+  explicit Map(const Napi::CallbackInfo &info) : Wrapped<Map>(info) {}
   ~Map() override { Release(); }
+  int Fd(Napi::Env env) {
+    if (fd_ < 0) throw SystemError(env, EBADF, "bpf_map", "map is closed");
+    return fd_;
+  }
+  const bpf_map_info &MapInfo() const { return info_; }
 
  private:
   void Release() {
     if (owns_fd_ && fd_ >= 0) close(fd_);
     fd_ = -1;
     owner_.reset();
-  }
-  int Fd(Napi::Env env) {
-    if (fd_ < 0) throw SystemError(env, EBADF, "bpf_map", "map is closed");
-    return fd_;
   }
   bool PerCpu() const {
     switch (info_.type) {
@@ -228,21 +382,9 @@ class Map : public Napi::ObjectWrap<Map> {
       return PerCpu() ? size_t(PossibleCpus()) * ((info_.value_size + 7) & ~7u)
                     : size_t(info_.value_size);
   }
-  Napi::Buffer<uint8_t> Arg(const Napi::CallbackInfo &info, size_t i, size_t want,
-                            const char *what) {
-    if (!info[i].IsBuffer())
-      throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a Buffer");
-    auto b = info[i].As<Napi::Buffer<uint8_t>>();
-    if (b.Length() != want)
-      throw Napi::RangeError::New(info.Env(), std::string(what) + " must be " +
-                                                  std::to_string(want) + " bytes, got " +
-                                                  std::to_string(b.Length()));
-    return b;
-  }
-
   Napi::Value Lookup(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    auto key = Arg(info, 0, info_.key_size, "key");
+    auto key = BufferArg(info, info[0], "key", info_.key_size);
     std::vector<uint8_t> value(ValueBytes());
     if (bpf_map_lookup_elem(Fd(env), key.Data(), value.data())) {
       if (errno == ENOENT) return env.Null();
@@ -253,8 +395,8 @@ class Map : public Napi::ObjectWrap<Map> {
   // Per-CPU value: an array with one Buffer per possible CPU.
   Napi::Value LookupPerCpu(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!PerCpu()) throw Napi::TypeError::New(env, "not a per-CPU map");
-    auto key = Arg(info, 0, info_.key_size, "key");
+    if (!PerCpu()) throw Napi::TypeError::New(env, Callee(info) + ": not a per-CPU map");
+    auto key = BufferArg(info, info[0], "key", info_.key_size);
     size_t stride = (info_.value_size + 7) & ~7u;
     std::vector<uint8_t> value(ValueBytes());
     if (bpf_map_lookup_elem(Fd(env), key.Data(), value.data())) {
@@ -268,26 +410,28 @@ class Map : public Napi::ObjectWrap<Map> {
   }
   Napi::Value Update(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    auto key = Arg(info, 0, info_.key_size, "key");
+    auto key = BufferArg(info, info[0], "key", info_.key_size);
     // A map-in-map takes an inner map's fd: pass the Map object.
     uint32_t inner_fd;
     const void *value;
-    std::vector<uint8_t> percpu;
-    if (info[1].IsObject() && !info[1].IsBuffer()) {
-      Map *inner = Unwrap(info[1].As<Napi::Object>());
-      inner_fd = inner->Fd(env);
+    if (Is<Map>(info[1])) {
+      if (info_.type != BPF_MAP_TYPE_ARRAY_OF_MAPS && info_.type != BPF_MAP_TYPE_HASH_OF_MAPS)
+        ThrowTypeError(info, "value", "a Buffer (not a map-in-map)", info[1]);
+      inner_fd = UnwrapArg<Map>(info, info[1], "value")->Fd(env);
       value = &inner_fd;
+    } else if (info[1].IsBuffer()) {
+      value = BufferArg(info, info[1], "value", ValueBytes()).Data();
     } else {
-      value = Arg(info, 1, PerCpu() ? ValueBytes() : info_.value_size, "value").Data();
+      ThrowTypeError(info, "value", "a Buffer or a Map", info[1]);
     }
-    uint64_t flags = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : BPF_ANY;
+    uint64_t flags = Given(info[2]) ? NumberArg(info, info[2], "flags").Int64Value() : uint64_t(BPF_ANY);
     if (bpf_map_update_elem(Fd(env), key.Data(), value, flags))
       throw SystemError(env, errno, "bpf_map_update_elem");
     return env.Undefined();
   }
   Napi::Value Delete(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    auto key = Arg(info, 0, info_.key_size, "key");
+    auto key = BufferArg(info, info[0], "key", info_.key_size);
     if (bpf_map_delete_elem(Fd(env), key.Data())) {
       if (errno == ENOENT) return Napi::Boolean::New(env, false);
       throw SystemError(env, errno, "bpf_map_delete_elem");
@@ -297,9 +441,11 @@ class Map : public Napi::ObjectWrap<Map> {
   // updateBatch(keys, values, count): count keys and values back to back.
   Napi::Value UpdateBatch(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    uint32_t count = info[2].As<Napi::Number>().Uint32Value();
-    auto keys = Arg(info, 0, size_t(count) * info_.key_size, "keys");
-    auto values = Arg(info, 1, size_t(count) * ValueBytes(), "values");
+    BufferArg(info, info[0], "keys");  // types first, then sizes
+    BufferArg(info, info[1], "values");
+    uint32_t count = NumberArg(info, info[2], "count").Uint32Value();
+    auto keys = BufferArg(info, info[0], "keys", size_t(count) * info_.key_size);
+    auto values = BufferArg(info, info[1], "values", size_t(count) * ValueBytes());
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     uint32_t n = count;
     if (count && bpf_map_update_batch(Fd(env), keys.Data(), values.Data(), &n, &opts))
@@ -310,11 +456,12 @@ class Map : public Napi::ObjectWrap<Map> {
   // nextKeys(after|null, max): up to max keys following `after`.
   Napi::Value NextKeys(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    uint32_t max = info[1].As<Napi::Number>().Uint32Value();
+    bool have = !info[0].IsNull();
+    if (have && !info[0].IsBuffer()) ThrowTypeError(info, "after", "a Buffer or null", info[0]);
+    uint32_t max = NumberArg(info, info[1], "max").Uint32Value();
     std::vector<uint8_t> cur(info_.key_size), next(info_.key_size);
-    bool have = !info[0].IsNull() && !info[0].IsUndefined();
     if (have) {
-      auto k = Arg(info, 0, info_.key_size, "after");
+      auto k = BufferArg(info, info[0], "after", info_.key_size);
       memcpy(cur.data(), k.Data(), info_.key_size);
     }
     Napi::Array out = Napi::Array::New(env);
@@ -329,13 +476,19 @@ class Map : public Napi::ObjectWrap<Map> {
     }
     return out;
   }
+  // The count of entries to read: no more than max_entries (it sizes the
+  // result, checked before anything is allocated).
+  uint32_t CountArg(const Napi::CallbackInfo &info) {
+    uint32_t count = NumberArg(info, info[0], "count").Uint32Value();
+    if (count > info_.max_entries)
+      throw Napi::RangeError::New(info.Env(), Callee(info) + ": count " + std::to_string(count) +
+                                                  " exceeds max_entries " + std::to_string(info_.max_entries));
+    return count;
+  }
   // Reads entries 0..count-1 of an array map in batches (a few syscalls, not
   // count), calling each(key, value) with the value as the kernel copies it.
   template <typename Each>
   void ReadArrayBatched(Napi::Env env, uint32_t count, Each each) {
-    if (count > info_.max_entries)
-      throw Napi::RangeError::New(env, "count " + std::to_string(count) + " exceeds max_entries " +
-                                           std::to_string(info_.max_entries));
     const size_t vbytes = ValueBytes();
     const uint32_t chunk = 1024;
     std::vector<uint32_t> keys(chunk);
@@ -361,8 +514,8 @@ class Map : public Napi::ObjectWrap<Map> {
   Napi::Value SumPerCpu(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (info_.type != BPF_MAP_TYPE_PERCPU_ARRAY || info_.value_size % 8)
-      throw Napi::TypeError::New(env, "sumPerCpu needs a per-CPU array of u64 words");
-    uint32_t count = info[0].As<Napi::Number>().Uint32Value();
+      throw Napi::TypeError::New(env, Callee(info) + ": needs a per-CPU array of u64 words");
+    uint32_t count = CountArg(info);
     const size_t words = info_.value_size / 8, cpus = PossibleCpus();
     auto out = Napi::BigUint64Array::New(env, size_t(count) * words);
     uint64_t *sum = out.Data();
@@ -383,8 +536,8 @@ class Map : public Napi::ObjectWrap<Map> {
   Napi::Value LookupAll(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (info_.type != BPF_MAP_TYPE_ARRAY)
-      throw Napi::TypeError::New(env, "lookupAll needs an array map (not per-CPU)");
-    uint32_t count = info[0].As<Napi::Number>().Uint32Value();
+      throw Napi::TypeError::New(env, Callee(info) + ": needs an array map (not per-CPU)");
+    uint32_t count = CountArg(info);
     const size_t vsize = info_.value_size;
     auto out = Napi::Buffer<uint8_t>::New(env, size_t(count) * vsize);
     memset(out.Data(), 0, out.Length());
@@ -416,7 +569,7 @@ class Map : public Napi::ObjectWrap<Map> {
   }
   Napi::Value Pin(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    std::string path = info[0].As<Napi::String>();
+    std::string path = StringArg(info, info[0], "path");
     if (bpf_obj_pin(Fd(env), path.c_str())) throw SystemError(env, errno, "bpf_obj_pin", path);
     return env.Undefined();
   }
@@ -446,24 +599,26 @@ class Map : public Napi::ObjectWrap<Map> {
 
 // ---- Link -------------------------------------------------------------------
 
-class Link : public Napi::ObjectWrap<Link> {
+class Link : public Wrapped<Link> {
  public:
+  static constexpr const napi_type_tag &kTag = kLinkTag;
+  static constexpr const char *kWhat = "a Link", *kPrefix = "link";
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Link",
-                       {
-                           InstanceMethod<&Link::Pin>("pin"),
-                           InstanceMethod<&Link::Update>("update"),
-                           InstanceMethod<&Link::Detach>("detach"),
-                           InstanceMethod<&Link::Info>("info"),
-                           InstanceMethod<&Link::Close>("close"),
-                       });
+    return Define(env, "Link",
+                  {
+                      Method<&Link::Pin>(env, "pin", 1),
+                      Method<&Link::Update>(env, "update", 1),
+                      Method<&Link::Detach>(env, "detach", 0),
+                      Method<&Link::Info>(env, "info", 0),
+                      Method<&Link::Close>(env, "close", 0),
+                  });
   }
   static Napi::Object New(Napi::Env env, int fd) {
     Napi::Object o = State(env).link_ctor.New({});
     Unwrap(o)->fd_ = std::make_shared<::Fd>(fd);
     return o;
   }
-  explicit Link(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Link>(info) {}
+  explicit Link(const Napi::CallbackInfo &info) : Wrapped<Link>(info) {}
 
  private:
   int Get(Napi::Env env) {
@@ -472,7 +627,7 @@ class Link : public Napi::ObjectWrap<Link> {
   }
   Napi::Value Pin(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    std::string path = info[0].As<Napi::String>();
+    std::string path = StringArg(info, info[0], "path");
     if (bpf_obj_pin(Get(env), path.c_str())) throw SystemError(env, errno, "bpf_obj_pin", path);
     return env.Undefined();
   }
@@ -506,16 +661,18 @@ class Link : public Napi::ObjectWrap<Link> {
 
 // ---- Program ----------------------------------------------------------------
 
-class Program : public Napi::ObjectWrap<Program> {
+class Program : public Wrapped<Program> {
  public:
+  static constexpr const napi_type_tag &kTag = kProgramTag;
+  static constexpr const char *kWhat = "a Program", *kPrefix = "program";
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Program",
-                       {
-                           InstanceMethod<&Program::TestRun>("testRun"),
-                           InstanceMethod<&Program::TestRunVaried>("testRunVaried"),
-                           InstanceMethod<&Program::AttachXdp>("attachXdp"),
-                           InstanceMethod<&Program::Info>("info"),
-                       });
+    return Define(env, "Program",
+                  {
+                      Method<&Program::TestRun>(env, "testRun", 2),
+                      Method<&Program::TestRunVaried>(env, "testRunVaried", 3),
+                      Method<&Program::AttachXdp>(env, "attachXdp", 2),
+                      Method<&Program::Info>(env, "info", 0),
+                  });
   }
   static Napi::Object New(Napi::Env env, int fd, std::shared_ptr<LoadedObject> owner) {
     Napi::Object o = State(env).prog_ctor.New({});
@@ -524,7 +681,7 @@ class Program : public Napi::ObjectWrap<Program> {
     p->owner_ = std::move(owner);
     return o;
   }
-  explicit Program(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Program>(info) {}
+  explicit Program(const Napi::CallbackInfo &info) : Wrapped<Program>(info) {}
   int fd_ = -1;
   std::shared_ptr<LoadedObject> owner_;
 
@@ -533,9 +690,8 @@ class Program : public Napi::ObjectWrap<Program> {
   // durationNs is the kernel's average per repetition.
   Napi::Value TestRun(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsBuffer()) throw Napi::TypeError::New(env, "packet must be a Buffer");
-    auto in = info[0].As<Napi::Buffer<uint8_t>>();
-    uint32_t repeat = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 1;
+    auto in = BufferArg(info, info[0], "packet");
+    uint32_t repeat = NumberArg(info, info[1], "repeat").Uint32Value();
     struct Result {
       std::vector<uint8_t> in, out;
       uint32_t retval = 0, duration = 0, out_size = 0;
@@ -574,11 +730,11 @@ class Program : public Napi::ObjectWrap<Program> {
   // `repeat` cannot give (it reuses one buffer). verdicts[v] counts retval v.
   Napi::Value TestRunVaried(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsBuffer()) throw Napi::TypeError::New(env, "packet must be a Buffer");
-    auto in = info[0].As<Napi::Buffer<uint8_t>>();
-    uint32_t count = info[1].As<Napi::Number>().Uint32Value();
-    uint32_t offset = info[2].As<Napi::Number>().Uint32Value();
-    if (size_t(offset) + 4 > in.Length()) throw Napi::RangeError::New(env, "offset beyond the packet");
+    auto in = BufferArg(info, info[0], "packet");
+    uint32_t count = NumberArg(info, info[1], "count").Uint32Value();
+    uint32_t offset = NumberArg(info, info[2], "offset").Uint32Value();
+    if (size_t(offset) + 4 > in.Length())
+      throw Napi::RangeError::New(env, Callee(info) + ": offset beyond the packet");
     struct Result {
       std::vector<uint8_t> frame;
       uint64_t total_ns = 0;
@@ -623,8 +779,9 @@ class Program : public Napi::ObjectWrap<Program> {
   // attachXdp(ifindex, mode: "native"|"generic") -> Promise<Link>
   Napi::Value AttachXdp(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    int ifindex = info[0].As<Napi::Number>().Int32Value();
-    std::string mode = info[1].As<Napi::String>();
+    int ifindex = NumberArg(info, info[0], "ifindex").Int32Value();
+    std::string mode = StringArg(info, info[1], "mode");
+    if (mode != "native" && mode != "generic") ThrowTypeError(info, "mode", "'native' or 'generic'", info[1]);
     uint32_t flags = mode == "generic" ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
     int fd = fd_;
     auto owner = owner_;
@@ -661,37 +818,44 @@ class Program : public Napi::ObjectWrap<Program> {
 
 Napi::Value Link::Update(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  Program *p = Program::Unwrap(info[0].As<Napi::Object>());
+  Program *p = UnwrapArg<Program>(info, info[0], "program");
   if (bpf_link_update(Get(env), p->fd_, nullptr)) throw SystemError(env, errno, "bpf_link_update");
   return env.Undefined();
 }
 
 // ---- BpfObject ----------------------------------------------------------------
 
-class BpfObject : public Napi::ObjectWrap<BpfObject> {
+class BpfObject : public Wrapped<BpfObject> {
  public:
+  static constexpr const napi_type_tag &kTag = kObjectTag;
+  static constexpr const char *kWhat = "a BpfObject", *kPrefix = "object";
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "BpfObject",
-                       {
-                           InstanceMethod<&BpfObject::GetMap>("map"),
-                           InstanceMethod<&BpfObject::GetProgram>("program"),
-                       });
+    return Define(env, "BpfObject",
+                  {
+                      Method<&BpfObject::GetMap>(env, "map", 1),
+                      Method<&BpfObject::GetProgram>(env, "program", 1),
+                  });
   }
-  explicit BpfObject(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfObject>(info) {}
+  explicit BpfObject(const Napi::CallbackInfo &info) : Wrapped<BpfObject>(info) {}
   std::shared_ptr<LoadedObject> obj_;
 
  private:
+  // JS can construct one (new (object.constructor)()): it holds nothing.
+  bpf_object *Get(Napi::Env env) {
+    if (!obj_) throw SystemError(env, EBADF, "bpf_object", "no object loaded");
+    return obj_->obj;
+  }
   Napi::Value GetMap(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    std::string name = info[0].As<Napi::String>();
-    bpf_map *m = bpf_object__find_map_by_name(obj_->obj, name.c_str());
+    std::string name = StringArg(info, info[0], "name");
+    bpf_map *m = bpf_object__find_map_by_name(Get(env), name.c_str());
     if (!m) throw SystemError(env, ENOENT, "bpf_object__find_map_by_name", name);
     return Map::New(env, bpf_map__fd(m), obj_, false);
   }
   Napi::Value GetProgram(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    std::string name = info[0].As<Napi::String>();
-    bpf_program *p = bpf_object__find_program_by_name(obj_->obj, name.c_str());
+    std::string name = StringArg(info, info[0], "name");
+    bpf_program *p = bpf_object__find_program_by_name(Get(env), name.c_str());
     if (!p) throw SystemError(env, ENOENT, "bpf_object__find_program_by_name", name);
     return Program::New(env, bpf_program__fd(p), obj_);
   }
@@ -739,8 +903,8 @@ int SetRodata(bpf_object *obj, const std::string &name, const std::vector<uint8_
 // there are reused (libbpf checks type, sizes and flags).
 Napi::Value LoadObject(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>();
-  Napi::Object opts = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  std::string path = StringArg(info, info[0], "path");
+  Napi::Object opts = ObjectArg(info, info[1], "options");
   struct Plan {
     std::string path, pin_dir, why;
     std::vector<std::pair<std::string, std::vector<uint8_t>>> rodata;
@@ -749,27 +913,30 @@ Napi::Value LoadObject(const Napi::CallbackInfo &info) {
   };
   auto plan = std::make_shared<Plan>();
   plan->path = path;
-  auto pairs = [&](const char *field, std::vector<std::pair<std::string, uint32_t>> &out) {
-    if (!opts.Has(field)) return;
-    Napi::Object o = opts.Get(field).As<Napi::Object>();
+  // Calls each(key, value, "options.field.key") for every property of an
+  // optional options.field, which must be an object.
+  auto each = [&](const char *field, const auto &each) {
+    Napi::Value v = opts.Get(field);
+    if (!Given(v)) return;
+    std::string what = std::string("options.") + field;
+    Napi::Object o = ObjectArg(info, v, what);
     Napi::Array keys = o.GetPropertyNames();
     for (uint32_t i = 0; i < keys.Length(); i++) {
-      std::string k = keys.Get(i).As<Napi::String>();
-      out.emplace_back(k, o.Get(k).As<Napi::Number>().Uint32Value());
+      std::string k = StringArg(info, keys.Get(i), what + " key");
+      each(k, o.Get(k), what + "." + k);
     }
   };
-  pairs("maxEntries", plan->max_entries);
-  pairs("innerMaxEntries", plan->inner_max_entries);
-  if (opts.Has("rodata")) {
-    Napi::Object o = opts.Get("rodata").As<Napi::Object>();
-    Napi::Array keys = o.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); i++) {
-      std::string k = keys.Get(i).As<Napi::String>();
-      auto b = o.Get(k).As<Napi::Buffer<uint8_t>>();
-      plan->rodata.emplace_back(k, std::vector<uint8_t>(b.Data(), b.Data() + b.Length()));
-    }
-  }
-  if (opts.Has("pinDir")) plan->pin_dir = opts.Get("pinDir").As<Napi::String>();
+  each("maxEntries", [&](const std::string &k, const Napi::Value &v, const std::string &what) {
+    plan->max_entries.emplace_back(k, NumberArg(info, v, what).Uint32Value());
+  });
+  each("innerMaxEntries", [&](const std::string &k, const Napi::Value &v, const std::string &what) {
+    plan->inner_max_entries.emplace_back(k, NumberArg(info, v, what).Uint32Value());
+  });
+  each("rodata", [&](const std::string &k, const Napi::Value &v, const std::string &what) {
+    auto b = BufferArg(info, v, what);
+    plan->rodata.emplace_back(k, std::vector<uint8_t>(b.Data(), b.Data() + b.Length()));
+  });
+  if (Napi::Value v = opts.Get("pinDir"); Given(v)) plan->pin_dir = StringArg(info, v, "options.pinDir");
 
   Job *job = new Job(
       env, "bpf_object__load",
@@ -863,25 +1030,37 @@ Napi::Value LoadObject(const Napi::CallbackInfo &info) {
 
 // ---- standalone objects --------------------------------------------------------
 
-Napi::Value OpenPinnedMap(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>();
+// The pinned object at path, as an fd of `kind` ("bpf-map", "bpf-link": the
+// name of its anonymous inode). A pin of another kind is refused: a link's fd
+// wrapped as a Map would read a bpf_link_info as a bpf_map_info.
+int OpenPinned(Napi::Env env, const std::string &path, const char *kind) {
   int fd = bpf_obj_get(path.c_str());
   if (fd < 0) throw SystemError(env, errno, "bpf_obj_get", path);
+  char target[64] = {};
+  std::string self = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = readlink(self.c_str(), target, sizeof(target) - 1);
+  std::string is = n > 0 ? std::string(target, n) : "unknown";
+  if (is != std::string("anon_inode:") + kind) {
+    close(fd);
+    throw SystemError(env, EINVAL, "bpf_obj_get", path + " is " + is + ", not a " + kind);
+  }
+  return fd;
+}
+
+Napi::Value OpenPinnedMap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = OpenPinned(env, StringArg(info, info[0], "path"), "bpf-map");
   return Map::New(env, fd, nullptr, true);
 }
 
 Napi::Value OpenPinnedLink(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>();
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) throw SystemError(env, errno, "bpf_obj_get", path);
-  return Link::New(env, fd);
+  return Link::New(env, OpenPinned(env, StringArg(info, info[0], "path"), "bpf-link"));
 }
 
 Napi::Value MapFromId(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  uint32_t id = NumberArg(info, info[0], "id").Uint32Value();
   int fd = bpf_map_get_fd_by_id(id);
   if (fd < 0) throw SystemError(env, errno, "bpf_map_get_fd_by_id", std::to_string(id));
   return Map::New(env, fd, nullptr, true);
@@ -891,12 +1070,9 @@ Napi::Value MapFromId(const Napi::CallbackInfo &info) {
 // with `data` through one mmap (no per-entry syscalls).
 Napi::Value CreateArrayMap(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  uint32_t value_size = info[0].As<Napi::Number>().Uint32Value();
-  uint32_t max_entries = info[1].As<Napi::Number>().Uint32Value();
-  if (!info[2].IsBuffer()) throw Napi::TypeError::New(env, "data must be a Buffer");
-  auto data = info[2].As<Napi::Buffer<uint8_t>>();
-  if (data.Length() != size_t(value_size) * max_entries)
-    throw Napi::RangeError::New(env, "data must be valueSize * maxEntries bytes");
+  uint32_t value_size = NumberArg(info, info[0], "valueSize").Uint32Value();
+  uint32_t max_entries = NumberArg(info, info[1], "maxEntries").Uint32Value();
+  auto data = BufferArg(info, info[2], "data", size_t(value_size) * max_entries);
   LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE);
   int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "xdplb_table", 4, value_size, max_entries, &opts);
   if (fd < 0) throw SystemError(env, errno, "bpf_map_create");
@@ -912,18 +1088,15 @@ Napi::Value CreateArrayMap(const Napi::CallbackInfo &info) {
   return Map::New(env, fd, nullptr, true);
 }
 
-// An mmapable array map (given as a Map object) mapped into memory whole,
-// unmapped when this goes out of scope.
+// An mmapable array map mapped into memory whole, unmapped when this goes
+// out of scope. Its size comes from the map, never from JS.
 class MappedArray {
  public:
-  MappedArray(Napi::Env env, const Napi::Value &map, int prot) {
-    Napi::Object m = map.As<Napi::Object>();
-    Napi::Object i = m.Get("info").As<Napi::Function>().Call(m, {}).As<Napi::Object>();
-    int fd = i.Get("fd").As<Napi::Number>().Int32Value();
-    bytes = size_t(i.Get("valueSize").As<Napi::Number>().Uint32Value()) *
-            i.Get("maxEntries").As<Napi::Number>().Uint32Value();
+  MappedArray(Napi::Env env, Map *map, int prot) {
+    const bpf_map_info &i = map->MapInfo();
+    bytes = size_t(i.value_size) * i.max_entries;
     len_ = (bytes + 4095) & ~size_t(4095);
-    mem = mmap(nullptr, len_, prot, MAP_SHARED, fd, 0);
+    mem = mmap(nullptr, len_, prot, MAP_SHARED, map->Fd(env), 0);
     if (mem == MAP_FAILED) throw SystemError(env, errno, "mmap");
   }
   ~MappedArray() { munmap(mem, len_); }
@@ -938,7 +1111,7 @@ class MappedArray {
 
 // readArrayMap(map): the whole of an mmapable array map as one Buffer.
 Napi::Value ReadArrayMap(const Napi::CallbackInfo &info) {
-  MappedArray a(info.Env(), info[0], PROT_READ);
+  MappedArray a(info.Env(), UnwrapArg<Map>(info, info[0], "map"), PROT_READ);
   return Copy(info.Env(), a.mem, a.bytes);
 }
 
@@ -948,11 +1121,11 @@ Napi::Value ReadArrayMap(const Napi::CallbackInfo &info) {
 // no RCU grace period. Returns how many words changed.
 Napi::Value PatchArrayMap(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!info[1].IsBuffer()) throw Napi::TypeError::New(env, "data must be a Buffer");
-  auto data = info[1].As<Napi::Buffer<uint8_t>>();
-  MappedArray a(env, info[0], PROT_READ | PROT_WRITE);
+  Map *map = UnwrapArg<Map>(info, info[0], "map");
+  auto data = BufferArg(info, info[1], "data");
+  MappedArray a(env, map, PROT_READ | PROT_WRITE);
   if (data.Length() != a.bytes || a.bytes % 8)
-    throw Napi::RangeError::New(env, "data must be the map's size, a multiple of 8 bytes");
+    throw Napi::RangeError::New(env, Callee(info) + ": data must be the map's size, a multiple of 8 bytes");
   uint64_t *words = static_cast<uint64_t *>(a.mem);
   uint32_t changed = 0;
   for (size_t w = 0; w < a.bytes / 8; w++) {
@@ -969,7 +1142,7 @@ Napi::Value PatchArrayMap(const Napi::CallbackInfo &info) {
 // network namespace (through ioctls: /sys/class/net may show another one).
 Napi::Value InterfaceInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  std::string name = info[0].As<Napi::String>();
+  std::string name = StringArg(info, info[0], "name");
   if (name.size() >= IFNAMSIZ) throw SystemError(env, ENAMETOOLONG, "if_nametoindex", name);
   unsigned idx = if_nametoindex(name.c_str());
   if (!idx) throw SystemError(env, errno, "if_nametoindex", name);
@@ -995,7 +1168,7 @@ Napi::Value InterfaceInfo(const Napi::CallbackInfo &info) {
 // however the process died). EWOULDBLOCK when another process holds it.
 Napi::Value LockFile(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>();
+  std::string path = StringArg(info, info[0], "path");
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) throw SystemError(env, errno, "open", path);
   if (flock(fd, LOCK_EX | LOCK_NB)) {
@@ -1007,24 +1180,26 @@ Napi::Value LockFile(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value UnlockFile(const Napi::CallbackInfo &info) {
-  close(info[0].As<Napi::Number>().Int32Value());
+  close(NumberArg(info, info[0], "fd").Int32Value());
   return info.Env().Undefined();
 }
 
 // ---- netlink -------------------------------------------------------------------
 
-Napi::Buffer<uint8_t> AddressArg(const Napi::CallbackInfo &info, size_t i) {
-  if (!info[i].IsBuffer() || info[i].As<Napi::Buffer<uint8_t>>().Length() != 16)
-    throw Napi::TypeError::New(info.Env(), "address must be a 16-byte Buffer");
-  return info[i].As<Napi::Buffer<uint8_t>>();
+// A netlink request failed; one the kernel did not answer in time (see
+// netlink::kReplyTimeout) says so.
+Napi::Error NetlinkError(Napi::Env env, int err, const char *request, int ifindex) {
+  std::string detail = "ifindex " + std::to_string(ifindex);
+  if (err == -ETIMEDOUT) detail += ", the kernel did not answer in time";
+  return SystemError(env, err, request, detail);
 }
 
 // neighbours(ifindex) -> [{ family, address, mac|null, state }]
 Napi::Value Neighbours(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::vector<netlink::Neighbour> list;
-  if (int err = netlink::DumpNeighbours(info[0].As<Napi::Number>().Int32Value(), list))
-    throw SystemError(env, err, "RTM_GETNEIGH");
+  int ifindex = NumberArg(info, info[0], "ifindex").Int32Value();
+  if (int err = netlink::DumpNeighbours(ifindex, list)) throw NetlinkError(env, err, "RTM_GETNEIGH", ifindex);
   Napi::Array out = Napi::Array::New(env, list.size());
   for (size_t i = 0; i < list.size(); i++) {
     Napi::Object o = Napi::Object::New(env);
@@ -1041,8 +1216,8 @@ Napi::Value Neighbours(const Napi::CallbackInfo &info) {
 Napi::Value Addresses(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::vector<netlink::Address> list;
-  if (int err = netlink::DumpAddresses(info[0].As<Napi::Number>().Int32Value(), list))
-    throw SystemError(env, err, "RTM_GETADDR");
+  int ifindex = NumberArg(info, info[0], "ifindex").Int32Value();
+  if (int err = netlink::DumpAddresses(ifindex, list)) throw NetlinkError(env, err, "RTM_GETADDR", ifindex);
   Napi::Array out = Napi::Array::New(env, list.size());
   for (size_t i = 0; i < list.size(); i++) {
     Napi::Object o = Napi::Object::New(env);
@@ -1058,25 +1233,23 @@ Napi::Value Addresses(const Napi::CallbackInfo &info) {
 template <bool Add>
 Napi::Value ChangeAddress(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  int ifindex = info[0].As<Napi::Number>().Int32Value();
-  uint8_t family = info[1].As<Napi::Number>().Uint32Value();
-  auto addr = AddressArg(info, 2);
-  uint8_t prefix = info[3].As<Napi::Number>().Uint32Value();
+  int ifindex = NumberArg(info, info[0], "ifindex").Int32Value();
+  uint8_t family = NumberArg(info, info[1], "family").Uint32Value();
+  auto addr = BufferArg(info, info[2], "address", 16);
+  uint8_t prefix = NumberArg(info, info[3], "prefixLength").Uint32Value();
   int err = Add ? netlink::AddAddress(ifindex, family, addr.Data(), prefix)
                 : netlink::DeleteAddress(ifindex, family, addr.Data(), prefix);
-  if (err) throw SystemError(env, err, Add ? "RTM_NEWADDR" : "RTM_DELADDR");
+  if (err) throw NetlinkError(env, err, Add ? "RTM_NEWADDR" : "RTM_DELADDR", ifindex);
   return env.Undefined();
 }
 
 // announce(ifindex, mac, family, address): gratuitous ARP or unsolicited NA.
 Napi::Value Announce(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  int ifindex = info[0].As<Napi::Number>().Int32Value();
-  if (!info[1].IsBuffer() || info[1].As<Napi::Buffer<uint8_t>>().Length() != 6)
-    throw Napi::TypeError::New(env, "mac must be a 6-byte Buffer");
-  auto mac = info[1].As<Napi::Buffer<uint8_t>>();
-  uint8_t family = info[2].As<Napi::Number>().Uint32Value();
-  auto addr = AddressArg(info, 3);
+  int ifindex = NumberArg(info, info[0], "ifindex").Int32Value();
+  auto mac = BufferArg(info, info[1], "mac", 6);
+  uint8_t family = NumberArg(info, info[2], "family").Uint32Value();
+  auto addr = BufferArg(info, info[3], "address", 16);
   int err = family == 4 ? netlink::SendGratuitousArp(ifindex, mac.Data(), addr.Data())
                         : netlink::SendUnsolicitedNa(ifindex, mac.Data(), addr.Data());
   if (err) throw SystemError(env, err, family == 4 ? "sendto (gratuitous ARP)" : "sendto (unsolicited NA)");
@@ -1099,8 +1272,10 @@ Napi::Value SetLogger(const Napi::CallbackInfo &info) {
   Instance &st = State(info.Env());
   if (info[0].IsFunction())
     st.logger = Napi::Persistent(info[0].As<Napi::Function>());
-  else
+  else if (info[0].IsNull() || info[0].IsUndefined())
     st.logger.Reset();
+  else
+    ThrowTypeError(info, "logger", "a function or null", info[0]);
   return info.Env().Undefined();
 }
 
@@ -1171,43 +1346,51 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
   return o;
 }
 
-// Every export drains libbpf's queued messages into the logger afterwards.
+// Every export checks its argument count first and drains libbpf's queued
+// messages into the logger afterwards.
 template <Napi::Value (*F)(const Napi::CallbackInfo &)>
 Napi::Value Exported(const Napi::CallbackInfo &info) {
   struct Drain {
     Napi::Env env;
     ~Drain() { DrainLog(env); }
   } drain{info.Env()};
+  CheckArgCount(info);
   return F(info);
 }
 
+// exports[name] = F, which needs `required` arguments.
+template <Napi::Value (*F)(const Napi::CallbackInfo &)>
+void Export(Napi::Env env, Napi::Object exports, const char *name, size_t required) {
+  exports.Set(name, Napi::Function::New<Exported<F>>(env, name, Sign(env, name, required)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto *st = new Instance();
-  st->map_ctor = Napi::Persistent(Map::Init(env));
-  st->prog_ctor = Napi::Persistent(Program::Init(env));
-  st->link_ctor = Napi::Persistent(Link::Init(env));
-  st->object_ctor = Napi::Persistent(BpfObject::Init(env));
-  env.SetInstanceData<Instance>(st);
+  env.SetInstanceData<Instance>(new Instance());
+  Instance &st = State(env);
+  st.map_ctor = Napi::Persistent(Map::Init(env));
+  st.prog_ctor = Napi::Persistent(Program::Init(env));
+  st.link_ctor = Napi::Persistent(Link::Init(env));
+  st.object_ctor = Napi::Persistent(BpfObject::Init(env));
   libbpf_set_print(LibbpfPrint);
   libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
-  exports.Set("loadObject", Napi::Function::New<Exported<LoadObject>>(env));
-  exports.Set("openPinnedMap", Napi::Function::New<Exported<OpenPinnedMap>>(env));
-  exports.Set("openPinnedLink", Napi::Function::New<Exported<OpenPinnedLink>>(env));
-  exports.Set("mapFromId", Napi::Function::New<Exported<MapFromId>>(env));
-  exports.Set("createArrayMap", Napi::Function::New<Exported<CreateArrayMap>>(env));
-  exports.Set("readArrayMap", Napi::Function::New<Exported<ReadArrayMap>>(env));
-  exports.Set("patchArrayMap", Napi::Function::New<Exported<PatchArrayMap>>(env));
-  exports.Set("interfaceInfo", Napi::Function::New<Exported<InterfaceInfo>>(env));
-  exports.Set("lockFile", Napi::Function::New<Exported<LockFile>>(env));
-  exports.Set("unlockFile", Napi::Function::New<Exported<UnlockFile>>(env));
-  exports.Set("setLogger", Napi::Function::New<Exported<SetLogger>>(env));
-  exports.Set("listInterfaces", Napi::Function::New<Exported<ListInterfaces>>(env));
-  exports.Set("neighbours", Napi::Function::New<Exported<Neighbours>>(env));
-  exports.Set("addresses", Napi::Function::New<Exported<Addresses>>(env));
-  exports.Set("addAddress", Napi::Function::New<Exported<ChangeAddress<true>>>(env));
-  exports.Set("deleteAddress", Napi::Function::New<Exported<ChangeAddress<false>>>(env));
-  exports.Set("announce", Napi::Function::New<Exported<Announce>>(env));
-  exports.Set("abi", Napi::Function::New<Exported<Abi>>(env));
+  Export<LoadObject>(env, exports, "loadObject", 2);
+  Export<OpenPinnedMap>(env, exports, "openPinnedMap", 1);
+  Export<OpenPinnedLink>(env, exports, "openPinnedLink", 1);
+  Export<MapFromId>(env, exports, "mapFromId", 1);
+  Export<CreateArrayMap>(env, exports, "createArrayMap", 3);
+  Export<ReadArrayMap>(env, exports, "readArrayMap", 1);
+  Export<PatchArrayMap>(env, exports, "patchArrayMap", 2);
+  Export<InterfaceInfo>(env, exports, "interfaceInfo", 1);
+  Export<LockFile>(env, exports, "lockFile", 1);
+  Export<UnlockFile>(env, exports, "unlockFile", 1);
+  Export<SetLogger>(env, exports, "setLogger", 1);
+  Export<ListInterfaces>(env, exports, "listInterfaces", 0);
+  Export<Neighbours>(env, exports, "neighbours", 1);
+  Export<Addresses>(env, exports, "addresses", 1);
+  Export<ChangeAddress<true>>(env, exports, "addAddress", 4);
+  Export<ChangeAddress<false>>(env, exports, "deleteAddress", 4);
+  Export<Announce>(env, exports, "announce", 4);
+  Export<Abi>(env, exports, "abi", 0);
   return exports;
 }
 
