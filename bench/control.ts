@@ -1,9 +1,10 @@
 // npm run bench:control [-- --json]
-// Control-plane scale: desired() + plan() + apply() of 10,000 services x 10
+// Control-plane scale: the Reconciler (desired(), plan(), apply()) of 10,000 services x 10
 // backends from cold into a real (unattached) data plane, Maglev 16381, then
 // one backend change in the loaded state — as the director makes it for a
-// health verdict, a drain or a MAC (that service alone), and through a config
-// reload (every service compared) — and one /metrics scrape of it. Reports wall time, map writes and
+// health verdict, a drain or a MAC, and through a config reload (the
+// reconciler plans only the services whose config changed) — through the
+// director's own Reconciler, and one /metrics scrape of it. Reports wall time, map writes and
 // the process's RSS; the RSS of the same process before loading anything is
 // the baseline. Two shapes: every service on the same 10 nodes (Kubernetes:
 // backends are nodes, so tables repeat) and 10 distinct backends per service.
@@ -12,11 +13,12 @@ import { dump } from 'js-yaml';
 import { CONSTANTS } from '../src/dataplane/abi.ts';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
 import { Metrics } from '../src/metrics/metrics.ts';
-import { desired, desiredService, type Facts } from '../src/model/desired.ts';
-import { apply, countWrites } from '../src/reconcile/apply.ts';
-import { commit, plan, type PlanContext } from '../src/reconcile/plan.ts';
-import { emptyApplied } from '../src/reconcile/state.ts';
+import type { Facts } from '../src/model/desired.ts';
+import type { PlanContext } from '../src/reconcile/plan.ts';
+import { backendKey } from '../src/model/keys.ts';
+import { Reconciler } from '../src/reconcile/reconciler.ts';
 import { observe } from '../src/reconcile/observe.ts';
+import { component } from '../src/log.ts';
 import { rmSync } from 'node:fs';
 
 const JSON_OUT = process.argv.includes('--json');
@@ -25,13 +27,14 @@ const BACKENDS = 10;
 const MAGLEV = 16381;
 const mb = (n: number) => Math.round(n / 1048576);
 const baselineRss = process.memoryUsage().rss;
+const quiet = component('bench').child({}, { level: 'silent' });
 
 /** Backends whose health check says down ("service address"). */
 const down = new Set<string>();
 const facts: Facts = {
   macOf: (a) => Buffer.from([2, 0, ...a.bytes.subarray(0, 4)]),
-  healthy: (s, a) => !down.has(`${s.name} ${a.text}`),
-  health: (s, a) => (down.has(`${s.name} ${a.text}`) ? 'down' : 'up'),
+  healthy: (s, a) => !down.has(backendKey(s.name, a.text)),
+  health: (s, a) => (down.has(backendKey(s.name, a.text)) ? 'down' : 'up'),
 };
 
 function services(shape: 'shared' | 'distinct', changed = false) {
@@ -60,63 +63,59 @@ async function run(shape: 'shared' | 'distinct') {
 async function measure(shape: 'shared' | 'distinct', capacity: { services: number; backends: number; flows: number }, pinDir: string) {
   const dp = await DataPlane.load({ pinDir, maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
   const ctx: PlanContext = { maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, directorMac: Buffer.from('020000000002', 'hex'), tableCache: new Map() };
+  const reconcilerOf = (d: DataPlane) => new Reconciler(observe(d), { writer: d, observe: () => observe(d), context: () => ctx, facts, log: quiet });
   const config = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape) });
-  const loaded = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
+  const r = reconcilerOf(dp);
   let t = performance.now();
-  const want = desired(config, facts);
-  const cold = plan(loaded, want, ctx);
-  const planMs = performance.now() - t;
-  t = performance.now();
-  apply(dp, cold.ops);
-  commit(loaded, cold.delta);
-  const applyMs = performance.now() - t;
+  r.setConfig(config);
+  const cold = r.flush('cold');
+  const coldMs = performance.now() - t;
   const rss = process.memoryUsage().rss;
-  const metrics = new Metrics({ dp, applied: () => loaded, perBackend: () => true }, 'bench');
+  const metrics = new Metrics({ dp, applied: () => r.state, perBackend: () => true }, 'bench');
   t = performance.now();
   const scrapeBytes = (await metrics.exposition()).reduce((n, piece) => n + piece.length, 0);
   const scrapeMs = performance.now() - t;
   const changedConfig = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape, true) });
-  // one health verdict: the director recomputes and plans that service alone
+  // one health verdict: the director marks that service dirty, and the reconciler plans it alone
   const health: number[] = [];
   let healthWrites = 0;
   for (const [i, s] of [1234, 4321, 777, 9000, 55].entries()) {
     const svc = config.services[s]!;
-    down.add(`${svc.name} ${svc.backends[i]!.address}`);
+    down.add(backendKey(svc.name, svc.backends[i]!.address));
     t = performance.now();
-    const ws = desiredService(config, svc, facts);
-    want.services.set(ws.keyText, ws);
-    const p = plan(loaded, want, ctx, new Set([ws.keyText]));
-    apply(dp, p.ops);
-    commit(loaded, p.delta);
+    r.markDirty([svc.name]);
+    healthWrites = r.flush('health').writes;
     health.push(performance.now() - t);
-    healthWrites = countWrites(p.ops);
   }
   health.sort((a, b) => a - b);
-  // the same kind of change through a config reload: every service compared
+  // the same kind of change through a config reload (validated config in hand: parsing is measured below)
   t = performance.now();
-  const one = plan(loaded, desired(changedConfig, facts), ctx);
-  apply(dp, one.ops);
+  r.setConfig(changedConfig);
+  const diffMs = performance.now() - t;
+  const one = r.flush('reload');
   const oneMs = performance.now() - t;
   // a daemon restart: adopt the pins, read the state back, plan against the same config (writes nothing)
   t = performance.now();
   const again = await DataPlane.load({ pinDir, maglevSize: MAGLEV, maxServices: capacity.services, maxDests: capacity.backends, maxFlows: capacity.flows });
-  const adopted = plan(observe(again), desired(changedConfig, facts), ctx);
+  const restarted = reconcilerOf(again);
+  restarted.setConfig(changedConfig);
+  const adopted = restarted.flush('restart');
   const restartMs = performance.now() - t;
   return {
     shape,
     services: SERVICES,
     backends: BACKENDS,
-    cold_ms: Math.round(planMs + applyMs),
-    cold_plan_ms: Math.round(planMs),
-    cold_apply_ms: Math.round(applyMs),
-    cold_writes: countWrites(cold.ops),
+    cold_ms: Math.round(coldMs),
+    cold_writes: cold.writes,
     health_change_ms: +health[2]!.toFixed(2),
     health_change_max_ms: +health[4]!.toFixed(2),
     health_change_writes: healthWrites,
     reload_change_ms: +oneMs.toFixed(2),
-    reload_change_writes: countWrites(one.ops),
+    reload_change_diff_ms: +diffMs.toFixed(2),
+    reload_change_services_planned: one.services,
+    reload_change_writes: one.writes,
     restart_ms: Math.round(restartMs),
-    restart_writes: countWrites(adopted.ops.filter((o) => o.kind !== 'clearEntry')),
+    restart_writes: adopted.writes,
     scrape_ms: Math.round(scrapeMs),
     scrape_kb: Math.round(scrapeBytes / 1024),
     rss_mb: mb(rss),
@@ -152,9 +151,9 @@ else {
   console.log(`xdplb control plane: ${SERVICES} services x ${BACKENDS} backends, Maglev ${MAGLEV}; targets: cold <= 3000 ms, one change <= 10 ms, RSS <= 250 MB`);
   for (const r of rows)
     console.log(
-      `${r.shape.padEnd(9)} cold ${r.cold_ms} ms (plan ${r.cold_plan_ms}, apply ${r.cold_apply_ms}), ${r.cold_writes} map writes; ` +
+      `${r.shape.padEnd(9)} cold ${r.cold_ms} ms, ${r.cold_writes} map writes; ` +
         `one backend down (health) ${r.health_change_ms} ms (max of 5: ${r.health_change_max_ms}), ${r.health_change_writes} writes; ` +
-        `one weight changed by reload ${r.reload_change_ms} ms, ${r.reload_change_writes} writes; ` +
+        `one weight changed by reload ${r.reload_change_ms} ms (finding it among the services ${r.reload_change_diff_ms} ms; ${r.reload_change_services_planned} service planned), ${r.reload_change_writes} writes; ` +
         `restart (adopt, read back, plan) ${r.restart_ms} ms, ${r.restart_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB); ` +
         `one /metrics scrape ${r.scrape_ms} ms (${r.scrape_kb} KiB)`,
     );

@@ -6,11 +6,13 @@
 // one frame per syscall with a different client address each time (a new flow
 // per packet), and is compared with the baselines run the same way.
 import { fileURLToPath } from 'node:url';
-import { addVipBit, CONSTANTS, PROTO } from '../src/dataplane/abi.ts';
+import { addVipBit, CONSTANTS } from '../src/dataplane/abi.ts';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
 import { native, type NativeProgram } from '../src/dataplane/native.ts';
 import { mustParseIp } from '../src/model/address.ts';
 import { maglevTable } from '../src/model/maglev.ts';
+import { IPPROTO } from '../src/model/protocol.ts';
+import { putServiceIndexed } from '../test/helpers/dataplane-fixture.ts';
 import { ethernet, icmp4Error, ipv4, MAC, tcp, udp } from '../test/helpers/packets.ts';
 
 const args = new Set(process.argv.slice(2));
@@ -83,10 +85,10 @@ async function director(services: number, backends: number, changedSlots: boolea
   const filter = new BigUint64Array(CONSTANTS.VIP_FILTER_WORDS);
   for (let s = 0; s < services; s++) {
     const vip = mustParseIp(`10.${100 + (s >> 16)}.${(s >> 8) & 255}.${s & 255}`);
-    for (const [proto, port, id] of [[PROTO.tcp, 80, s + 1], [PROTO.udp, 53, s + 1]] as const) {
+    for (const [proto, port, id] of [[IPPROTO.tcp, 80, s + 1], [IPPROTO.udp, 53, s + 1]] as const) {
       const key = { addr: vip.bytes, family: 4 as const, proto, port };
       const value = { id, flags: 0, seed: 1 };
-      dp.putServiceIndexed(key, value, proto === PROTO.tcp ? 2 * s + 1 : 2 * s + 2);
+      putServiceIndexed(dp, key, value, proto === IPPROTO.tcp ? 2 * s + 1 : 2 * s + 2);
     }
     ids.writeUInt32LE(s + 1, 4 * s);
     fds.writeUInt32LE(inner.info().fd, 4 * s);

@@ -13,8 +13,10 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { validateConfig } from '../src/config/load.ts';
 import { CONSTANTS, trafficAt } from '../src/dataplane/abi.ts';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
-import { Metrics, type HealthCheckView } from '../src/metrics/metrics.ts';
+import type { HealthCheckView } from '../src/health/checker.ts';
+import { Metrics } from '../src/metrics/metrics.ts';
 import { formatIp } from '../src/model/address.ts';
+import { protocolLabel } from '../src/model/protocol.ts';
 import { desired, type Facts } from '../src/model/desired.ts';
 import { apply } from '../src/reconcile/apply.ts';
 import { commit, plan } from '../src/reconcile/plan.ts';
@@ -74,7 +76,7 @@ function promClientScrape(applied: Applied): Registry {
   const st = dp.serviceTrafficAll(applied.services.size + 1);
   const dt = dp.destTrafficAll(maxDest);
   for (const s of applied.services.values()) {
-    const base = { local_address: formatIp(s.key.addr, s.key.family), local_port: String(s.key.port), proto: 'TCP' };
+    const base = { local_address: formatIp(s.key.addr, s.key.family), local_port: String(s.key.port), proto: protocolLabel(s.key.proto) };
     const t = trafficAt(st, s.id);
     [t.packets, t.bytes, t.newFlows].forEach((v, i) => svc[i]!.inc({ name: s.name, ...base }, Number(v)));
     for (const [address, id] of s.dests) {

@@ -2,8 +2,10 @@
 /*
  * The ABI between the XDP program and user space: every map key and value that
  * crosses the kernel/user line, the counter names and the knobs. The addon
- * compiles this same header and hands its sizes, offsets and names to the
- * TypeScript codecs, whose tests fail if the two layouts ever disagree.
+ * compiles this same header and reports its sizes, offsets, constants and
+ * counter names; the TypeScript codecs (src/dataplane/abi.ts) hold a copy of
+ * the layout and the constants, and test/dataplane/abi.test.ts fails if it
+ * ever disagrees with that report or with the #defines here.
  * Addresses and ports are in network byte order; everything else is host order.
  */
 #ifndef XDPLB_ABI_H
@@ -11,8 +13,9 @@
 
 #include <linux/types.h>
 
-/* Bumped whenever a pinned map's layout changes; pinned maps carry it in
- * their names (see XDPLB_PIN_SUFFIX) so that an old layout is never misread. */
+/* Bumped whenever a pinned map's layout changes. User space records it in the
+ * pinned xdplb_abi map (lib/maps.h) and refuses to adopt pins that hold
+ * another version, so that an old layout is never misread. */
 #define XDPLB_ABI_VERSION 1
 
 #define XDPLB_FAMILY_IPV4 4
@@ -115,7 +118,9 @@ struct xdplb_dest_info {
 #define XDPLB_SERVICE_NAME_LEN 64
 
 struct xdplb_service_info {
-	char name[XDPLB_SERVICE_NAME_LEN]; /* NUL-padded */
+	char name[XDPLB_SERVICE_NAME_LEN]; /* NUL-padded, at most 63 bytes: a longer
+					    * name is cut to its beginning, "~" and
+					    * a hash of the whole */
 	__u32 entry;			   /* service_entries slot in use */
 	__u32 table_sig;		   /* what the table was built from (a hash,
 					    * never 0), written after the table;

@@ -2,7 +2,7 @@
 // or a callback, is a defect; it is logged with its stack and counted
 // (xdplb_unexpected_errors_total), and the daemon carries on. The data plane
 // forwards in the kernel either way.
-import type { Logger } from '../log.ts';
+import type { Logger } from './log.ts';
 
 let unexpected = 0;
 

@@ -1,8 +1,10 @@
 // Logs are data: pino, JSON lines by default, readable on a terminal. One
-// child logger per component, with the component's name as a fixed key.
+// child logger per component, with the component's name as a fixed key; an
+// error goes under `err` as the Error itself (pino's serializer keeps its
+// type, message, stack and code). libbpf's messages come in through the
+// addon (src/dataplane/native.ts).
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import { native } from './dataplane/native.ts';
 
 export type { Logger };
 
@@ -16,10 +18,3 @@ export const log: Logger = usePretty
 export function component(name: string): Logger {
   return log.child({ component: name });
 }
-
-// libbpf's messages (a verifier rejection arrives as one whole message).
-const libbpf = component('libbpf');
-native.setLogger((lvl, message) => {
-  if (lvl === 'warn') libbpf.warn({ libbpf: message }, 'libbpf');
-  else libbpf.debug({ libbpf: message }, 'libbpf');
-});

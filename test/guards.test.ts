@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-const GUARDS = fileURLToPath(new URL('../../src/director/guards.ts', import.meta.url));
-const LOG = fileURLToPath(new URL('../../src/log.ts', import.meta.url));
+const GUARDS = fileURLToPath(new URL('../src/guards.ts', import.meta.url));
+const LOG = fileURLToPath(new URL('../src/log.ts', import.meta.url));
 
 test('a throw in a timer and a rejected promise are logged with their stack and counted; the process carries on', () => {
   const script = `

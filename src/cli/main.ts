@@ -84,6 +84,23 @@ function apiFor(api: string | undefined, pinDir: () => string): ApiAddress {
 
 const API_HELP = 'a socket path or HOST:PORT (apiAddress in its config; default: the socket of its pin directory)';
 
+/** POSTs an action to the running daemon; its refusal is a failure (exit 1) naming `what`. */
+async function postToDaemon(api: ApiAddress, path: string, body: unknown, what: string): Promise<unknown> {
+  const where = formatApiAddress(api);
+  let res: { status: number; body: unknown };
+  try {
+    // a reconcile of a large service can take a while: a short deadline would report a done change as failed
+    res = await callApi(api, 'POST', path, body, 30_000);
+  } catch (err) {
+    if (!(err instanceof ApiUnreachable)) throw new XdplbError('DAEMON', `the daemon at ${where}: ${(err as Error).message}`);
+    if (err.code === 'EACCES') throw new XdplbError('DAEMON', `cannot reach the daemon at ${where}: permission denied (its API socket is for root only)`);
+    throw new XdplbError('DAEMON', `no daemon answers at ${where}: ${err.message}`);
+  }
+  const error = (res.body as { error?: unknown } | null)?.error;
+  if (res.status !== 200) throw new XdplbError('DAEMON', `${what} refused: ${typeof error === 'string' ? error : `HTTP ${res.status}`}`);
+  return res.body;
+}
+
 /** The daemon's state when one answers at `api` for these pins, else null. */
 async function daemonState(api: ApiAddress, pinDir: string): Promise<DaemonState | null> {
   try {
@@ -156,7 +173,7 @@ ${EXIT_HELP}`,
     .action(async (opts: { config?: string; interface?: string; mode?: string; metricsAddress?: string; metricsPerBackend: boolean; pinDir?: string; detachOnExit?: boolean; object?: string }) => {
       if (opts.config === undefined) throw new XdplbError('USAGE', "attach needs a configuration: -c FILE (see xdplb attach --help)");
       const { Director } = await import('../director/director.ts');
-      const { guardProcess } = await import('../director/guards.ts');
+      const { guardProcess } = await import('../guards.ts');
       guardProcess(log);
       // Signals that arrive during start-up wait for it: a stop then stops what was started, a reload re-reads.
       let director: Awaited<ReturnType<typeof Director.start>> | null = null;
@@ -299,20 +316,32 @@ ${EXIT_HELP}`,
     .action(async (action: string, service: string, address: string, opts: { interface?: string; pinDir?: string; api?: string }) => {
       if (!['drain', 'undrain', 'remove'].includes(action)) throw new XdplbError('USAGE', `action must be drain, undrain or remove, not ${action}`);
       if (!parseIp(address)) throw new XdplbError('USAGE', `not an IP address: ${address}`);
-      const api = apiFor(opts.api, () => pinDirFor(opts));
-      const where = formatApiAddress(api);
-      let res: { status: number; body: unknown };
-      try {
-        // a reconcile of a large service can take a while: a short deadline would report a done change as failed
-        res = await callApi(api, 'POST', `/v1/backends/${action}`, { service, address }, 30_000);
-      } catch (err) {
-        if (!(err instanceof ApiUnreachable)) throw new XdplbError('DAEMON', `the daemon at ${where}: ${(err as Error).message}`);
-        if (err.code === 'EACCES') throw new XdplbError('DAEMON', `cannot reach the daemon at ${where}: permission denied (its API socket is for root only)`);
-        throw new XdplbError('DAEMON', `no daemon answers at ${where}: ${err.message}`);
-      }
-      const error = (res.body as { error?: unknown } | null)?.error;
-      if (res.status !== 200) throw new XdplbError('DAEMON', `${action} ${service} ${address} refused: ${typeof error === 'string' ? error : `HTTP ${res.status}`}`);
+      await postToDaemon(apiFor(opts.api, () => pinDirFor(opts)), `/v1/backends/${action}`, { service, address }, `${action} ${service} ${address}`);
       process.stdout.write(`${action}: ${service} ${address}\n`);
+    });
+
+  program
+    .command('role')
+    .description("set the running director's role: active owns and announces the VIPs, standby owns none")
+    .argument('<role>', 'active | standby')
+    .option('-i, --interface <iface>', 'the NIC the daemon is attached to, to find its API socket (default: the only one)')
+    .option('--pin-dir <dir>', "bpffs directory of the daemon's pins, to find its API socket")
+    .option('--api <socket|host:port>', `the daemon's local API: ${API_HELP}`)
+    .option('--json', 'print the role and the one it had as JSON')
+    .addHelpText(
+      'after',
+      `\nFor keepalived's notify scripts (notify_master / notify_backup / notify_fault), or by hand. A standby keeps
+its maps filled, so a takeover is only the VIPs being added and announced (gratuitous ARP / unsolicited NA for
+every VIP). The role lasts until the daemon stops; it starts with the config's role (default active).
+
+Example:
+  xdplb role standby
+${EXIT_HELP}`,
+    )
+    .action(async (role: string, opts: { interface?: string; pinDir?: string; api?: string; json?: boolean }) => {
+      if (role !== 'active' && role !== 'standby') throw new XdplbError('USAGE', `the role is active or standby, not ${role}`);
+      const body = (await postToDaemon(apiFor(opts.api, () => pinDirFor(opts)), '/v1/role', { role }, `role ${role}`)) as { role: string; was: string };
+      process.stdout.write(opts.json ? `${json(body)}\n` : `role: ${body.role} (was ${body.was})\n`);
     });
 
   const config = program.command('config').description('configuration tools');

@@ -6,7 +6,10 @@ import { isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { interfaceNameProblem } from '../model/names.ts';
 import { ipSyntaxError, parseIp, unusableAddress } from '../model/address.ts';
+import { serviceKeyText } from '../model/keys.ts';
 import { isPrime } from '../model/maglev.ts';
+import { PROTOCOLS } from '../model/protocol.ts';
+import { BACKEND_STATES, MAX_SERVICE_NAME, NO_BACKEND_POLICIES, SCHEDULERS, type ServiceSet } from '../model/service.ts';
 import { parseApiAddress, parseHostPort, type ListenAddress } from './address.ts';
 
 /** Node's timers count milliseconds in a signed 32-bit integer: a longer delay (over 24.8 days) fires after 1 ms. */
@@ -124,7 +127,7 @@ const Backend = z.strictObject({
   /** Relative share of new flows. 0 drains the backend: it keeps its flows, gets no new ones. */
   weight: integer(0, 1_000_000).default(1),
   /** draining: keep established flows, take no new ones (as weight 0). */
-  state: z.enum(['active', 'draining']).default('active'),
+  state: z.enum(BACKEND_STATES).default('active'),
   /**
    * The director's NIC on this backend's segment, when it is not the one the
    * program runs on: packets leave through it with XDP_REDIRECT.
@@ -188,17 +191,24 @@ export const HealthCheck = z.discriminatedUnion('type', [
   }),
 ]);
 
+const SERVICE_NAME = new RegExp(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,${MAX_SERVICE_NAME - 1}}$`);
+
 const Service = z.strictObject({
-  /** Unique name, shown by status and in metrics. */
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,62}$/, 'a name of 1-63 letters, digits and ._:/-'),
+  /**
+   * Unique name, shown by status and in metrics: up to 317 characters (a
+   * Kubernetes "namespace/name:port"). The data plane records 63 bytes of a
+   * longer one: its beginning and a hash (xdplb status from the pins shows
+   * that; the daemon, the whole name).
+   */
+  name: z.string().regex(SERVICE_NAME, `a name of 1-${MAX_SERVICE_NAME} letters, digits and ._:/-, starting with a letter or digit`),
   vip: HostIp,
   /** Destination port; absent or 0: every port of this VIP and protocol. */
   port: integer(0, 65535).default(0),
-  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+  protocol: z.enum(PROTOCOLS).default('tcp'),
   /** maglev: hash of the 5-tuple; maglev-source: of the client address (client-IP affinity). */
-  scheduler: z.enum(['maglev', 'maglev-source']).default('maglev'),
+  scheduler: z.enum(SCHEDULERS).default('maglev'),
   /** When no backend can take a packet: drop it (counted) or pass it to the director's kernel. */
-  noBackend: z.enum(['drop', 'pass']).default('drop'),
+  noBackend: z.enum(NO_BACKEND_POLICIES).default('drop'),
   /** When every backend fails its health check: keep the last healthy set, or take them all out. */
   allDown: z.enum(['keep-last', 'remove']).default('keep-last'),
   backends: z.array(Backend).default([]),
@@ -252,7 +262,7 @@ function crossFieldChecks(c: z.output<typeof ConfigObject>, ctx: z.RefinementCtx
     }
     const vip = valid(at('vip')) ? parseIp(s.vip) : null;
     if (vip && valid(at('port')) && valid(at('protocol'))) {
-      const key = `${s.protocol}/${vip.text}:${s.port}`;
+      const key = serviceKeyText(s.protocol, vip, s.port);
       if (keys.has(key)) ctx.addIssue({ code: 'custom', path: at('port'), message: `${key} is already served by services[${keys.get(key)}]` });
       keys.set(key, i);
     }
@@ -300,6 +310,12 @@ const ConfigObject = z.strictObject({
     .default({ services: 4096, backends: 65536, flows: 262144 }),
   /** Add each VIP to the interface and announce it (gratuitous ARP / unsolicited NA). */
   ownVips: z.boolean().default(true),
+  /**
+   * The role the daemon starts in: active owns and announces the VIPs;
+   * standby keeps its maps filled and owns nothing (keepalived or the
+   * Kubernetes Lease then set it: `xdplb role active|standby`).
+   */
+  role: z.enum(['active', 'standby']).default('active'),
   /** HOST:PORT of /metrics, /healthz, /readyz: host an IPv4 address, [IPv6] or localhost (parseHostPort). */
   metricsAddress: parsedBy(parseHostPort).default('127.0.0.1:9842'),
   /** Per-backend series in /metrics; turn off for very large fleets (per-service series stay). */
@@ -320,5 +336,7 @@ export const ConfigSchema = ConfigObject.superRefine(crossFieldChecks, { when: (
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type Config = z.output<typeof ConfigSchema>;
 export type ServiceConfig = Config['services'][number];
+// a validated config is a set of services as desired() reads them (src/model/service.ts)
+true satisfies Config extends ServiceSet ? true : false;
 export type BackendConfig = ServiceConfig['backends'][number];
 export type HealthCheckConfig = ServiceConfig['healthCheck'];

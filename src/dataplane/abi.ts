@@ -1,8 +1,15 @@
-// Codecs for the ABI structs of bpf/xdplb_abi.h. LAYOUT is this side's idea of
-// that header; test/dataplane/abi.test.ts compares it with what the C
-// compiler made of the header (through the addon), field by field.
+// Codecs for the ABI structs of bpf/xdplb_abi.h, and its constants. LAYOUT
+// and the constants are this side's copy of that header, so that the pure
+// code (model/, reconcile/) runs without the addon: test/dataplane/abi.test.ts
+// compares LAYOUT with what the C compiler made of the header (through the
+// addon), field by field, and every constant with the header's #define (and
+// with the addon's export, for those it exports). Pure: nothing here loads
+// the addon (the global counters' names come from it: see dataplane.ts).
+import { createHash } from 'node:crypto';
 import type { Family } from '../model/address.ts';
-import { native } from './native.ts';
+import type { Health } from '../model/health.ts';
+import type { ServiceKey } from '../model/keys.ts';
+import type { NoBackendPolicy, Scheduler } from '../model/service.ts';
 
 export const LAYOUT = {
   service_key: { size: 20, offsets: { addr: 0, port: 16, proto: 18, family: 19 } },
@@ -15,36 +22,38 @@ export const LAYOUT = {
   flow_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 } },
   flow: { size: 16, offsets: { dest: 0, service: 4, last_seen_ns: 8 } },
   traffic: { size: 24, offsets: { packets: 0, bytes: 8, new_flows: 16 } },
-  global: { size: 0, offsets: { count: 0 } }, // size: 8 bytes per GLOBAL_STATS name
+  global: { size: 0, offsets: { count: 0 } }, // size: 8 bytes per global counter name (from the addon)
 } as const;
 
-const abi = native.abi();
-export const ABI_VERSION = abi.version;
-/** Global counter names, in the order of the C enum (from the C header). */
-export const GLOBAL_STATS: readonly string[] = abi.globalStats;
-export const CONSTANTS = abi.constants as {
-  SVC_F_SOURCE_HASH: number;
-  SVC_F_NO_BACKEND_PASS: number;
-  DEST_UNUSED: number;
-  DEST_ACTIVE: number;
-  DEST_DRAINING: number;
-  VIP_FILTER_WORDS: number;
-  DEFAULT_MAGLEV_SIZE: number;
-  MAX_SERVICES: number;
-  MAX_DESTS: number;
-  MAX_FLOWS: number;
-  SERVICE_INDEX_BITS: number;
-  SERVICE_INDEX_COLLISION: number;
-};
+/** XDPLB_ABI_VERSION: the version of the pinned layout, recorded in the xdplb_abi map. */
+export const ABI_VERSION = 1;
 
-export const PROTO = { tcp: 6, udp: 17 } as const;
-export type Protocol = keyof typeof PROTO;
+/** XDPLB_<name> of the header, for each name here (the addon exports the same under these names). */
+export const CONSTANTS = {
+  SVC_F_SOURCE_HASH: 1 << 0,
+  SVC_F_NO_BACKEND_PASS: 1 << 1,
+  DEST_UNUSED: 0,
+  DEST_ACTIVE: 1,
+  DEST_DRAINING: 2,
+  VIP_FILTER_WORDS: 1024,
+  DEFAULT_MAGLEV_SIZE: 16381,
+  MAX_SERVICES: 4096,
+  MAX_DESTS: 65536,
+  MAX_FLOWS: 262144,
+  SERVICE_INDEX_BITS: 18,
+  SERVICE_INDEX_COLLISION: 0xffffffff,
+} as const;
 
-export interface ServiceKey {
-  addr: Buffer; // 16 bytes, network order
-  family: Family;
-  proto: number;
-  port: number; // host order; 0 = all ports
+/** A service's flags (XDPLB_SVC_F_*) from its scheduler and no-backend policy. */
+export function encodeServiceFlags(s: { scheduler: Scheduler; noBackend: NoBackendPolicy }): number {
+  return (s.scheduler === 'maglev-source' ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackend === 'pass' ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0);
+}
+
+export function decodeServiceFlags(flags: number): { scheduler: Scheduler; noBackend: NoBackendPolicy } {
+  return {
+    scheduler: flags & CONSTANTS.SVC_F_SOURCE_HASH ? 'maglev-source' : 'maglev',
+    noBackend: flags & CONSTANTS.SVC_F_NO_BACKEND_PASS ? 'pass' : 'drop',
+  };
 }
 
 export function encodeServiceKey(k: ServiceKey): Buffer {
@@ -185,9 +194,11 @@ export function decodeDest(b: Buffer): DestValue {
   };
 }
 
-export const CONFIGURED = { active: 1, draining: 2 } as const;
-export const HEALTH = { none: 0, up: 1, down: 2 } as const;
-export type Health = keyof typeof HEALTH;
+/** XDPLB_DEST_CONFIGURED_<ACTIVE|DRAINING>: what the operator asked of a destination. */
+export const CONFIGURED = { active: 1, draining: 2 } as const satisfies Record<DestInfo['configured'], number>;
+/** XDPLB_HEALTH_<NONE|UP|DOWN>: the health checks' verdict. */
+export const HEALTH = { none: 0, up: 1, down: 2 } as const satisfies Record<Health, number>;
+const HEALTH_OF = new Map(Object.entries(HEALTH).map(([name, code]) => [code as number, name as Health]));
 
 export interface DestInfo {
   addr: Buffer;
@@ -218,13 +229,36 @@ export function decodeDestInfo(b: Buffer): DestInfo {
     weight: b.readUInt32LE(o.weight),
     family: b.readUInt8(o.family) as Family,
     configured: b.readUInt8(o.configured) === CONFIGURED.draining ? 'draining' : 'active',
-    health: (['none', 'up', 'down'] as const)[b.readUInt8(o.health)] ?? 'none',
+    health: HEALTH_OF.get(b.readUInt8(o.health)) ?? 'none',
   };
 }
 
+/** XDPLB_SERVICE_NAME_LEN: bytes of service_info's name field, its NUL included. */
 export const SERVICE_NAME_LEN = 64;
 
+/** Hex digits of the hash that ends a long name's pinned form. */
+const NAME_HASH_DIGITS = 16;
+
+/**
+ * A service's name as service_info records it (at most SERVICE_NAME_LEN - 1
+ * bytes): the name itself when it fits, else its first 46 bytes, "~" and 16
+ * hex digits of the SHA-256 of the whole name. Unique (64 bits of hash, so
+ * two names that share their beginning differ), recognisable (it starts as
+ * the name does), and never the name of another service (no service name has
+ * a "~"). The daemon keeps the whole name; `xdplb status` from the pins shows
+ * this one.
+ */
+export function pinnedServiceName(name: string): string {
+  const bytes = Buffer.from(name, 'utf8');
+  const room = SERVICE_NAME_LEN - 1;
+  if (bytes.length <= room) return name;
+  let cut = room - 1 - NAME_HASH_DIGITS;
+  while (cut > 0 && (bytes[cut]! & 0xc0) === 0x80) cut--; // not inside a UTF-8 sequence
+  return `${bytes.subarray(0, cut).toString('utf8')}~${createHash('sha256').update(bytes).digest('hex').slice(0, NAME_HASH_DIGITS)}`;
+}
+
 export interface ServiceInfo {
+  /** The service's name; a long one is written in its pinned form (pinnedServiceName). */
   name: string;
   entry: number;
   /** What the service's table was built from (tableSignature), written after the table; 0: unknown. */
@@ -234,9 +268,7 @@ export interface ServiceInfo {
 export function encodeServiceInfo(v: ServiceInfo): Buffer {
   const o = LAYOUT.service_info.offsets;
   const b = Buffer.alloc(LAYOUT.service_info.size);
-  const name = Buffer.from(v.name, 'utf8');
-  if (name.length > SERVICE_NAME_LEN - 1) throw new RangeError(`service name longer than ${SERVICE_NAME_LEN - 1} bytes: ${v.name}`);
-  name.copy(b, o.name);
+  Buffer.from(pinnedServiceName(v.name), 'utf8').copy(b, o.name);
   b.writeUInt32LE(v.entry, o.entry);
   b.writeUInt32LE(v.tableSig, o.table_sig);
   return b;
@@ -306,10 +338,10 @@ export function sumTraffic(perCpu: readonly Buffer[] | null): Traffic {
   return t;
 }
 
-/** Sums the per-CPU global counters into { name: total }. */
-export function sumGlobal(perCpu: readonly Buffer[] | null): Record<string, bigint> {
+/** Sums the per-CPU global counters into { name: total }, names in the order of the C enum. */
+export function sumGlobal(perCpu: readonly Buffer[] | null, names: readonly string[]): Record<string, bigint> {
   const out: Record<string, bigint> = {};
-  GLOBAL_STATS.forEach((name, i) => {
+  names.forEach((name, i) => {
     let sum = 0n;
     for (const b of perCpu ?? []) sum += b.readBigUInt64LE(LAYOUT.global.offsets.count + i * 8);
     out[name] = sum;

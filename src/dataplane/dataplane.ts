@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { XdplbError } from '../errors.ts';
+import type { ServiceKey } from '../model/keys.ts';
 import { ensureBpffsFor, ensurePinDir } from './bpffs.ts';
 import {
   ABI_VERSION,
@@ -22,14 +23,12 @@ import {
   encodeServiceKey,
   encodeSlots,
   LAYOUT,
-  serviceIndexHash,
   sumGlobal,
   sumTraffic,
   u32Key,
   type DestInfo,
   type DestValue,
   type ServiceInfo,
-  type ServiceKey,
   type ServiceValue,
   type Traffic,
 } from './abi.ts';
@@ -188,20 +187,6 @@ export class DataPlane {
     this.maps.service_index.update(u32Key(h), u32Key(entry));
   }
 
-  /**
-   * Writes one service whole (hash map, entry, index — marking a collision
-   * when another key holds its index slot), for code that builds services
-   * one by one (tests, benchmarks). The director's plan() computes the whole
-   * index instead, and handles removals.
-   */
-  putServiceIndexed(key: ServiceKey, value: ServiceValue, entry: number): void {
-    this.putService(key, value);
-    this.putServiceEntry(entry, key, value);
-    const h = serviceIndexHash(key);
-    const held = this.readServiceIndex(h);
-    this.putServiceIndex(h, held === 0 || held === entry ? entry : CONSTANTS.SERVICE_INDEX_COLLISION);
-  }
-
   readServiceIndex(h: number): number {
     return this.maps.service_index.lookup(u32Key(h))?.readUInt32LE(0) ?? 0;
   }
@@ -258,10 +243,6 @@ export class DataPlane {
     } finally {
       for (const inner of inners) inner.close(); // the outer map holds its own references
     }
-  }
-
-  putTable(serviceId: number, dest: Uint32Array, prev: Uint32Array): void {
-    this.putTables([{ serviceId, dest, prev }]);
   }
 
   private scratch: Buffer | null = null;
@@ -404,8 +385,9 @@ export class DataPlane {
 
   // ---- counters ---------------------------------------------------------------
 
+  /** The global counters by name, in the order of the C enum. */
   globalStats(): Record<string, bigint> {
-    return sumGlobal(this.maps.global_stats.lookupPerCpu(u32Key(0)));
+    return sumGlobal(this.maps.global_stats.lookupPerCpu(u32Key(0)), globalStatNames());
   }
 
   serviceTraffic(serviceId: number): Traffic {
@@ -433,11 +415,13 @@ export class DataPlane {
   flowEntries(): number {
     return this.maps.flows.countEntries();
   }
+}
 
-  /** Map ids in this process's view (for tests: adoption keeps the same maps). */
-  mapIds(): Record<string, number> {
-    return Object.fromEntries(Object.entries(this.maps).map(([n, m]) => [n, m.info().id]));
-  }
+let statNames: readonly string[] | null = null;
+
+/** The global counters' names, in the order of the C enum: as the addon compiled bpf/xdplb_abi.h (read once). */
+export function globalStatNames(): readonly string[] {
+  return (statNames ??= native.abi().globalStats);
 }
 
 /** Every key of a map, read in chunks. */
@@ -451,7 +435,6 @@ export function* allKeys(map: NativeMap, chunk = 4096): Generator<Buffer> {
   }
 }
 
-/** Refuses pins written by another ABI version, before anything is touched. */
 /**
  * The slots per table of a pinned data plane: the size of the first table a
  * service has (the outer map does not record its inner maps' size). Null
@@ -472,6 +455,7 @@ function pinnedMaglevSize(maps: Record<MapName, NativeMap>): number | null {
   return null;
 }
 
+/** Refuses pins written by another ABI version (recorded in their xdplb_abi map), before anything is touched. */
 function checkPinnedAbi(pinDir: string): void {
   const path = `${pinDir}/xdplb_abi`;
   if (!existsSync(path)) return;

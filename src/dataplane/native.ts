@@ -1,6 +1,9 @@
 // The native addon's whole surface, declared once. The addon checks argument
-// types only; callers validate values (see dataplane.ts).
+// types only; callers validate values (see dataplane.ts). It is loaded when
+// first used, not when this module is imported, and libbpf's messages then
+// go to the logger.
 import { createRequire } from 'node:module';
+import { component, type Logger } from '../log.ts';
 
 export interface MapInfo {
   id: number;
@@ -131,4 +134,29 @@ export interface NativeAddon {
 }
 
 const require = createRequire(import.meta.url);
-export const native: NativeAddon = require('../../build/Release/xdplb.node') as NativeAddon;
+let loaded: NativeAddon | null = null;
+let libbpfLog: Logger | null = null;
+
+/** libbpf's messages (a verifier rejection arrives as one whole message). */
+function toLog(level: 'warn' | 'info' | 'debug', message: string): void {
+  const l = (libbpfLog ??= component('libbpf'));
+  if (level === 'warn') l.warn({ libbpf: message }, 'libbpf');
+  else l.debug({ libbpf: message }, 'libbpf');
+}
+
+/** The compiled addon, loaded on the first call, with libbpf's log hooked to ours. */
+function addon(): NativeAddon {
+  if (loaded === null) {
+    const a = require('../../build/Release/xdplb.node') as NativeAddon;
+    a.setLogger(toLog);
+    loaded = a;
+  }
+  return loaded;
+}
+
+/**
+ * The addon. Importing this module loads nothing: the first use of any of
+ * its functions does, so that modules importing this one (for their types,
+ * or for code they run only later) load where the addon is not built.
+ */
+export const native: NativeAddon = new Proxy({} as NativeAddon, { get: (_target, name) => Reflect.get(addon(), name) as unknown });

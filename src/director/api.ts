@@ -2,6 +2,7 @@
 // in and out; nothing here decides anything.
 //   GET  /v1/daemon                      who answers: pid, pin directory, config (cheap)
 //   GET  /v1/state                       reload/reconcile results, overrides
+//   POST /v1/role                        { "role": "active" | "standby" }
 //   POST /v1/backends/{drain,undrain,remove}  { "service": NAME, "address": IP }
 //
 // The access boundary is the socket's file permissions: by default a Unix
@@ -27,6 +28,8 @@ export interface ApiHandlers {
   state(): unknown;
   /** Returns an error message, or null when done. */
   setOverride(service: string, address: string, override: BackendOverride | null): string | null;
+  /** Makes this director active (owns and announces the VIPs) or standby (owns nothing); returns the role it had. */
+  setRole(role: 'active' | 'standby'): 'active' | 'standby';
 }
 
 /** The part of a pino logger the API uses. */
@@ -78,7 +81,13 @@ function route<S extends z.ZodType>(method: Route['method'], body: S, run: (h: A
 
 const ACTIONS: Record<string, BackendOverride | null> = { drain: 'drain', undrain: null, remove: 'remove' };
 
+const RoleChange = z.strictObject(
+  { role: z.enum(['active', 'standby']) },
+  { error: (iss) => (iss.code === 'invalid_type' ? 'expected a JSON object {"role": "active" | "standby"}' : undefined) },
+);
+
 const ROUTES = new Map<string, Route>([
+  ['/v1/role', route('POST', RoleChange, (h, b) => ({ status: 200, body: { role: b.role, was: h.setRole(b.role) } }))],
   ['/v1/daemon', route('GET', NoBody, (h) => ({ status: 200, body: h.daemon() }))],
   ['/v1/state', route('GET', NoBody, (h) => ({ status: 200, body: h.state() }))],
   ...Object.entries(ACTIONS).map(([action, override]): [string, Route] => [
@@ -185,7 +194,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, h: ApiHandlers, 
   try {
     reply = r.run(h, body.data);
   } catch (err) {
-    log.error({ method: req.method, path, err: errorMessage(err) }, 'API handler failed');
+    log.error({ method: req.method, path, err }, 'API handler failed');
     return send(res, 500, { error: `internal error: ${errorMessage(err)}` });
   }
   send(res, reply.status, reply.body);
@@ -210,7 +219,7 @@ export async function startApi(options: ApiOptions, h: ApiHandlers): Promise<Ser
   const where = formatApiAddress(address);
   const handle = (expectsContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
     serve(req, res, h, log, address.kind === 'tcp', expectsContinue).catch((err: unknown) => {
-      log.error({ method: req.method, url: req.url?.slice(0, 200), err: errorMessage(err) }, 'API request failed');
+      log.error({ method: req.method, url: req.url?.slice(0, 200), err }, 'API request failed');
       if (res.headersSent) res.destroy();
       else refuse(req, res, 500, 'internal error');
     });
@@ -229,7 +238,7 @@ export async function startApi(options: ApiOptions, h: ApiHandlers): Promise<Ser
       process.umask(umask);
     }
   });
-  server.on('error', (err) => log.error({ address: where, err: err.message }, 'local API'));
+  server.on('error', (err) => log.error({ address: where, err }, 'local API'));
   if (address.kind === 'unix') {
     const path = address.path;
     try {

@@ -1,9 +1,8 @@
 // The director daemon: loads or adopts the data plane, keeps it equal to the
 // configuration (reloads, neighbour changes, health), owns the VIPs, and
 // leaves the data plane forwarding when it stops (unless told to detach).
-import { existsSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
-import { loadConfig, type ConfigOverrides } from '../config/load.ts';
+import { existsSync } from 'node:fs';
+import type { ConfigOverrides } from '../config/load.ts';
 import type { Config, ServiceConfig } from '../config/schema.ts';
 import { CONSTANTS } from '../dataplane/abi.ts';
 import { attachOrReplace, defaultPinDir, detachPins, linkPath } from '../dataplane/attach.ts';
@@ -24,10 +23,13 @@ import { startMetricsServer } from '../metrics/server.ts';
 import { VERSION } from '../version.ts';
 import { Neighbours, type NeighbourTarget } from '../net/neighbours.ts';
 import { ownVips, releaseVips } from '../net/vips.ts';
-import { apply, countWrites } from '../reconcile/apply.ts';
 import { observe } from '../reconcile/observe.ts';
-import { commit, plan, type PlanContext } from '../reconcile/plan.ts';
-import type { Applied } from '../reconcile/state.ts';
+import { recordedDown } from '../reconcile/state.ts';
+import { backendKey } from '../model/keys.ts';
+import type { PlanContext } from '../reconcile/plan.ts';
+import { Reconciler, type ReconcileResult } from '../reconcile/reconciler.ts';
+import { combineServices } from '../sources/combine.ts';
+import { ConfigFile, fileServices } from '../sources/config-file.ts';
 
 const log = component('director');
 
@@ -47,13 +49,6 @@ export interface ReloadResult {
   error?: string;
 }
 
-export interface ReconcileResult {
-  reason: string;
-  ops: number;
-  writes: number;
-  durationMs: number;
-}
-
 export class Director {
   readonly options: DirectorOptions;
   readonly pinDir: string;
@@ -63,7 +58,8 @@ export class Director {
   config: Config;
   lastReload: ReloadResult;
   lastReconcile: ReconcileResult | null = null;
-  private applied: Applied;
+  /** Keeps the data plane equal to the config and the facts (health, MACs, overrides). */
+  readonly reconciler: Reconciler;
   private readonly neighbours: Neighbours;
   /** Other NICs that backends sit behind, by name (XDP_REDIRECT). */
   private nics = new Map<string, { ifindex: number; mac: Buffer }>();
@@ -76,36 +72,47 @@ export class Director {
   readonly metrics: Metrics;
   private link: NativeLink | null = null;
   private timers: NodeJS.Timeout[] = [];
-  private watcher: FSWatcher | null = null;
-  private reloadTimer: NodeJS.Timeout | null = null;
   private readonly tableCache = new Map<string, Int32Array>();
-  /** The last desired state and the config it was computed from (recomputed whole when that changes). */
-  private want: { config: Config; desired: Desired } | null = null;
   private serviceIndex: { config: Config; byName: Map<string, ServiceConfig>; byBackend: Map<string, string[]> } | null = null;
   private stopped = false;
+  /** active: owns and announces the VIPs; standby: keeps the maps filled, owns nothing. */
+  private role: 'active' | 'standby';
   /** This daemon's hold on its pin directory (one daemon per pin directory). */
   private readonly lock: PinDirLock;
   /** Whether the data plane was found pinned at start (a restart or an upgrade). */
   private adopting = false;
   /** False while pins removed under the daemon could not be made again. */
   private pinsIntact = true;
-  /** inode, size and mtime of the config file when last seen (see watchConfig). */
-  private configStamp = '';
+  /** The config file: settings and static services, read and watched. */
+  private readonly file: ConfigFile;
 
-  private constructor(options: DirectorOptions, config: Config, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
+  private constructor(options: DirectorOptions, file: ConfigFile, config: Config, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
     this.options = options;
+    this.file = file;
     this.lock = lock;
+    this.role = config.role;
     this.config = config;
     this.pinDir = pinDir;
     this.ifindex = ifindex;
     this.mac = mac;
     this.dp = dp;
-    this.applied = observe(dp);
+    this.reconciler = new Reconciler(observe(dp), {
+      writer: dp,
+      observe: () => observe(dp),
+      context: () => this.planContext(),
+      facts: this.facts,
+      log,
+      onResult: (result) => {
+        if (!result) return void this.metrics.reconcileFailures.inc();
+        this.metrics.reconcileDuration.observe(result.durationMs / 1000);
+        this.lastReconcile = result;
+      },
+    });
     this.neighbours = new Neighbours();
     this.metrics = new Metrics(
       {
         dp,
-        applied: () => this.applied,
+        applied: () => this.reconciler.state,
         perBackend: () => this.config.metricsPerBackend,
         healthChecks: () => this.health.views(),
         neighbours: () => this.neighbours.resolution(),
@@ -113,15 +120,15 @@ export class Director {
       },
       VERSION,
     );
-    this.health = new HealthChecker((service) => this.reconcileLogged('health', [service]), component('health'), (check, r) =>
+    this.health = new HealthChecker((service) => this.reconcileSoon('health', [service]), component('health'), (check, r) =>
       this.metrics.healthCheckDuration.observe({ check, result: r.ok ? 'ok' : 'failed' }, r.durationMs / 1000),
     );
     this.lastReload = { ok: true, at: new Date().toISOString() };
   }
 
   static async start(options: DirectorOptions): Promise<Director> {
-    const stamp = fileStamp(options.configPath); // before reading: a change from here on is noticed (watchConfig)
-    const config = await loadConfig(options.configPath, options.overrides);
+    const file = new ConfigFile(options.configPath, options.overrides, component('config'));
+    const config = await file.read();
     if (!config.interface) throw new XdplbError('USAGE', 'no interface: give -i IFACE or set interface in the config');
     const pinDir = options.pinDir ?? defaultPinDir(config.interface);
     const lock = PinDirLock.acquire(pinDir, `attach -c ${options.configPath}`); // before anything is touched
@@ -138,8 +145,7 @@ export class Director {
         maxFlows: config.capacity.flows,
         ...(options.objectPath ? { objectPath: options.objectPath } : {}),
       });
-      d = new Director(options, config, pinDir, nic.ifindex, nic.mac, dp, lock);
-      d.configStamp = stamp;
+      d = new Director(options, file, config, pinDir, nic.ifindex, nic.mac, dp, lock);
       d.adopting = adopting;
     } catch (err) {
       lock.release();
@@ -161,23 +167,27 @@ export class Director {
    */
   private async bringUp(): Promise<void> {
     const config = this.config;
-    log.info({ interface: config.interface, ifindex: this.ifindex, pinDir: this.pinDir, adopting: this.adopting, services: this.applied.services.size }, this.adopting ? 'adopting the pinned data plane' : 'new data plane');
+    log.info({ interface: config.interface, ifindex: this.ifindex, pinDir: this.pinDir, adopting: this.adopting, services: this.reconciler.state.services.size }, this.adopting ? 'adopting the pinned data plane' : 'new data plane');
     this.api = await startApi({ address: config.apiAddress, pinDir: this.pinDir, log: component('api') }, {
       daemon: () => ({ pid: process.pid, pinDir: this.pinDir, configPath: this.options.configPath }),
       state: () => this.state(),
       setOverride: (s, a, o) => this.setOverride(s, a, o),
+      setRole: (role) => this.setRole(role),
     });
     this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready && this.attached() && this.pinsIntact);
     this.nics = this.resolveNics(config);
+    this.putTxPorts();
     this.seedNeighboursFromPins();
     await this.resolveBackends(1000);
-    this.health.sync(config, this.recordedDown()); // before the first reconcile, which records health verdicts
-    this.reconcile('start');
+    this.health.sync(config, recordedDown(this.reconciler.state, config.services)); // before the first reconcile, which records health verdicts
+    this.reconciler.setConfig(this.withServices(config));
+    this.reconciler.flush('start');
     this.pruneTxPorts();
     const { link, outcome } = await attachOrReplace(this.dp, this.pinDir, this.ifindex, config.mode);
     this.link = link;
     log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
-    this.syncVips();
+    this.metrics.role(this.role);
+    this.syncVips(this.role === 'active'); // starting active is a takeover: every VIP is announced
     this.ready = true;
     this.timers.push(
       setInterval(() => {
@@ -185,8 +195,8 @@ export class Director {
         this.checkPins();
       }, 1000),
     );
-    this.watchConfig();
-    log.info({ services: this.applied.services.size }, 'ready');
+    this.file.watch(() => void this.reload('file changed'));
+    log.info({ services: this.reconciler.state.services.size }, 'ready');
   }
 
   /**
@@ -208,13 +218,13 @@ export class Director {
       log.error({ pinDir: this.pinDir, pins: [...missing, ...(linkMissing ? ['link'] : [])] }, 'pins were removed under the running daemon: pinned again (xdplb detach detaches)');
     } catch (err) {
       this.pinsIntact = false;
-      log.error({ pinDir: this.pinDir, err: errorMessage(err) }, 'pins were removed under the running daemon and cannot be made again: a restart would start from empty maps');
+      log.error({ pinDir: this.pinDir, err }, 'pins were removed under the running daemon and cannot be made again: a restart would start from empty maps');
     }
   }
 
   /**
-   * The other NICs backends sit behind (`interface` of a backend), checked
-   * and put in the redirect map; throws CONFIG_INVALID naming a missing one.
+   * The other NICs backends sit behind (`interface` of a backend), looked
+   * up (nothing is written); throws CONFIG_INVALID naming a missing one.
    */
   private resolveNics(config: Config): Map<string, { ifindex: number; mac: Buffer }> {
     const nics = new Map<string, { ifindex: number; mac: Buffer }>();
@@ -227,8 +237,12 @@ export class Director {
           throw new XdplbError('CONFIG_INVALID', `service ${s.name}, backend ${b.address}: interface ${b.interface}: ${errorMessage(err)}`, [], { cause: err });
         }
       }
-    for (const nic of nics.values()) this.dp.putTxPort(nic.ifindex);
     return nics;
+  }
+
+  /** Puts the NICs backends sit behind in the redirect map: before the destinations that name them are written. */
+  private putTxPorts(): void {
+    for (const nic of this.nics.values()) this.dp.putTxPort(nic.ifindex);
   }
 
   /** Takes NICs no backend is behind any more out of the redirect map (after the reconcile that left them). */
@@ -251,17 +265,9 @@ export class Director {
     }
   }
 
-  /** "service address" of every backend the pins record as failing its health check. */
-  private recordedDown(): Set<string> {
-    const down = new Set<string>();
-    for (const s of this.applied.services.values())
-      for (const [address, id] of s.dests) if (this.applied.dests.get(id)?.info.health === 'down') down.add(`${s.name} ${address}`);
-    return down;
-  }
-
   /** Backends known from the pins keep their MAC across a restart. */
   private seedNeighboursFromPins(): void {
-    for (const dest of this.applied.dests.values())
+    for (const dest of this.reconciler.state.dests.values())
       if (dest.value.state !== CONSTANTS.DEST_UNUSED) this.neighbours.seed({ address: dest.address, ifindex: dest.value.ifindex || this.ifindex }, dest.value.mac);
   }
 
@@ -292,27 +298,28 @@ export class Director {
       const changed = this.neighbours.poll();
       if (changed.length > 0) {
         log.info({ backends: changed }, 'backend MACs resolved, changed or lost');
-        const names = new Set(changed.flatMap((a) => this.servicesOf().byBackend.get(a) ?? []));
-        this.reconcile('neighbours', names);
+        this.reconcileSoon('neighbours', changed.flatMap((a) => this.servicesOf().byBackend.get(a) ?? []));
       }
     } catch (err) {
-      log.error({ err: errorMessage(err) }, 'neighbour poll failed');
+      log.error({ err }, 'neighbour poll failed');
     }
   }
 
-  private reconcileLogged(reason: string, services?: Iterable<string>): void {
-    try {
-      this.reconcile(reason, services);
-    } catch (err) {
-      log.error({ reason, err: errorMessage(err) }, 'reconcile failed');
-    }
+  /**
+   * Marks services whose facts changed and lets the reconciler plan them at
+   * the next turn of the event loop, with every other change that came
+   * meanwhile (a failure is logged and retried by the reconciler).
+   */
+  private reconcileSoon(reason: string, services: Iterable<string>): void {
+    this.reconciler.markDirty(services);
+    this.reconciler.schedule(reason).catch(() => undefined);
   }
 
   private readonly facts: Facts = {
     macOf: (a, via) => this.neighbours.macOf(a, this.ifindexVia(via)),
-    healthy: (s, a) => this.health.healthy(s, a),
+    healthy: (s, a) => this.health.healthy(s.name, a),
     health: (s, a) => this.health.health(s.name, a),
-    override: (s, a) => this.overrides.get(`${s.name} ${a.text}`) ?? null,
+    override: (s, a) => this.overrides.get(backendKey(s.name, a.text)) ?? null,
   };
 
   /** The config's services by name and by backend address (made once per config). */
@@ -331,30 +338,17 @@ export class Director {
   }
 
   /**
-   * What the data plane should hold. With `services` (names whose backends'
-   * facts changed), only those are recomputed and planned: a health verdict
-   * at 10,000 services costs one service, not all of them.
+   * The config with the services of every source (today the file's own; the
+   * Kubernetes mode adds its source), checked against each other.
    */
-  private desiredNow(services?: Iterable<string>): { want: Desired; scope?: Set<string> } {
-    if (!services || !this.want || this.want.config !== this.config) {
-      this.want = { config: this.config, desired: desired(this.config, this.facts) };
-      return { want: this.want.desired };
-    }
-    const scope = new Set<string>();
-    for (const name of services) {
-      const s = this.servicesOf().byName.get(name);
-      if (!s) continue;
-      const ws = desiredService(this.config, s, this.facts);
-      this.want.desired.services.set(ws.keyText, ws);
-      scope.add(ws.keyText);
-    }
-    return { want: this.want.desired, scope };
+  private withServices(config: Config): Config {
+    const services = combineServices([fileServices(this.file.path, config)], config.capacity);
+    return services === config.services ? config : { ...config, services };
   }
 
-  /** Plans and applies the difference (of `services` only, when given); on a failed write, re-reads the pins. */
-  reconcile(reason: string, services?: Iterable<string>): ReconcileResult {
-    const started = performance.now();
-    const ctx: PlanContext = {
+  /** What plan() needs to know of this director. */
+  private planContext(): PlanContext {
+    return {
       maglevSize: this.dp.capacities.maglevSize,
       maxServices: this.dp.capacities.maxServices,
       maxDests: this.dp.capacities.maxDests,
@@ -362,26 +356,6 @@ export class Director {
       nic: (name) => this.nics.get(name),
       tableCache: this.tableCache,
     };
-    try {
-      const { want, scope } = this.desiredNow(services);
-      const p = plan(this.applied, want, ctx, scope);
-      try {
-        apply(this.dp, p.ops);
-        commit(this.applied, p.delta);
-      } catch (err) {
-        this.applied = observe(this.dp);
-        this.want = null; // compare everything next time
-        throw err;
-      }
-      const result = { reason, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
-      this.metrics.reconcileDuration.observe(result.durationMs / 1000);
-      this.lastReconcile = result;
-      if (p.ops.length > 0) log.info(result, 'reconciled');
-      return result;
-    } catch (err) {
-      this.metrics.reconcileFailures.inc();
-      throw err;
-    }
   }
 
   /** Drains, removes or restores one backend of a service until the next restart. */
@@ -390,40 +364,58 @@ export class Director {
     if (!svc) return `no service ${service}`;
     const ip = parseIp(address);
     if (!ip || !svc.backends.some((b) => parseIp(b.address)?.text === ip.text)) return `service ${service} has no backend ${address}`;
-    const key = `${service} ${ip.text}`;
+    const key = backendKey(service, ip.text);
     if (override) this.overrides.set(key, override);
     else this.overrides.delete(key);
     log.info({ service, backend: ip.text, override: override ?? 'none' }, 'backend override');
-    this.reconcile(`override ${override ?? 'cleared'}`, [service]);
+    this.reconciler.markDirty([service]);
+    this.reconciler.flush(`override ${override ?? 'cleared'}`);
     return null;
   }
 
   /** The status (as read from the pins) plus what only the daemon knows. */
   state(): DaemonState {
     return {
-      ...readStatus(this.dp, this.pinDir),
+      ...readStatus(this.dp, this.pinDir, this.reconciler.state),
       daemon: { pid: process.pid, configPath: this.options.configPath },
       lastReload: this.lastReload,
       lastReconcile: this.lastReconcile,
+      failedServices: Object.fromEntries([...this.reconciler.results].filter(([, r]) => !r.ok)),
+      role: this.role,
       overrides: Object.fromEntries(this.overrides),
     };
   }
 
-  private syncVips(): void {
+  /**
+   * The VIPs on the NIC follow the config and the role: an active director
+   * holds every VIP (a takeover announces them all), a standby none of those
+   * it added.
+   */
+  private syncVips(takeover = false): void {
     if (!this.config.ownVips) return;
-    const vips = [...new Map(this.config.services.map((s) => [s.vip, mustParseIp(s.vip)])).values()];
-    const changed = ownVips(this.pinDir, this.ifindex, this.mac, vips);
-    if (changed.added.length || changed.removed.length) log.info(changed, 'VIPs on the interface');
+    const vips = this.role === 'active' ? [...new Map(this.config.services.map((s) => [s.vip, mustParseIp(s.vip)])).values()] : [];
+    const changed = ownVips(this.pinDir, this.ifindex, this.mac, vips, takeover);
+    if (changed.added.length || changed.removed.length || changed.announced.length) log.info({ role: this.role, ...changed }, 'VIPs on the interface');
+  }
+
+  /** Makes this director active (owns and announces every VIP) or standby (owns none); the maps stay filled either way. */
+  setRole(role: 'active' | 'standby'): 'active' | 'standby' {
+    const was = this.role;
+    this.role = role;
+    this.metrics.role(role);
+    this.syncVips(role === 'active' && was !== 'active');
+    if (role !== was) log.info({ role, was }, role === 'active' ? 'active: this director owns the VIPs' : 'standby: this director owns no VIP');
+    return was;
   }
 
   /** Re-reads the configuration; on any error the running one stays. */
   async reload(why: string): Promise<ReloadResult> {
-    this.configStamp = fileStamp(this.options.configPath); // what is read now (the watcher need not reload it again)
     try {
       if (this.stopped) throw new XdplbError('DAEMON', 'the daemon is stopping');
       if (!this.attached())
         throw new XdplbError('NOT_ATTACHED', `the program is no longer attached to ${this.config.interface} (detached under the daemon: xdplb detach --force?): restart the daemon to attach it again`);
-      const next = await loadConfig(this.options.configPath, this.options.overrides);
+      const next = await this.file.read();
+      const services = this.withServices(next); // the sources checked against each other, before anything changes
       const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize', 'metricsAddress', 'apiAddress'];
       for (const k of fixed)
         if (next[k] !== this.config[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.config[k])} → ${String(next[k])}): restart the daemon`);
@@ -437,58 +429,37 @@ export class Director {
       try {
         await this.resolveBackends(500);
         this.health.sync(next);
-        this.reconcile(`reload (${why})`);
+        this.putTxPorts();
+        this.reconciler.setConfig(services); // only the services whose config changed are planned
+        this.reconciler.flush(`reload (${why})`);
         this.pruneTxPorts();
         this.syncVips();
       } catch (err) {
         this.config = previous;
         this.nics = previousNics;
         this.health.sync(previous);
-        this.reconcile('rollback');
+        try {
+          this.reconciler.setConfig(this.withServices(previous));
+          this.reconciler.flush('rollback');
+          this.pruneTxPorts();
+        } catch (rollbackErr) {
+          // the data plane was re-read: the reconciler retries with backoff; the reload's own error is the one reported
+          log.error({ err: rollbackErr, reloadErr: err }, 'rollback of a refused reload failed; retried');
+          this.reconciler.schedule('rollback retry').catch(() => undefined);
+        }
         throw err;
       }
       this.lastReload = { ok: true, at: new Date().toISOString() };
       this.metrics.reloadResult(true);
-      const configured = new Set(next.services.flatMap((s) => s.backends.map((b) => `${s.name} ${parseIp(b.address)?.text}`)));
+      const configured = new Set(next.services.flatMap((s) => s.backends.map((b) => backendKey(s.name, b.address))));
       for (const key of this.overrides.keys()) if (!configured.has(key)) this.overrides.delete(key);
       log.info({ why, services: next.services.length }, 'configuration reloaded');
     } catch (err) {
       this.lastReload = { ok: false, at: new Date().toISOString(), error: errorMessage(err) };
       this.metrics.reloadResult(false);
-      log.error({ why, err: errorMessage(err) }, 'reload refused; the previous configuration stays');
+      log.error({ why, err }, 'reload refused; the previous configuration stays');
     }
     return this.lastReload;
-  }
-
-  /**
-   * Reloads when the config file changes. The directory is watched, not the
-   * file: editors, configuration management and Kubernetes ConfigMap volumes
-   * replace a file by renaming another over it, which ends a watch on the
-   * file itself after the first change.
-   */
-  private watchConfig(): void {
-    const path = this.options.configPath;
-    const name = basename(path);
-    try {
-      this.watcher = watch(dirname(path), (_event, file) => {
-        // a ConfigMap volume swaps its "..data" link; anything else in the directory is not ours
-        if (file === null || file === name || file.startsWith('..')) this.configMaybeChanged();
-      });
-    } catch (err) {
-      log.warn({ err: errorMessage(err) }, 'cannot watch the config file; reload with SIGHUP');
-    }
-    this.configMaybeChanged(); // changed between the start's read and the watch
-  }
-
-  /** Reloads (debounced) when the config file is not the one last read. */
-  private configMaybeChanged(): void {
-    if (this.reloadTimer) clearTimeout(this.reloadTimer);
-    this.reloadTimer = setTimeout(() => {
-      const stamp = fileStamp(this.options.configPath);
-      if (stamp === this.configStamp) return; // touched, not changed
-      this.configStamp = stamp;
-      void this.reload('file changed');
-    }, 200);
   }
 
   /** Stops the daemon; the data plane keeps forwarding unless detachOnExit. */
@@ -496,8 +467,8 @@ export class Director {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
-    if (this.reloadTimer) clearTimeout(this.reloadTimer);
-    this.watcher?.close();
+    this.file.close();
+    this.reconciler.stop();
     this.neighbours.close();
     this.health.stop();
     this.metricsServer?.closeAllConnections();
@@ -518,16 +489,6 @@ export class Director {
       log.warn({ pinDir: this.pinDir }, 'stopped; nothing keeps forwarding: the program was detached, or its pins removed, under the daemon');
     }
     this.lock.release();
-  }
-}
-
-/** What identifies a version of a file cheaply: inode, size, mtime ("" when it cannot be read). */
-function fileStamp(path: string): string {
-  try {
-    const s = statSync(path);
-    return `${s.ino}/${s.size}/${s.mtimeMs}`;
-  } catch {
-    return '';
   }
 }
 

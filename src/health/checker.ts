@@ -1,14 +1,27 @@
 // Health checks of every backend of every service that asks for them: one
 // timer each, started at a random point of the first interval so checks do
-// not fire in lock step. A transition logs one line and asks for a reconcile.
+// not fire in lock step. A transition logs one line, updates what the
+// service's verdicts let in (the all-down memory is kept here, where verdicts
+// change) and asks for a reconcile; health() and healthy() only read.
 // A check never stops and never rejects: whatever throws in one run (a
 // probe, a callback) is logged and counted, and the next run is scheduled.
 import type { Config, ServiceConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import type { HealthCheckView } from '../metrics/metrics.ts';
 import type { IpAddress } from '../model/address.ts';
+import type { Health } from '../model/health.ts';
+import { backendKey } from '../model/keys.ts';
 import { httpProbe, tcpProbe, type ProbeResult } from './probes.ts';
-import { INITIAL, nextHealth, RECORDED_DOWN, type HealthState } from './state.ts';
+import { admits, INITIAL, nextHealth, nextServiceHealth, RECORDED_DOWN, type HealthState, type ServiceHealth } from './state.ts';
+
+/** One health check as the checker holds it now (for metrics). */
+export interface HealthCheckView {
+  service: string;
+  address: string;
+  /** Duration of the last probe, null before the first. */
+  lastDurationMs: number | null;
+  ok: number;
+  failed: number;
+}
 
 interface Check {
   service: string;
@@ -21,12 +34,11 @@ interface Check {
   failed: number;
 }
 
-export type Health = 'none' | 'up' | 'down';
-
 export class HealthChecker {
+  /** By backendKey. */
   private readonly checks = new Map<string, Check>();
-  /** Per service: the backends up at the last moment any was. */
-  private readonly lastHealthy = new Map<string, Set<string>>();
+  /** Per checked service: its backends' verdicts together (updated where they change). */
+  private readonly verdicts = new Map<string, ServiceHealth>();
   private services = new Map<string, ServiceConfig>();
   private readonly onChange: (service: string) => void;
   private readonly onProbe: (check: string, result: ProbeResult) => void;
@@ -42,20 +54,24 @@ export class HealthChecker {
 
   /**
    * Starts, restarts or stops checks to match the configuration. `recordedDown`
-   * ("service address" keys): backends the data plane recorded as down, which
-   * a new check starts from (a daemon restart keeps a dead backend out).
+   * (backendKey keys): backends the data plane recorded as down, which a new
+   * check starts from (a daemon restart keeps a dead backend out).
    */
   sync(config: Config, recordedDown: ReadonlySet<string> = new Set()): void {
     this.services = new Map(config.services.map((s) => [s.name, s]));
     const wanted = new Set<string>();
+    /** Services whose set of checks changed: their verdicts are counted again. */
+    const changed = new Set<string>();
     for (const s of config.services) {
       if (s.healthCheck.type === 'none') continue;
       const spec = JSON.stringify(s.healthCheck) + s.port;
+      if (!this.verdicts.has(s.name)) changed.add(s.name);
       for (const b of s.backends) {
-        const id = `${s.name} ${b.address}`;
+        const id = backendKey(s.name, b.address);
         wanted.add(id);
         const have = this.checks.get(id);
         if (have && have.spec === spec) continue;
+        changed.add(s.name);
         if (have) clearTimeout(have.timer);
         const state = have?.state ?? (recordedDown.has(id) ? RECORDED_DOWN : INITIAL);
         const check: Check = { service: s.name, address: b.address, spec, state, last: null, ok: have?.ok ?? 0, failed: have?.failed ?? 0 };
@@ -67,8 +83,20 @@ export class HealthChecker {
       if (wanted.has(id)) continue;
       clearTimeout(c.timer);
       this.checks.delete(id);
+      changed.add(c.service);
     }
-    for (const name of this.lastHealthy.keys()) if (!this.services.has(name)) this.lastHealthy.delete(name);
+    for (const name of this.verdicts.keys()) if ((this.services.get(name)?.healthCheck.type ?? 'none') === 'none') this.verdicts.delete(name);
+    for (const name of changed) {
+      const s = this.services.get(name);
+      if (s && s.healthCheck.type !== 'none') this.recount(s);
+    }
+  }
+
+  /** Records which backends of a service are up now (and, while any is, that they were the last up). O(backends). */
+  private recount(s: ServiceConfig): void {
+    const up = new Set<string>();
+    for (const b of s.backends) if (this.checks.get(backendKey(s.name, b.address))?.state.up ?? true) up.add(b.address);
+    this.verdicts.set(s.name, nextServiceHealth(this.verdicts.get(s.name) ?? null, up));
   }
 
   /** One probe of a check, its verdict, the next run. Never rejects. */
@@ -107,6 +135,7 @@ export class HealthChecker {
     const { state, changed } = nextHealth(c.state, result.ok, hc.rise, hc.fall);
     c.state = state;
     if (changed) {
+      this.recount(s);
       this.log.warn({ service: c.service, backend: c.address, health: state.up ? 'up' : 'down', check: hc.type, detail: result.detail }, `backend ${state.up ? 'up' : 'down'}`);
       this.onChange(c.service);
     }
@@ -117,29 +146,26 @@ export class HealthChecker {
     return this.runErrors;
   }
 
-  /** The health check's verdict alone ('none' where there is no check). */
+  /** The health check's verdict alone ('none' where there is no check). A read: changes nothing. */
   health(service: string, address: IpAddress): Health {
-    const c = this.checks.get(`${service} ${address.text}`);
+    const c = this.checks.get(backendKey(service, address.text));
     return c ? (c.state.up ? 'up' : 'down') : 'none';
   }
 
   /**
    * Whether a backend may take traffic: up, or — when every backend of the
-   * service is down and its policy is keep-last — one of those up last.
+   * service is down and its policy is keep-last — one of those up last; true
+   * without a check. A read (O(1)): changes nothing.
    */
-  healthy(service: ServiceConfig, address: IpAddress): boolean {
-    if (service.healthCheck.type === 'none') return true;
-    const up = service.backends.filter((b) => this.checks.get(`${service.name} ${b.address}`)?.state.up ?? true).map((b) => b.address);
-    if (up.length > 0) {
-      this.lastHealthy.set(service.name, new Set(up));
-      return up.includes(address.text);
-    }
-    return service.allDown === 'keep-last' && (this.lastHealthy.get(service.name)?.has(address.text) ?? true);
+  healthy(service: string, address: IpAddress): boolean {
+    const verdicts = this.verdicts.get(service);
+    const s = this.services.get(service);
+    return !verdicts || !s || admits(verdicts, s.allDown, address.text);
   }
 
   /** Last probe of a backend (for status and metrics). */
   lastResult(service: string, address: string): ProbeResult | null {
-    return this.checks.get(`${service} ${address}`)?.last ?? null;
+    return this.checks.get(backendKey(service, address))?.last ?? null;
   }
 
   /** Every check now, for metrics. */
@@ -152,5 +178,6 @@ export class HealthChecker {
   stop(): void {
     for (const c of this.checks.values()) clearTimeout(c.timer);
     this.checks.clear();
+    this.verdicts.clear();
   }
 }

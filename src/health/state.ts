@@ -1,5 +1,8 @@
 // A backend's health as keepalived counts it: `fall` failures in a row take
-// it out, `rise` successes in a row bring it back. Pure.
+// it out, `rise` successes in a row bring it back; and what a service's
+// verdicts as a whole let in when every backend is down. Pure.
+import type { ServiceConfig } from '../config/schema.ts';
+
 export interface HealthState {
   up: boolean;
   /** Results in a row that disagree with `up`. */
@@ -19,4 +22,27 @@ export function nextHealth(s: HealthState, ok: boolean, rise: number, fall: numb
   const streak = s.streak + 1;
   if (streak >= (s.up ? fall : rise)) return { state: { up: !s.up, streak: 0 }, changed: true };
   return { state: { up: s.up, streak }, changed: false };
+}
+
+/** What a service's health checks say of its backends together. */
+export interface ServiceHealth {
+  /** Addresses of the backends whose check says up. */
+  readonly up: ReadonlySet<string>;
+  /** The backends up at the last moment any was; null while none has been seen up. */
+  readonly lastUp: ReadonlySet<string> | null;
+}
+
+/** A service's record once the backends up are `up` (a verdict changed, a check came or went). */
+export function nextServiceHealth(before: ServiceHealth | null, up: ReadonlySet<string>): ServiceHealth {
+  return { up, lastUp: up.size > 0 ? up : (before?.lastUp ?? null) };
+}
+
+/**
+ * Whether a backend may take traffic: it is up; or every backend is down and
+ * the policy is keep-last, and it was one of those up last (every backend,
+ * when none has been seen up: a restart must not take the whole service out).
+ */
+export function admits(h: ServiceHealth, allDown: ServiceConfig['allDown'], address: string): boolean {
+  if (h.up.size > 0) return h.up.has(address);
+  return allDown === 'keep-last' && (h.lastUp?.has(address) ?? true);
 }

@@ -219,7 +219,8 @@ export async function labUp(o: LabOptions): Promise<void> {
       run('ip', ['netns', 'exec', LAB.bridgeNs, 'ethtool', '-K', port, 'tx', 'off', 'tso', 'off']);
     }
     if (o.mode === 'native') {
-      // XDP_TX on a veth needs an XDP program on its peer (PLATFORM.md)
+      // XDP_TX in native mode on a veth needs NAPI on its peer: an XDP program there (a plain
+      // XDP_PASS) or GRO on; without either every XDP_TX frame is lost, though the program counts it sent
       ip(LAB.bridgeNs, 'link', 'set', 'dev', 'p-director', 'xdpdrv', 'obj', `${ROOT}out/bpf/baseline_pass.bpf.o`, 'sec', 'xdp');
     }
     for (let i = 1; i <= o.backends; i++) {

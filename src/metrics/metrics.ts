@@ -7,26 +7,17 @@
 // perBackend off, series per backend and per neighbour are left out (very
 // large fleets); per-service series stay.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { unexpectedErrors } from '../director/guards.ts';
-import { ABI_VERSION, CONSTANTS, GLOBAL_STATS, trafficAt } from '../dataplane/abi.ts';
+import { unexpectedErrors } from '../guards.ts';
+import { ABI_VERSION, CONSTANTS, trafficAt } from '../dataplane/abi.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
+import type { HealthCheckView } from '../health/checker.ts';
 import { formatIp } from '../model/address.ts';
+import { backendKey } from '../model/keys.ts';
+import { protocolLabel } from '../model/protocol.ts';
 import { idLimits, type Applied } from '../reconcile/state.ts';
 import { Family, labelValue } from './exposition.ts';
-
-const PROTO: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
 /** Services and backends written between two turns of the event loop during a scrape (a few ms). */
 const SERIES_SETS_PER_TURN = 500;
-
-/** One health check as the checker holds it now. */
-export interface HealthCheckView {
-  service: string;
-  address: string;
-  /** Duration of the last probe, null before the first. */
-  lastDurationMs: number | null;
-  ok: number;
-  failed: number;
-}
 
 export interface MetricsSource {
   dp: DataPlane;
@@ -56,6 +47,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly reconcileDuration: Histogram;
   readonly reconcileFailures: Counter;
+  private readonly roleGauge: Gauge;
   private readonly reloads: Counter<'result'>;
   private readonly lastReloadOk: Gauge;
   private readonly lastReloadOkAt: Gauge;
@@ -68,6 +60,7 @@ export class Metrics {
     new Gauge({ name: 'xdplb_build_info', help: 'Build of this xdplb (value 1).', labelNames: ['version', 'abi_version'], registers: [r] }).set({ version, abi_version: String(ABI_VERSION) }, 1);
     this.reconcileDuration = new Histogram({ name: 'xdplb_reconcile_duration_seconds', help: 'Time to plan and apply a change to the data plane.', buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [r] });
     this.reconcileFailures = new Counter({ name: 'xdplb_reconcile_failures_total', help: 'Reconciles that failed (the data plane state was re-read).', registers: [r] });
+    this.roleGauge = new Gauge({ name: 'xdplb_role', help: 'The director\'s role: 1 for the one it has (active owns and announces the VIPs; standby keeps its maps filled).', labelNames: ['role'], registers: [r] });
     new Counter({
       name: 'xdplb_unexpected_errors_total',
       help: 'Errors that nothing caught (defects), logged with their stack; the daemon carried on.',
@@ -94,6 +87,11 @@ export class Metrics {
   }
 
   /** Counts a configuration reload; a refused one leaves the running configuration in place. */
+  role(role: 'active' | 'standby'): void {
+    this.roleGauge.set({ role: 'active' }, role === 'active' ? 1 : 0);
+    this.roleGauge.set({ role: 'standby' }, role === 'standby' ? 1 : 0);
+  }
+
   reloadResult(ok: boolean): void {
     this.reloads.inc({ result: ok ? 'ok' : 'refused' });
     this.lastReloadOk.set(ok ? 1 : 0);
@@ -142,7 +140,7 @@ export class Metrics {
     const bCheckLast = f('xdplb_backend_health_check_last_duration_seconds', 'gauge', 'Duration of the last health-check probe of a backend.');
 
     const checks = new Map<string, HealthCheckView>();
-    for (const c of this.src.healthChecks?.() ?? []) checks.set(`${c.service} ${c.address}`, c);
+    for (const c of this.src.healthChecks?.() ?? []) checks.set(backendKey(c.service, c.address), c);
     const limits = idLimits(applied);
     const svcTraffic = dp.serviceTrafficAll(limits.services);
     const destTraffic = perBackend ? dp.destTrafficAll(limits.dests) : null;
@@ -154,7 +152,7 @@ export class Metrics {
         sinceTurn = 0;
         await new Promise((r) => setImmediate(r));
       }
-      const local = `local_address="${formatIp(s.key.addr, s.key.family)}",local_port="${s.key.port}",proto="${PROTO[s.key.proto] ?? s.key.proto}"`;
+      const local = `local_address="${formatIp(s.key.addr, s.key.family)}",local_port="${s.key.port}",proto="${protocolLabel(s.key.proto)}"`;
       const svc = `{name="${labelValue(s.name)}",${local}}`;
       const t = trafficAt(svcTraffic, s.id);
       svcPackets.sample(svc, t.packets);
@@ -178,7 +176,7 @@ export class Metrics {
         bDraining.sample(labels, d.value.state === CONSTANTS.DEST_DRAINING ? 1 : 0);
         bWeight.sample(labels, d.info.weight);
         if (d.info.health !== 'none') bHealth.sample(labels, d.info.health === 'up' ? 1 : 0);
-        const check = checks.get(`${s.name} ${address}`);
+        const check = checks.get(backendKey(s.name, address));
         if (check) {
           const base = labels.slice(0, -1);
           bChecks.sample(`${base},result="ok"}`, check.ok);
@@ -211,10 +209,8 @@ export class Metrics {
     const actions = f('xdplb_xdp_actions_total', 'counter', 'XDP verdicts of the program.');
     const drops = f('xdplb_drops_total', 'counter', 'Packets dropped, by reason.');
     const events = f('xdplb_datapath_events_total', 'counter', 'Every global data-plane counter, by name.');
-    const g = dp.globalStats();
     const byAction = new Map<string, bigint>();
-    for (const name of GLOBAL_STATS) {
-      const v = g[name] ?? 0n;
+    for (const [name, v] of Object.entries(dp.globalStats())) {
       events.sample(`{event="${name}"}`, v);
       const action = actionOf(name);
       if (action) byAction.set(action, (byAction.get(action) ?? 0n) + v);

@@ -1,9 +1,13 @@
-// desired(): what the data plane should hold, from the configuration and
-// what the daemon knows of the world (backend MACs, health). Pure.
+// desired(): what the data plane should hold, from the services configured
+// and what the daemon knows of the world (backend MACs, health). Pure: a
+// function of its arguments, which it reads and never changes (the facts
+// are read-only views: the health checker keeps its own memory).
 import { createHash } from 'node:crypto';
-import { CONSTANTS, PROTO, type Health, type ServiceKey } from '../dataplane/abi.ts';
-import type { Config, ServiceConfig } from '../config/schema.ts';
 import { mustParseIp, type IpAddress } from './address.ts';
+import type { Health } from './health.ts';
+import { serviceKeyText, type ServiceKey } from './keys.ts';
+import { IPPROTO } from './protocol.ts';
+import type { BackendSpec, NoBackendPolicy, Scheduler, ServiceSet, ServiceSpec } from './service.ts';
 
 /** Why a configured backend takes no new flows, or none at all. */
 export type BackendCondition = 'ok' | 'draining' | 'unresolved' | 'unhealthy';
@@ -30,16 +34,16 @@ export interface DesiredBackend {
 export interface DesiredService {
   keyText: string;
   key: ServiceKey;
+  /** The whole name (the data plane records a bounded form of a long one). */
   name: string;
-  flags: number;
+  scheduler: Scheduler;
+  noBackend: NoBackendPolicy;
   seed: number;
   backends: DesiredBackend[];
 }
 
 export interface Desired {
   services: Map<string, DesiredService>;
-  /** Every VIP, once. */
-  vips: IpAddress[];
 }
 
 export interface Facts {
@@ -49,18 +53,14 @@ export interface Facts {
    * Whether a backend may take traffic according to its health checks (and
    * the service's all-down policy); true where there is no check.
    */
-  healthy(service: ServiceConfig, address: IpAddress): boolean;
+  healthy(service: ServiceSpec, address: IpAddress): boolean;
   /** The health checks' own verdict, for the records ('none' without a check). */
-  health(service: ServiceConfig, address: IpAddress): Health;
+  health(service: ServiceSpec, address: IpAddress): Health;
   /** An operator's runtime override (`xdplb backend ...`), on top of the config. */
-  override?(service: ServiceConfig, address: IpAddress): BackendOverride | null;
+  override?(service: ServiceSpec, address: IpAddress): BackendOverride | null;
 }
 
 export type BackendOverride = 'drain' | 'remove';
-
-export function serviceKeyText(protocol: string, vip: IpAddress, port: number): string {
-  return `${protocol}/${vip.family === 6 ? `[${vip.text}]` : vip.text}:${port}`;
-}
 
 const seeds = new Map<string, number>();
 
@@ -82,7 +82,7 @@ export function serviceSeed(hashSeed: number, keyText: string): number {
 
 const address = mustParseIp; // memoized there
 
-function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts: Facts): DesiredBackend {
+function backendOf(s: ServiceSpec, b: BackendSpec, facts: Facts): DesiredBackend {
   const ip = address(b.address);
   const via = b.interface ?? null;
   const mac = facts.macOf(ip, via);
@@ -94,27 +94,25 @@ function backendOf(s: ServiceConfig, b: ServiceConfig['backends'][number], facts
 }
 
 /** One service of desired(): what changes with a health verdict, a MAC or an override of its backends. */
-export function desiredService(config: Config, s: ServiceConfig, facts: Facts): DesiredService {
+export function desiredService(config: ServiceSet, s: ServiceSpec, facts: Facts): DesiredService {
   const vip = address(s.vip);
   const keyText = serviceKeyText(s.protocol, vip, s.port);
   return {
     keyText,
-    key: { addr: vip.bytes, family: vip.family, proto: PROTO[s.protocol], port: s.port },
+    key: { addr: vip.bytes, family: vip.family, proto: IPPROTO[s.protocol], port: s.port },
     name: s.name,
-    flags: (s.scheduler === 'maglev-source' ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackend === 'pass' ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
+    scheduler: s.scheduler,
+    noBackend: s.noBackend,
     seed: serviceSeed(config.hashSeed, keyText),
     backends: s.backends.filter((b) => facts.override?.(s, address(b.address)) !== 'remove').map((b) => backendOf(s, b, facts)),
   };
 }
 
-export function desired(config: Config, facts: Facts): Desired {
+export function desired(config: ServiceSet, facts: Facts): Desired {
   const services = new Map<string, DesiredService>();
-  const vips = new Map<string, IpAddress>();
   for (const s of config.services) {
     const ws = desiredService(config, s, facts);
-    const vip = address(s.vip);
-    vips.set(vip.text, vip);
     services.set(ws.keyText, ws);
   }
-  return { services, vips: [...vips.values()] };
+  return { services };
 }

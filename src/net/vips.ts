@@ -37,9 +37,11 @@ const prefix = (a: IpAddress) => (a.family === 4 ? 32 : 128);
 /**
  * Makes the VIPs on the interface exactly `vips` (among those we added):
  * adds and announces the new ones, removes ours that are no longer wanted.
+ * With announceAll (a takeover), every VIP is announced, not only the new
+ * ones: the segment's caches may still point at the previous owner.
  * `key` names the record (the pin directory). Returns what changed.
  */
-export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonly IpAddress[]): { added: string[]; removed: string[] } {
+export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonly IpAddress[], announceAll = false): { added: string[]; removed: string[]; announced: string[] } {
   const present = new Set(native.addresses(ifindex).map((a) => formatIp(a.address, a.family)));
   const ours = new Set(readRecord(key).vips);
   const want = new Set(vips.map((v) => v.text));
@@ -60,8 +62,9 @@ export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonl
     removed.push(text);
   }
   writeRecord(key, ifindex, [...ours]);
-  for (const text of added) announce(ifindex, mac, mustParseIp(text));
-  return { added, removed };
+  const announced = announceAll ? vips.map((v) => v.text) : added;
+  for (const text of announced) announce(ifindex, mac, mustParseIp(text));
+  return { added, removed, announced };
 }
 
 export function announce(ifindex: number, mac: Buffer, vip: IpAddress): void {

@@ -1,6 +1,7 @@
 // apply(): carries out a plan's operations in order against the data plane.
 // The only side effects of a reconcile happen here.
-import type { DestInfo, DestValue, ServiceInfo, ServiceKey, ServiceValue } from '../dataplane/abi.ts';
+import type { DestInfo, DestValue, ServiceInfo, ServiceValue } from '../dataplane/abi.ts';
+import type { ServiceKey } from '../model/keys.ts';
 import type { Op, TableWrite } from './plan.ts';
 
 /** Tables built and written per batch: one RCU wait each, bounded memory. */

@@ -1,14 +1,15 @@
 // observe(): the applied state read back from a pinned data plane, so that a
 // restarted daemon continues where the last one stopped (no rewrite, no
-// counter reset). Tables are kept as they are; tableInput is unknown (""), so
-// the first plan rebuilds each table and writes only those that differ.
+// counter reset). Tables are kept as they are; tableInput is unknown (""),
+// but the pins record what each table was built from (tableSig), so the
+// first plan builds and writes only the tables whose input changed. A long
+// service name comes back in the form the pins hold (pinnedServiceName).
 import { CONSTANTS, serviceIndexHash } from '../dataplane/abi.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
 import { formatIp } from '../model/address.ts';
-import { serviceKeyText } from '../model/desired.ts';
+import { serviceKeyText } from '../model/keys.ts';
+import { protocolName } from '../model/protocol.ts';
 import { emptyApplied, type Applied } from './state.ts';
-
-const PROTOCOL: Record<number, string> = { 6: 'tcp', 17: 'udp' };
 
 export function observe(dp: DataPlane): Applied {
   const applied = emptyApplied(CONSTANTS.VIP_FILTER_WORDS);
@@ -22,7 +23,7 @@ export function observe(dp: DataPlane): Applied {
   }
   for (const { key, value } of dp.listServices()) {
     const vip = { text: formatIp(key.addr, key.family), family: key.family, bytes: key.addr };
-    const keyText = serviceKeyText(PROTOCOL[key.proto] ?? String(key.proto), vip, key.port);
+    const keyText = serviceKeyText(protocolName(key.proto), vip, key.port);
     const info = dp.readServiceInfo(value.id);
     applied.services.set(keyText, {
       id: value.id,

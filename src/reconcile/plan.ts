@@ -15,10 +15,11 @@
 // services are even looked at (the cost of a health verdict does not grow
 // with the number of services).
 import { createHash } from 'node:crypto';
-import { addVipBit, CONSTANTS, serviceIndexHash, type DestInfo, type DestValue, type ServiceKey } from '../dataplane/abi.ts';
+import { addVipBit, CONSTANTS, encodeServiceFlags, pinnedServiceName, serviceIndexHash, type DestInfo, type DestValue } from '../dataplane/abi.ts';
 import { XdplbError } from '../errors.ts';
 import { maglevTable, NO_BACKEND, nextSlots } from '../model/maglev.ts';
-import type { Desired, DesiredBackend } from '../model/desired.ts';
+import type { Desired, DesiredBackend, DesiredService } from '../model/desired.ts';
+import type { ServiceKey } from '../model/keys.ts';
 import type { Applied, AppliedDest, AppliedService } from './state.ts';
 
 export type Op =
@@ -122,8 +123,8 @@ function buildTable(active: { key: string; weight: number; id: number }[], size:
 }
 
 /** Everything of a desired service that its data-plane state depends on. */
-function signatureOf(ws: Desired['services'] extends Map<string, infer S> ? S : never): string {
-  const parts = [`${ws.name}|${ws.flags}|${ws.seed}`];
+function signatureOf(ws: DesiredService): string {
+  const parts = [`${ws.name}|${ws.scheduler}|${ws.noBackend}|${ws.seed}`];
   for (const b of ws.backends) parts.push(`${b.address.text}*${b.weight}:${b.state}:${b.condition}:${b.health}:${b.mac?.toString('hex') ?? '-'}@${b.via ?? ''}`);
   return parts.join('|'); // one flat string: kept for every service, a chain of += pieces cost 3x the memory
 }
@@ -297,7 +298,8 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
     }
 
     let entry = old?.entry ?? 0;
-    const attrsChanged = !old || old.flags !== ws.flags || old.seed !== ws.seed;
+    const flags = encodeServiceFlags(ws);
+    const attrsChanged = !old || old.flags !== flags || old.seed !== ws.seed;
     if (attrsChanged) {
       membershipChanged = true;
       entry = lowestFree(usedEntries(), 2 * ctx.maxServices);
@@ -306,9 +308,11 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
     }
     // the table signature is 0 while a table is rewritten, and the new one once it is whole
     if (old && tableWritten && old.tableSig !== 0) destOps.push({ kind: 'serviceInfo', id, name: old.name, entry: old.entry, tableSig: 0 });
-    if (attrsChanged || old?.name !== ws.name) serviceOps.push({ kind: 'service', key: ws.key, id, flags: ws.flags, seed: ws.seed, entry, name: ws.name, tableSig });
+    // the pins hold a long name in its pinned form: read back, that form is the same name
+    const nameRecorded = old !== undefined && (old.name === ws.name || old.name === pinnedServiceName(ws.name));
+    if (attrsChanged || !nameRecorded) serviceOps.push({ kind: 'service', key: ws.key, id, flags, seed: ws.seed, entry, name: ws.name, tableSig });
     else if (old.tableSig !== tableSig || tableWritten) serviceOps.push({ kind: 'serviceInfo', id, name: ws.name, entry, tableSig });
-    delta.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags: ws.flags, seed: ws.seed, tableInput: input.text, tableSig, signature, dests } satisfies AppliedService);
+    delta.services.set(ws.keyText, { id, entry, keyText: ws.keyText, key: ws.key, name: ws.name, flags, seed: ws.seed, tableInput: input.text, tableSig, signature, dests } satisfies AppliedService);
   }
 
   // removed services

@@ -1,7 +1,9 @@
 // What the data plane holds, as the control plane keeps track of it: the
 // result of the last apply, or what was read back from the pins at start.
-import type { DestInfo, DestValue, ServiceKey } from '../dataplane/abi.ts';
-import type { IpAddress } from '../model/address.ts';
+import type { DestInfo, DestValue } from '../dataplane/abi.ts';
+import { mustParseIp, type IpAddress } from '../model/address.ts';
+import { backendKey, serviceKeyText, type ServiceKey } from '../model/keys.ts';
+import type { ServiceSpec } from '../model/service.ts';
 
 export interface AppliedService {
   id: number;
@@ -9,7 +11,9 @@ export interface AppliedService {
   entry: number;
   keyText: string;
   key: ServiceKey;
+  /** The whole name; read back from the pins, the form they hold (a long name cut: pinnedServiceName). */
   name: string;
+  /** XDPLB_SVC_F_* */
   flags: number;
   seed: number;
   /** The input of the table written ("" when read back from pins); the
@@ -55,6 +59,21 @@ export function idLimits(applied: Applied): { services: number; dests: number } 
     for (const id of s.dests.values()) dests = Math.max(dests, id + 1);
   }
   return { services, dests };
+}
+
+/**
+ * The backends of `services` that the data plane records as failing their
+ * health check, as backendKey()s: what a restarted daemon's checks start
+ * from. Services are matched by their key, not their name (the pins hold a
+ * long name cut short).
+ */
+export function recordedDown(applied: Applied, services: Iterable<ServiceSpec>): Set<string> {
+  const down = new Set<string>();
+  for (const s of services) {
+    const a = applied.services.get(serviceKeyText(s.protocol, mustParseIp(s.vip), s.port));
+    for (const [address, id] of a?.dests ?? []) if (applied.dests.get(id)?.info.health === 'down') down.add(backendKey(s.name, address));
+  }
+  return down;
 }
 
 export function emptyApplied(filterWords: number): Applied {

@@ -1,11 +1,14 @@
 // `xdplb status`: what the data plane holds and has counted, read from its
 // pins (no daemon needed), in the shape of `ipvsadm -L -n`.
-import { CONSTANTS, decodeFlow, GLOBAL_STATS, trafficAt, type Traffic } from '../dataplane/abi.ts';
+import { CONSTANTS, decodeFlow, decodeServiceFlags, trafficAt, type Traffic } from '../dataplane/abi.ts';
 import { allKeys, type DataPlane } from '../dataplane/dataplane.ts';
 import { native } from '../dataplane/native.ts';
 import { formatIp, formatMac } from '../model/address.ts';
+import type { Health } from '../model/health.ts';
+import { protocolLabel } from '../model/protocol.ts';
+import type { NoBackendPolicy, Scheduler } from '../model/service.ts';
 import { observe } from '../reconcile/observe.ts';
-import { idLimits } from '../reconcile/state.ts';
+import { idLimits, type Applied } from '../reconcile/state.ts';
 
 export interface BackendStatus {
   address: string;
@@ -16,7 +19,7 @@ export interface BackendStatus {
   /** What the data plane does with it. */
   state: 'active' | 'draining' | 'down';
   /** The health checks' verdict ('none': no check). */
-  health: 'none' | 'up' | 'down';
+  health: Health;
   /** Share of the service's table slots (new flows it gets). */
   share: number;
   packets: number;
@@ -31,12 +34,14 @@ export interface BackendStatus {
 }
 
 export interface ServiceStatus {
+  /** The whole name from a daemon; from the pins, the form they hold (a long name cut: pinnedServiceName). */
   name: string;
+  /** "TCP", "UDP" (as ipvsadm shows them). */
   protocol: string;
   vip: string;
   port: number;
-  scheduler: 'maglev' | 'maglev-source';
-  noBackend: 'drop' | 'pass';
+  scheduler: Scheduler;
+  noBackend: NoBackendPolicy;
   packets: number;
   bytes: number;
   newFlows: number;
@@ -49,6 +54,10 @@ export interface DaemonState extends Status {
   lastReload: { ok: boolean; at: string; error?: string };
   lastReconcile: { reason: string; ops: number; writes: number; durationMs: number } | null;
   overrides: Record<string, string>;
+  /** Services whose last reconcile failed, and why (retried by the daemon). */
+  failedServices: Record<string, { ok: boolean; at: string; error?: string }>;
+  /** Whether this director owns and announces the VIPs (active) or only keeps its maps filled (standby). */
+  role: 'active' | 'standby';
 }
 
 export interface Status {
@@ -63,7 +72,6 @@ const STATE_NAME: Record<number, BackendStatus['state']> = {
   [CONSTANTS.DEST_DRAINING]: 'draining',
   [CONSTANTS.DEST_UNUSED]: 'down',
 };
-const PROTOCOL: Record<number, string> = { 6: 'TCP', 17: 'UDP' };
 
 function num(t: Traffic): { packets: number; bytes: number; newFlows: number } {
   return { packets: Number(t.packets), bytes: Number(t.bytes), newFlows: Number(t.newFlows) };
@@ -90,7 +98,12 @@ function flowsPerDest(dp: DataPlane, limit = 1_000_000): { perDest: Map<number, 
   return { perDest, entries };
 }
 
-export function readStatus(dp: DataPlane, pinDir: string): Status {
+/**
+ * The status of the data plane, read from its maps. `known`: what a daemon
+ * applied (its own record, with the whole names of services whose names the
+ * pins hold cut short); absent, the names are those the pins hold.
+ */
+export function readStatus(dp: DataPlane, pinDir: string, known?: Applied): Status {
   const applied = observe(dp);
   const flows = flowsPerDest(dp);
   const nicNames = new Map<number, string>();
@@ -127,23 +140,22 @@ export function readStatus(dp: DataPlane, pinDir: string): Status {
       };
     });
     backends.sort((a, b) => (a.address < b.address ? -1 : 1));
+    const self = known?.services.get(s.keyText);
     services.push({
-      name: s.name,
-      protocol: PROTOCOL[s.key.proto] ?? String(s.key.proto),
+      name: self?.id === s.id ? self.name : s.name,
+      protocol: protocolLabel(s.key.proto),
       vip: formatIp(s.key.addr, s.key.family),
       port: s.key.port,
-      scheduler: s.flags & CONSTANTS.SVC_F_SOURCE_HASH ? 'maglev-source' : 'maglev',
-      noBackend: s.flags & CONSTANTS.SVC_F_NO_BACKEND_PASS ? 'pass' : 'drop',
+      ...decodeServiceFlags(s.flags),
       ...num(trafficAt(serviceTraffic, s.id)),
       backends,
     });
   }
   services.sort((a, b) => (a.vip + a.port < b.vip + b.port ? -1 : 1));
-  const g = dp.globalStats();
   return {
     pinDir,
     services,
-    global: Object.fromEntries(GLOBAL_STATS.map((n) => [n, Number(g[n] ?? 0n)])),
+    global: Object.fromEntries(Object.entries(dp.globalStats()).map(([n, v]) => [n, Number(v)])),
     flowTable: { entries: flows.entries, capacity: dp.capacities.maxFlows },
   };
 }
@@ -185,9 +197,11 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
   lines.push(`xdplb data plane at ${st.pinDir}`);
   const d = st as Partial<DaemonState>;
   if (d.daemon && d.lastReload) {
-    lines.push(`daemon pid ${d.daemon.pid}, config ${d.daemon.configPath}; last reload ${d.lastReload.at}: ${d.lastReload.ok ? 'ok' : `REFUSED: ${d.lastReload.error}`}`);
+    lines.push(`daemon pid ${d.daemon.pid}, config ${d.daemon.configPath}; role ${d.role ?? 'active'}; last reload ${d.lastReload.at}: ${d.lastReload.ok ? 'ok' : `REFUSED: ${d.lastReload.error}`}`);
     const o = Object.entries(d.overrides ?? {});
     if (o.length) lines.push(`overrides: ${o.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const failed = Object.entries(d.failedServices ?? {});
+    if (failed.length) lines.push(`NOT APPLIED (retried): ${failed.map(([name, r]) => `${name}: ${r.error}`).join('; ')}`);
   } else {
     lines.push('read from the pins (no daemon API reached from here)');
   }

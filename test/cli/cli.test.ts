@@ -16,7 +16,7 @@ function xdplb(...args: string[]): { status: number | null; stdout: string; stde
 }
 
 describe('--help', () => {
-  const commands = [[], ['attach'], ['detach'], ['status'], ['backend'], ['realserver'], ['config', 'validate'], ['lab', 'up'], ['lab', 'demo'], ['lab', 'down']];
+  const commands = [[], ['attach'], ['detach'], ['status'], ['backend'], ['role'], ['realserver'], ['config', 'validate'], ['lab', 'up'], ['lab', 'demo'], ['lab', 'down']];
   for (const c of commands) {
     test(`xdplb ${c.join(' ')} --help shows an example and the exit codes`, () => {
       const r = xdplb(...c, '--help');

@@ -3,7 +3,8 @@
 // real program with BPF_PROG_TEST_RUN.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CONSTANTS, PROTO, serviceIndexHash } from '../../src/dataplane/abi.ts';
+import { CONSTANTS, serviceIndexHash } from '../../src/dataplane/abi.ts';
+import { IPPROTO } from '../../src/model/protocol.ts';
 import { mustParseIp } from '../../src/model/address.ts';
 import { Fixture, type FixtureBackend } from '../helpers/dataplane-fixture.ts';
 import { ethernet, ipv4, ipv6, tcp, udp } from '../helpers/packets.ts';
@@ -179,7 +180,7 @@ describe('service index', () => {
     const fx = await Fixture.create(101);
     const key = (vip: string, port: number) => {
       const ip = mustParseIp(vip);
-      return { addr: ip.bytes, family: ip.family, proto: PROTO.tcp, port };
+      return { addr: ip.bytes, family: ip.family, proto: IPPROTO.tcp, port };
     };
     const target = serviceIndexHash(key(VIP, 80));
     let other: { vip: string; port: number } | undefined;

@@ -7,6 +7,7 @@ import { u32Key } from '../../src/dataplane/abi.ts';
 import { DataPlane } from '../../src/dataplane/dataplane.ts';
 import { native } from '../../src/dataplane/native.ts';
 import { XdplbError } from '../../src/errors.ts';
+import { mapIds, putServiceIndexed, putTable } from '../helpers/dataplane-fixture.ts';
 
 const PIN = '/sys/fs/bpf/xdplb-test-pins';
 const caps = { maglevSize: 101, maxServices: 16, maxDests: 64, maxFlows: 1024 };
@@ -16,9 +17,9 @@ test('a second load adopts the pinned maps, contents and counters', async () => 
   rmSync(PIN, { recursive: true, force: true });
   const first = await DataPlane.load({ ...caps, pinDir: PIN });
   first.putDestInfo(5, { addr: Buffer.alloc(16, 1), family: 4, service: 3, weight: 7, configured: 'active', health: 'up' });
-  const ids = first.mapIds();
+  const ids = mapIds(first);
   const second = await DataPlane.load({ ...caps, pinDir: PIN });
-  assert.deepEqual(second.mapIds(), ids, 'same maps');
+  assert.deepEqual(mapIds(second), ids, 'same maps');
   assert.equal([...second.usedDests()].find((d) => d.id === 5)?.info.weight, 7, 'same contents');
   await assert.rejects(DataPlane.load({ ...caps, maxFlows: 2048, pinDir: PIN }), (e: XdplbError) => e.code === 'PIN_INCOMPATIBLE' && /flows/.test(e.message));
 });
@@ -44,8 +45,8 @@ test('status from the pins reads the table size they were made with (not the def
   rmSync(PIN, { recursive: true, force: true });
   const dp = await DataPlane.load({ ...caps, pinDir: PIN });
   const dest = new Uint32Array(caps.maglevSize).map((_, i) => (i % 2 ? 7 : 8));
-  dp.putTable(3, dest, new Uint32Array(caps.maglevSize));
-  dp.putServiceIndexed({ addr: Buffer.from([10, 240, 0, 201, ...Array(12).fill(0)]), family: 4, proto: 6, port: 80 }, { id: 3, seed: 1, flags: 0 }, 3);
+  putTable(dp, 3, dest, new Uint32Array(caps.maglevSize));
+  putServiceIndexed(dp, { addr: Buffer.from([10, 240, 0, 201, ...Array(12).fill(0)]), family: 4, proto: 6, port: 80 }, { id: 3, seed: 1, flags: 0 }, 3);
   const pinned = DataPlane.openPinned(PIN);
   assert.equal(pinned.capacities.maglevSize, caps.maglevSize, 'the size of the pinned tables');
   const shares = pinned.tableShares(3);

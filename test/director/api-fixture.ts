@@ -10,6 +10,7 @@ const server = await startApi(
     daemon: () => ({ pid: process.pid, pinDir: '/x', configPath: '/x' }),
     state: () => ({ maxRssKiB: process.resourceUsage().maxRSS, heapUsed: process.memoryUsage().heapUsed }),
     setOverride: () => null,
+    setRole: () => 'active',
   },
 );
 process.stdout.write('listening\n');

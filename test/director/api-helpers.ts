@@ -9,6 +9,8 @@ export interface Fake {
   h: ApiHandlers;
   /** setOverride calls, in order. */
   calls: [string, string, BackendOverride | null][];
+  /** The role setRole() last set. */
+  role: 'active' | 'standby';
   /** Makes state() throw this (or return a BigInt, which JSON cannot hold). */
   stateFails: Error | 'bigint' | null;
 }
@@ -16,6 +18,7 @@ export interface Fake {
 export function fakeHandlers(pinDir = '/sys/fs/bpf/xdplb/test0'): Fake {
   const fake: Fake = {
     calls: [],
+    role: 'active',
     stateFails: null,
     h: {
       daemon: () => ({ pid: process.pid, pinDir, configPath: '/etc/xdplb/test.yaml' }),
@@ -27,6 +30,11 @@ export function fakeHandlers(pinDir = '/sys/fs/bpf/xdplb/test0'): Fake {
       setOverride: (service, address, override) => {
         fake.calls.push([service, address, override]);
         return service === 'web' ? null : `no service ${service}`;
+      },
+      setRole: (role) => {
+        const was = fake.role;
+        fake.role = role;
+        return was;
       },
     },
   };

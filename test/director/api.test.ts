@@ -171,7 +171,8 @@ for (const kind of ['unix', 'tcp'] as const) {
         let a = await send(r.at, 'GET', '/v1/state');
         assert.equal(a.status, 500);
         assert.match(errorOf(a), /pins vanished/);
-        assert.ok(r.log.lines.some((l) => l.level === 'error' && JSON.stringify(l.obj).includes('pins vanished')), 'logged');
+        const text = (obj: object) => JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? { message: v.message, stack: v.stack } : v));
+        assert.ok(r.log.lines.some((l) => l.level === 'error' && text(l.obj).includes('pins vanished') && text(l.obj).includes('"stack"')), 'logged, with its stack');
         r.fake.stateFails = 'bigint'; // JSON.stringify throws on it
         a = await send(r.at, 'GET', '/v1/state');
         assert.equal(a.status, 500);

@@ -1,11 +1,37 @@
 // A loaded (unattached) data plane with services written straight into its
 // maps, for BPF_PROG_TEST_RUN packet tests. Destination ids: service id * 100
-// + backend number; backend n has MAC backendMac(n).
-import { addVipBit, CONSTANTS, PROTO, type Protocol } from '../../src/dataplane/abi.ts';
+// + backend number; backend n has MAC backendMac(n). And the writes and reads
+// of a DataPlane that only tests need (the director's go through plan()).
+import { addVipBit, CONSTANTS, serviceIndexHash, type ServiceValue } from '../../src/dataplane/abi.ts';
 import { DataPlane } from '../../src/dataplane/dataplane.ts';
 import { mustParseIp } from '../../src/model/address.ts';
+import type { ServiceKey } from '../../src/model/keys.ts';
 import { canonicalOrder, maglevTable, nextSlots, NO_BACKEND } from '../../src/model/maglev.ts';
+import { IPPROTO, type Protocol } from '../../src/model/protocol.ts';
 import { backendMac, MAC } from './packets.ts';
+
+/**
+ * Writes one service whole (hash map, entry, index — marking a collision
+ * when another key holds its index slot), for code that builds services one
+ * by one. plan() computes the whole index instead, and handles removals.
+ */
+export function putServiceIndexed(dp: DataPlane, key: ServiceKey, value: ServiceValue, entry: number): void {
+  dp.putService(key, value);
+  dp.putServiceEntry(entry, key, value);
+  const h = serviceIndexHash(key);
+  const held = dp.readServiceIndex(h);
+  dp.putServiceIndex(h, held === 0 || held === entry ? entry : CONSTANTS.SERVICE_INDEX_COLLISION);
+}
+
+/** Swaps in one whole table. */
+export function putTable(dp: DataPlane, serviceId: number, dest: Uint32Array, prev: Uint32Array): void {
+  dp.putTables([{ serviceId, dest, prev }]);
+}
+
+/** The ids of a data plane's maps in this process's view (adoption keeps the same maps). */
+export function mapIds(dp: DataPlane): Record<string, number> {
+  return Object.fromEntries(Object.entries(dp.maps).map(([n, m]) => [n, m.info().id]));
+}
 
 export const VERDICT = ['ABORTED', 'DROP', 'PASS', 'TX', 'REDIRECT'] as const;
 export type Verdict = (typeof VERDICT)[number];
@@ -52,18 +78,18 @@ export class Fixture {
     const table = maglevTable(order, this.dp.capacities.maglevSize);
     const dest = Uint32Array.from(table, (i) => (i === NO_BACKEND ? 0 : s.id * 100 + order[i]!.n));
     const old = this.dp.readTable(s.id);
-    this.dp.putTable(s.id, dest, nextSlots(old?.dest ?? null, old?.prev ?? null, dest));
+    putTable(this.dp, s.id, dest, nextSlots(old?.dest ?? null, old?.prev ?? null, dest));
     const next = BigUint64Array.from(this.filter);
     addVipBit(next, vip.bytes, vip.family);
     this.dp.writeVipFilter(next, this.filter);
     this.filter = next;
-    const key = { addr: vip.bytes, family: vip.family, proto: PROTO[s.proto], port: s.port };
+    const key = { addr: vip.bytes, family: vip.family, proto: IPPROTO[s.proto], port: s.port };
     const value = {
       id: s.id,
       seed: s.seed ?? 0x5eed,
       flags: (s.sourceHash ? CONSTANTS.SVC_F_SOURCE_HASH : 0) | (s.noBackendPass ? CONSTANTS.SVC_F_NO_BACKEND_PASS : 0),
     };
-    this.dp.putServiceIndexed(key, value, s.id); // entry number = service id here
+    putServiceIndexed(this.dp, key, value, s.id); // entry number = service id here
   }
 
   async run(frame: Buffer): Promise<{ verdict: Verdict; packet: Buffer }> {

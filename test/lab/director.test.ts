@@ -29,6 +29,7 @@ import {
   waitForBackends,
 } from '../../src/lab/lab.ts';
 import type { Status } from '../../src/status/status.ts';
+import { mapIds } from '../helpers/dataplane-fixture.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLIENT = `${ROOT}src/lab/client.ts`;
@@ -208,7 +209,7 @@ describe('Direct Routing through the lab director', () => {
     execFileSync('clang', ['-O2', '-g', '-mcpu=v3', '-target', 'bpf', `-I/usr/include/${process.arch === 'x64' ? 'x86_64' : 'aarch64'}-linux-gnu`, '-c', `${ROOT}bpf/xdplb.bpf.c`, '-o', rebuilt]);
     const progBefore = native.openPinnedLink(`${LAB.pinDir}/link`).info().progId;
     const dpBefore = DataPlane.openPinned(LAB.pinDir);
-    const mapIds = dpBefore.mapIds();
+    const idsBefore = mapIds(dpBefore);
     const packetsBefore = readLabStatus().services[0]!.packets;
     const argv = inNs(LAB.clientNs, [process.execPath, CLIENT, 'continuous', URL_]);
     const client = spawn(argv[0]!, argv.slice(1));
@@ -229,7 +230,7 @@ describe('Direct Routing through the lab director', () => {
     assert.deepEqual(result.failures, [], 'no request failed across the restart');
     assert.ok(result.ok > 20, `the client kept sending (${result.ok} requests)`);
     assert.ok(readLabStatus().services[0]!.packets > packetsBefore, 'counters continue from where they were');
-    assert.deepEqual(DataPlane.openPinned(LAB.pinDir).mapIds(), mapIds, 'the restarted daemon adopted the same maps');
+    assert.deepEqual(mapIds(DataPlane.openPinned(LAB.pinDir)), idsBefore, 'the restarted daemon adopted the same maps');
     assert.notEqual(native.openPinnedLink(`${LAB.pinDir}/link`).info().progId, progBefore, 'the link runs the rebuilt program');
   });
 
@@ -512,6 +513,32 @@ describe('Direct Routing through the lab director', () => {
     for (const b of st.backends) assert.match(metrics.body, new RegExp(`^xdplb_backend_packets_total\\{[^}]*remote_address="${b.address.replaceAll('.', '\\.')}"[^}]*\\} ${b.packets}$`, 'm'));
     assert.match(metrics.body, /^xdplb_config_reloads_total\{result="refused"\} [1-9]\d*$/m, 'the refused reload was counted');
     assert.match(metrics.body, /^xdplb_config_reloads_total\{result="ok"\} [1-9]\d*$/m, 'and the good one');
+  });
+
+  test('role: standby gives up the VIP and keeps forwarding state; active takes it back with a gratuitous ARP on the wire', async () => {
+    const xdplb = (...args: string[]) => {
+      const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, ...args, '--pin-dir', LAB.pinDir]);
+      const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, ...LAB.directorEnv } });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    const vipOnDirector = () => spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout.includes(`${LAB.vip}/32`);
+    const idsBefore = mapIds(DataPlane.openPinned(LAB.pinDir));
+    const tablesBefore = readLabStatus().services.map((s) => s.backends.map((b) => `${b.address}:${b.share}`));
+    assert.ok(vipOnDirector(), 'active: the director holds the VIP');
+    assert.deepEqual(JSON.parse(xdplb('role', 'standby', '--json')), { role: 'standby', was: 'active' });
+    assert.equal(vipOnDirector(), false, 'standby: the VIP left the NIC');
+    assert.equal(JSON.parse(xdplb('status', '--json')).role, 'standby', 'status shows the role');
+    assert.deepEqual(readLabStatus().services.map((s) => s.backends.map((b) => `${b.address}:${b.share}`)), tablesBefore, 'the maps stay filled');
+    // gratuitous ARP: sender and target protocol address both the VIP (arp[14:4], arp[24:4])
+    const vipHex = `0x${LAB.vip.split('.').map((n) => Number(n).toString(16).padStart(2, '0')).join('')}`;
+    const seen = await countPackets('p-director', `arp and arp[14:4] = ${vipHex} and arp[24:4] = ${vipHex}`, async () => xdplb('role', 'active'));
+    assert.ok(seen.packets >= 1, `the takeover announced the VIP on the wire (${seen.packets} gratuitous ARPs)`);
+    assert.ok(vipOnDirector(), 'active again: the VIP is back');
+    assert.deepEqual(mapIds(DataPlane.openPinned(LAB.pinDir)), idsBefore, 'a role change touched no map');
+    assert.ok(clientRequests(10).every((r) => r.ok), 'and traffic flows');
+    const again = await countPackets('p-director', `arp and arp[14:4] = ${vipHex}`, async () => xdplb('role', 'active'));
+    assert.equal(again.packets, 0, 'already active: no takeover, nothing announced');
   });
 
   test('detach and lab down leave no program, pin, address or namespace behind', async () => {

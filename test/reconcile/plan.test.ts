@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CONSTANTS, serviceIndexHash } from '../../src/dataplane/abi.ts';
+import { CONSTANTS, serviceIndexHash, type DestInfo, type DestValue, type ServiceInfo, type ServiceValue } from '../../src/dataplane/abi.ts';
 import { DataPlane } from '../../src/dataplane/dataplane.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import type { IpAddress } from '../../src/model/address.ts';
-import { desired, type Facts } from '../../src/model/desired.ts';
+import { formatIp, mustParseIp, type IpAddress } from '../../src/model/address.ts';
+import { desired, serviceSeed, type Facts } from '../../src/model/desired.ts';
+import { backendKey, serviceKeyText, type ServiceKey } from '../../src/model/keys.ts';
+import { protocolName } from '../../src/model/protocol.ts';
 import { apply, type DataPlaneWriter } from '../../src/reconcile/apply.ts';
 import { observe } from '../../src/reconcile/observe.ts';
 import { appliedAfter, commit, describeOp, plan, type Op, type PlanContext, type TableWrite } from '../../src/reconcile/plan.ts';
@@ -18,16 +20,59 @@ const facts = (unresolved: string[] = []): Facts => ({
   healthy: () => true,
   health: () => 'none',
 });
-// Tables as a data plane would hold them: what the plans wrote so far.
-const written = new Map<number, { dest: Uint32Array; prev: Uint32Array }>();
 const ctx: PlanContext = { maglevSize: 1009, maxServices: 64, maxDests: 1024, directorMac: MAC.director };
-/** A table write as apply() would build it, against the table written so far. */
-const built = (t: TableWrite) => t.build(t.inPlace ? (written.get(t.serviceId) ?? null) : null);
-const realPlan = plan;
-function recordingPlan(applied: Applied, want: ReturnType<typeof desired>, c: PlanContext) {
-  const p = realPlan(applied, want, c);
-  if (c === ctx) for (const op of p.ops) if (op.kind === 'tables') for (const t of op.tables) written.set(t.serviceId, built(t));
-  return { ...p, next: appliedAfter(applied, p) };
+
+/**
+ * Plans for one test, against the tables a data plane would hold after the
+ * plans made so far (each test makes its own: nothing is shared).
+ */
+function planner() {
+  const written = new Map<number, { dest: Uint32Array; prev: Uint32Array }>();
+  /** A table write as apply() would build it, against the table written so far. */
+  const built = (t: TableWrite) => t.build(t.inPlace ? (written.get(t.serviceId) ?? null) : null);
+  const step = (applied: Applied, want: ReturnType<typeof desired>) => {
+    const p = plan(applied, want, ctx);
+    for (const op of p.ops) if (op.kind === 'tables') for (const t of op.tables) written.set(t.serviceId, built(t));
+    return { ...p, next: appliedAfter(applied, p) };
+  };
+  return { step, built };
+}
+
+/** One call of the writer: the method, and what matters of its arguments. */
+type Call = { method: keyof DataPlaneWriter; args: Record<string, unknown> };
+
+const keyText = (k: ServiceKey) => serviceKeyText(protocolName(k.proto), { text: formatIp(k.addr, k.family), family: k.family, bytes: k.addr }, k.port);
+const owners = (dest: Uint32Array) => [...new Set(dest)].filter((d) => d !== 0).sort((a, b) => a - b);
+const popcount = (words: BigUint64Array) => words.reduce((n, w) => n + [...w.toString(2)].filter((c) => c === '1').length, 0);
+
+/** A writer that records every call with its arguments' essentials, and keeps the tables written (to read them back). */
+function recordingWriter(): { writer: DataPlaneWriter; calls: Call[] } {
+  const calls: Call[] = [];
+  const tables = new Map<number, { dest: Uint32Array; prev: Uint32Array }>();
+  const record = (method: keyof DataPlaneWriter, args: Record<string, unknown>) => void calls.push({ method, args });
+  const dest = (d: { id: number; value: DestValue; info: DestInfo }) => ({ id: d.id, service: d.value.service, state: d.value.state, mac: d.value.mac.toString('hex'), weight: d.info.weight, health: d.info.health });
+  const writer: DataPlaneWriter = {
+    writeVipFilter: (next, current) => record('writeVipFilter', { bits: popcount(next), before: popcount(current) }),
+    putDests: (dests) => record('putDests', { dests: dests.map(dest) }),
+    putTables: (ts) => {
+      record('putTables', { tables: ts.map((t) => ({ serviceId: t.serviceId, owners: owners(t.dest) })) });
+      for (const t of ts) tables.set(t.serviceId, { dest: Uint32Array.from(t.dest), prev: Uint32Array.from(t.prev) });
+    },
+    readTable: (serviceId) => (record('readTable', { serviceId }), tables.get(serviceId) ?? null),
+    patchTable: (serviceId, dest, prev) => {
+      record('patchTable', { serviceId, owners: owners(dest), remembered: owners(prev) });
+      if (!tables.has(serviceId)) return false;
+      tables.set(serviceId, { dest: Uint32Array.from(dest), prev: Uint32Array.from(prev) });
+      return true;
+    },
+    putService: (key: ServiceKey, value: ServiceValue) => record('putService', { key: keyText(key), ...value }),
+    putServiceEntry: (entry, key, value) => record('putServiceEntry', { entry, key: keyText(key), id: value.id }),
+    putServiceInfo: (id, info: ServiceInfo) => record('putServiceInfo', { id, name: info.name, entry: info.entry, tableRecorded: info.tableSig !== 0 }),
+    putServiceIndex: (hash, entry) => record('putServiceIndex', { hash, entry }),
+    deleteService: (key) => (record('deleteService', { key: keyText(key) }), true),
+    clearServiceEntry: (entry) => record('clearServiceEntry', { entry }),
+  };
+  return { writer, calls };
 }
 
 function config(services: ConfigInput['services']) {
@@ -50,20 +95,23 @@ function kinds(ops: Op[]): string[] {
 
 describe('plan', () => {
   test('a first service: filter, destinations, table, service, index — in that order', () => {
-    const p = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
+    const { step } = planner();
+    const p = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()));
     assert.deepEqual(kinds(p.ops), ['filter', 'dest', 'dest', 'tables', 'service', 'index']);
     assert.deepEqual(p.ops.map(describeOp).slice(1, 3), ['dest 1 service 1 state 1 mac 020000000165', 'dest 2 service 1 state 1 mac 020000000166']);
   });
 
   test('the same input twice plans nothing', () => {
+    const { step } = planner();
     const want = desired(config([web(['10.240.0.101']), dns]), facts());
-    const first = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), want, ctx);
-    assert.deepEqual(recordingPlan(first.next, want, ctx).ops, []);
+    const first = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), want);
+    assert.deepEqual(step(first.next, want).ops, []);
   });
 
   test('one backend changing touches that service only', () => {
-    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102']), dns, ssh]), facts()), ctx).next;
-    const p = recordingPlan(before, desired(config([web(['10.240.0.101', '10.240.0.102', '10.240.0.103']), dns, ssh]), facts()), ctx);
+    const { step } = planner();
+    const before = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102']), dns, ssh]), facts())).next;
+    const p = step(before, desired(config([web(['10.240.0.101', '10.240.0.102', '10.240.0.103']), dns, ssh]), facts()));
     assert.deepEqual(kinds(p.ops), ['dest', 'serviceInfo', 'tables', 'serviceInfo']);
     const tables = p.ops.find((o) => o.kind === 'tables');
     assert.ok(tables?.kind === 'tables');
@@ -71,8 +119,9 @@ describe('plan', () => {
   });
 
   test('removing a backend: table first, then its destination is freed', () => {
-    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx).next;
-    const p = recordingPlan(before, desired(config([web(['10.240.0.101'])]), facts()), ctx);
+    const { step, built } = planner();
+    const before = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts())).next;
+    const p = step(before, desired(config([web(['10.240.0.101'])]), facts()));
     assert.deepEqual(kinds(p.ops), ['serviceInfo', 'tables', 'serviceInfo', 'dest']);
     const freed = p.ops[3]!;
     assert.ok(freed.kind === 'dest' && freed.value.state === CONSTANTS.DEST_UNUSED && freed.info.service === 0);
@@ -85,32 +134,36 @@ describe('plan', () => {
   });
 
   test('draining keeps the destination (state draining) and takes it out of the table', () => {
-    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx).next;
+    const { step } = planner();
+    const before = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts())).next;
     const drained = web(['10.240.0.101']);
     drained.backends.push({ address: '10.240.0.102', state: 'draining' } as never);
-    const p = recordingPlan(before, desired(config([drained]), facts()), ctx);
+    const p = step(before, desired(config([drained]), facts()));
     assert.deepEqual(kinds(p.ops), ['dest', 'serviceInfo', 'tables', 'serviceInfo']);
     assert.ok(p.ops[0]!.kind === 'dest' && p.ops[0]!.value.state === CONSTANTS.DEST_DRAINING);
   });
 
   test('an unresolved backend is kept out of the table until its MAC is known', () => {
-    const p = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts(['10.240.0.102'])), ctx);
+    const { step, built } = planner();
+    const p = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts(['10.240.0.102'])));
     const t = p.ops.find((o) => o.kind === 'tables');
     assert.ok(t?.kind === 'tables' && built(t.tables[0]!).dest.every((d) => d === 1));
-    const resolved = recordingPlan(p.next, desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
+    const resolved = step(p.next, desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()));
     assert.deepEqual(kinds(resolved.ops), ['dest', 'serviceInfo', 'tables', 'serviceInfo']);
   });
 
   test('removing a service: index cleared before the service, entry cleared one plan later', () => {
-    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101']), dns]), facts()), ctx).next;
-    const p = recordingPlan(before, desired(config([dns]), facts()), ctx);
+    const { step } = planner();
+    const before = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101']), dns]), facts())).next;
+    const p = step(before, desired(config([dns]), facts()));
     assert.deepEqual(kinds(p.ops), ['tables', 'index', 'deleteService', 'dest', 'filter']);
-    assert.deepEqual(kinds(recordingPlan(p.next, desired(config([dns]), facts()), ctx).ops), ['clearEntry']);
+    assert.deepEqual(kinds(step(p.next, desired(config([dns]), facts())).ops), ['clearEntry']);
   });
 
   test('changing a scheduler writes a fresh entry and retires the old one', () => {
-    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101'])]), facts()), ctx).next;
-    const p = recordingPlan(before, desired(config([web(['10.240.0.101'], { scheduler: 'maglev-source' })]), facts()), ctx);
+    const { step } = planner();
+    const before = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101'])]), facts())).next;
+    const p = step(before, desired(config([web(['10.240.0.101'], { scheduler: 'maglev-source' })]), facts()));
     assert.deepEqual(kinds(p.ops), ['service', 'index']);
     assert.ok(p.ops[0]!.kind === 'service' && p.ops[0]!.entry !== before.services.get('tcp/10.240.0.201:80')!.entry);
     assert.deepEqual(p.next.retiredEntries, [before.services.get('tcp/10.240.0.201:80')!.entry]);
@@ -119,11 +172,12 @@ describe('plan', () => {
 
 describe('plan with a scope (what the director does for a health verdict, a MAC or an override)', () => {
   test('planning only the changed service gives the same operations and state as comparing every service', () => {
+    const { step } = planner();
     const cfg = config([web(['10.240.0.101', '10.240.0.102']), dns, ssh]);
     const down = new Set<string>();
-    const f: Facts = { macOf, healthy: (s, a) => !down.has(`${s.name} ${a.text}`), health: (s, a) => (down.has(`${s.name} ${a.text}`) ? 'down' : 'up') };
-    const before = recordingPlan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(cfg, f), ctx).next;
-    down.add('web 10.240.0.102');
+    const f: Facts = { macOf, healthy: (s, a) => !down.has(backendKey(s.name, a.text)), health: (s, a) => (down.has(backendKey(s.name, a.text)) ? 'down' : 'up') };
+    const before = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(cfg, f)).next;
+    down.add(backendKey('web', '10.240.0.102'));
     const want = desired(cfg, f);
     const full = plan(before, want, ctx);
     const scoped = plan(before, want, ctx, new Set(['tcp/10.240.0.201:80']));
@@ -138,11 +192,36 @@ describe('plan with a scope (what the director does for a health verdict, a MAC 
 });
 
 describe('apply', () => {
-  test('writes through the narrow interface in plan order (recording fake)', () => {
-    const calls: string[] = [];
-    const rec = new Proxy({} as DataPlaneWriter, { get: (_t, name) => () => void calls.push(String(name)) });
-    apply(rec, plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101'])]), facts()), ctx).ops);
-    assert.deepEqual(calls, ['writeVipFilter', 'putDests', 'putTables', 'putService', 'putServiceEntry', 'putServiceInfo', 'putServiceIndex']);
+  test('writes through the narrow interface in plan order, with the arguments of the plan (recording fake)', () => {
+    const { writer, calls } = recordingWriter();
+    apply(writer, plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101'])]), facts()), ctx).ops);
+    const vip = mustParseIp('10.240.0.201');
+    const key = { addr: vip.bytes, family: vip.family, proto: 6, port: 80 };
+    const seed = serviceSeed(0, 'tcp/10.240.0.201:80');
+    assert.deepEqual(calls, [
+      { method: 'writeVipFilter', args: { bits: 1, before: 0 } },
+      { method: 'putDests', args: { dests: [{ id: 1, service: 1, state: CONSTANTS.DEST_ACTIVE, mac: '020000000165', weight: 1, health: 'none' }] } },
+      { method: 'putTables', args: { tables: [{ serviceId: 1, owners: [1] }] } },
+      { method: 'putService', args: { key: 'tcp/10.240.0.201:80', id: 1, flags: 0, seed } },
+      { method: 'putServiceEntry', args: { entry: 1, key: 'tcp/10.240.0.201:80', id: 1 } },
+      { method: 'putServiceInfo', args: { id: 1, name: 'web', entry: 1, tableRecorded: true } },
+      { method: 'putServiceIndex', args: { hash: serviceIndexHash(key), entry: 1 } },
+    ]);
+  });
+
+  test('a removed backend: its table read back and patched in place, the record bracketing the write, then its destination freed (recording fake)', () => {
+    const { writer, calls } = recordingWriter();
+    const first = plan(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts()), ctx);
+    apply(writer, first.ops);
+    calls.length = 0;
+    apply(writer, plan(appliedAfter(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), first), desired(config([web(['10.240.0.101'])]), facts()), ctx).ops);
+    assert.deepEqual(calls, [
+      { method: 'putServiceInfo', args: { id: 1, name: 'web', entry: 1, tableRecorded: false } },
+      { method: 'readTable', args: { serviceId: 1 } },
+      { method: 'patchTable', args: { serviceId: 1, owners: [1], remembered: [2] } },
+      { method: 'putServiceInfo', args: { id: 1, name: 'web', entry: 1, tableRecorded: true } },
+      { method: 'putDests', args: { dests: [{ id: 2, service: 0, state: CONSTANTS.DEST_UNUSED, mac: '020000000166', weight: 1, health: 'none' }] } },
+    ]);
   });
 
   test('for real: packets follow the applied config, and a re-read data plane needs no writes', async () => {

@@ -1,0 +1,229 @@
+// The Reconciler: the one place that keeps the data plane equal to the
+// desired state. It holds what was applied (read back from the pins at
+// start), the desired state, the table cache and a dirty set of services.
+// Events (a config change, a health verdict, a MAC, an override) only mark
+// services dirty; one flush plans and applies them all, so a burst of events
+// costs one plan. A config change dirties only the services whose config
+// changed. A failed apply re-reads the data plane and is retried with
+// backoff. Every flush reports a result per service.
+import type { Config, ServiceConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { desiredService, type Desired, type Facts } from '../model/desired.ts';
+import { sameData } from '../model/same.ts';
+import { apply, countWrites, type DataPlaneWriter } from './apply.ts';
+import { commit, plan, type PlanContext } from './plan.ts';
+import type { Applied } from './state.ts';
+
+export interface ReconcileResult {
+  reason: string;
+  /** Services planned (all of them when the whole state was compared). */
+  services: number;
+  ops: number;
+  writes: number;
+  durationMs: number;
+}
+
+/** The outcome of the last reconcile that touched a service (for status, and Kubernetes Events). */
+export interface ServiceResult {
+  ok: boolean;
+  at: string;
+  /** Why it failed; the previous state stays in the data plane. */
+  error?: string;
+}
+
+export interface ReconcilerOptions {
+  writer: DataPlaneWriter;
+  /** Reads the data plane's state back (after a failed apply). */
+  observe(): Applied;
+  /** The plan's view of the director (table size, capacities, NICs); read at every plan. */
+  context(): PlanContext;
+  facts: Facts;
+  log: Logger;
+  /** Called after every attempt (metrics). */
+  onResult?(result: ReconcileResult | null, error: unknown): void;
+  /** First retry delay after a failure, doubled up to maxRetryMs. */
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+/** Settings that every service's desired state depends on: a change dirties them all. */
+function sameGlobals(a: Config, b: Config): boolean {
+  return a.hashSeed === b.hashSeed && a.maglevTableSize === b.maglevTableSize;
+}
+
+export class Reconciler {
+  private applied: Applied;
+  private readonly o: ReconcilerOptions;
+  private config: Config | null = null;
+  private byName = new Map<string, ServiceConfig>();
+  private want: Desired = { services: new Map() };
+  /** keyText of each service's desired entry, by name (a config change may move a service to another key). */
+  private keyOf = new Map<string, string>();
+  /** Names whose desired state must be recomputed; 'all': compare everything. */
+  private dirty: Set<string> | 'all' = 'all';
+  private flushTimer: NodeJS.Immediate | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelay: number;
+  private pending: { reasons: Set<string>; waiters: { resolve: (r: ReconcileResult) => void; reject: (e: unknown) => void }[] } = { reasons: new Set(), waiters: [] };
+  readonly results = new Map<string, ServiceResult>();
+  private stopped = false;
+
+  constructor(applied: Applied, options: ReconcilerOptions) {
+    this.applied = applied;
+    this.o = options;
+    this.retryDelay = options.retryMs ?? 100;
+  }
+
+  /** What the data plane holds, as this reconciler knows it. */
+  get state(): Applied {
+    return this.applied;
+  }
+
+  /**
+   * Takes a new configuration: marks dirty the services whose config changed
+   * (added, removed, or different), or all of them when a setting they all
+   * depend on changed. Returns the names marked.
+   */
+  setConfig(next: Config): ReadonlySet<string> {
+    const previous = this.config;
+    const byName = new Map(next.services.map((s) => [s.name, s]));
+    const changed = new Set<string>();
+    if (!previous || !sameGlobals(previous, next)) {
+      this.dirty = 'all';
+      for (const n of byName.keys()) changed.add(n);
+    } else {
+      for (const [name, s] of byName) if (!sameData(this.byName.get(name), s)) changed.add(name);
+      for (const name of this.byName.keys()) if (!byName.has(name)) changed.add(name);
+      this.markDirty(changed);
+    }
+    this.config = next;
+    this.byName = byName;
+    return changed;
+  }
+
+  /** Marks services whose facts changed (health, MAC, override) for the next flush. */
+  markDirty(names: Iterable<string>): void {
+    if (this.dirty === 'all') return;
+    for (const n of names) this.dirty.add(n);
+  }
+
+  /** Compares everything at the next flush (after the data plane was re-read). */
+  markAllDirty(): void {
+    this.dirty = 'all';
+  }
+
+  /**
+   * Plans and applies the dirty services at the next turn of the event loop,
+   * together with whatever else is marked by then. Resolves with the result
+   * of the flush that carried it out; rejects when that flush failed (it is
+   * retried with backoff all the same).
+   */
+  schedule(reason: string): Promise<ReconcileResult> {
+    this.pending.reasons.add(reason);
+    const done = new Promise<ReconcileResult>((resolve, reject) => this.pending.waiters.push({ resolve, reject }));
+    this.flushTimer ??= setImmediate(() => {
+      this.flushTimer = null;
+      this.runPending();
+    });
+    return done;
+  }
+
+  /** Plans and applies now (what schedule() does later); throws on a failed apply, after re-reading the data plane. */
+  flush(reason: string): ReconcileResult {
+    const config = this.config;
+    if (!config) throw new Error('Reconciler.flush before setConfig');
+    const started = performance.now();
+    const names = this.dirty === 'all' ? null : this.dirty;
+    const scope = names ? this.recompute(config, names) : this.recomputeAll(config);
+    this.dirty = new Set();
+    const at = new Date().toISOString();
+    try {
+      const p = plan(this.applied, this.want, this.o.context(), scope ?? undefined);
+      apply(this.o.writer, p.ops);
+      commit(this.applied, p.delta);
+      const result: ReconcileResult = { reason, services: names ? names.size : this.byName.size, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
+      for (const n of names ?? this.byName.keys()) if (this.byName.has(n)) this.results.set(n, { ok: true, at });
+      for (const n of names ?? []) if (!this.byName.has(n)) this.results.delete(n);
+      this.retryDelay = this.o.retryMs ?? 100;
+      this.o.onResult?.(result, null);
+      if (p.ops.length > 0) this.o.log.info(result, 'reconciled');
+      return result;
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      for (const n of names ?? this.byName.keys()) if (this.byName.has(n)) this.results.set(n, { ok: false, at, error });
+      this.applied = this.o.observe(); // what was written before the failure is what the data plane holds now
+      this.dirty = 'all';
+      this.o.onResult?.(null, err);
+      throw err;
+    }
+  }
+
+  /** Stops retries and pending flushes. */
+  stop(): void {
+    this.stopped = true;
+    if (this.flushTimer) clearImmediate(this.flushTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.flushTimer = null;
+    this.retryTimer = null;
+  }
+
+  private runPending(): void {
+    const { reasons, waiters } = this.pending;
+    this.pending = { reasons: new Set(), waiters: [] };
+    if (this.stopped) return;
+    const reason = [...reasons].join(', ');
+    try {
+      const r = this.flush(reason);
+      for (const w of waiters) w.resolve(r);
+    } catch (err) {
+      this.o.log.error({ err, reason, retryInMs: this.retryDelay }, 'reconcile failed; the data plane was re-read and the change is retried');
+      for (const w of waiters) w.reject(err);
+      this.scheduleRetry();
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.stopped) return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(delay * 2, this.o.maxRetryMs ?? 10_000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.schedule('retry').catch(() => undefined); // a failure schedules the next retry itself
+    }, delay);
+  }
+
+  /** Recomputes the desired state of `names`; returns the plan's scope, or null when the set of services changed (compare all). */
+  private recompute(config: Config, names: ReadonlySet<string>): Set<string> | null {
+    const scope = new Set<string>();
+    let membership = false;
+    for (const name of names) {
+      const oldKey = this.keyOf.get(name);
+      const s = this.byName.get(name);
+      const ws = s ? desiredService(config, s, this.o.facts) : null;
+      if (oldKey !== undefined && oldKey !== ws?.keyText) {
+        this.want.services.delete(oldKey);
+        this.keyOf.delete(name);
+        membership = true;
+      }
+      if (ws) {
+        if (oldKey !== ws.keyText) membership = true;
+        this.want.services.set(ws.keyText, ws);
+        this.keyOf.set(name, ws.keyText);
+        scope.add(ws.keyText);
+      }
+    }
+    return membership ? null : scope;
+  }
+
+  private recomputeAll(config: Config): null {
+    this.want = { services: new Map() };
+    this.keyOf = new Map();
+    for (const s of config.services) {
+      const ws = desiredService(config, s, this.o.facts);
+      this.want.services.set(ws.keyText, ws);
+      this.keyOf.set(s.name, ws.keyText);
+    }
+    return null;
+  }
+}
+
