@@ -20,6 +20,7 @@ import { runFile } from '../paths.ts';
 import { configureRealserver, undoRealserver, type RealserverResult } from '../realserver/realserver.ts';
 import { rates, readStatus, renderStatus, type DaemonState, type Status } from '../status/status.ts';
 import { VERSION } from '../version.ts';
+import { ROLES } from '../model/role.ts';
 
 export const EXIT = {
   ok: 0,
@@ -339,7 +340,7 @@ Example:
 ${EXIT_HELP}`,
     )
     .action(async (role: string, opts: { interface?: string; pinDir?: string; api?: string; json?: boolean }) => {
-      if (role !== 'active' && role !== 'standby') throw new XdplbError('USAGE', `the role is active or standby, not ${role}`);
+      if (!(ROLES as readonly string[]).includes(role)) throw new XdplbError('USAGE', `the role is ${ROLES.join(' or ')}, not ${role}`);
       const body = (await postToDaemon(apiFor(opts.api, () => pinDirFor(opts)), '/v1/role', { role }, `role ${role}`)) as { role: string; was: string };
       process.stdout.write(opts.json ? `${json(body)}\n` : `role: ${body.role} (was ${body.was})\n`);
     });

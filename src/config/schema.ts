@@ -11,6 +11,7 @@ import { isPrime } from '../model/maglev.ts';
 import { PROTOCOLS } from '../model/protocol.ts';
 import { BACKEND_STATES, MAX_SERVICE_NAME, NO_BACKEND_POLICIES, SCHEDULERS, type ServiceSet } from '../model/service.ts';
 import { parseApiAddress, parseHostPort, type ListenAddress } from './address.ts';
+import { ROLES } from '../model/role.ts';
 
 /** Node's timers count milliseconds in a signed 32-bit integer: a longer delay (over 24.8 days) fires after 1 ms. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -315,7 +316,7 @@ const ConfigObject = z.strictObject({
    * standby keeps its maps filled and owns nothing (keepalived or the
    * Kubernetes Lease then set it: `xdplb role active|standby`).
    */
-  role: z.enum(['active', 'standby']).default('active'),
+  role: z.enum(ROLES).default('active'),
   /** HOST:PORT of /metrics, /healthz, /readyz: host an IPv4 address, [IPv6] or localhost (parseHostPort). */
   metricsAddress: parsedBy(parseHostPort).default('127.0.0.1:9842'),
   /** Per-backend series in /metrics; turn off for very large fleets (per-service series stay). */

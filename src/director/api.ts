@@ -22,6 +22,7 @@ import { errorMessage, XdplbError } from '../errors.ts';
 import { parseIp } from '../model/address.ts';
 import type { BackendOverride } from '../model/desired.ts';
 import { runFile } from '../paths.ts';
+import { ROLES, type Role } from '../model/role.ts';
 
 export interface ApiHandlers {
   daemon(): { pid: number; pinDir: string; configPath: string };
@@ -29,7 +30,7 @@ export interface ApiHandlers {
   /** Returns an error message, or null when done. */
   setOverride(service: string, address: string, override: BackendOverride | null): string | null;
   /** Makes this director active (owns and announces the VIPs) or standby (owns nothing); returns the role it had. */
-  setRole(role: 'active' | 'standby'): 'active' | 'standby';
+  setRole(role: Role): Role;
 }
 
 /** The part of a pino logger the API uses. */
@@ -82,7 +83,7 @@ function route<S extends z.ZodType>(method: Route['method'], body: S, run: (h: A
 const ACTIONS: Record<string, BackendOverride | null> = { drain: 'drain', undrain: null, remove: 'remove' };
 
 const RoleChange = z.strictObject(
-  { role: z.enum(['active', 'standby']) },
+  { role: z.enum(ROLES) },
   { error: (iss) => (iss.code === 'invalid_type' ? 'expected a JSON object {"role": "active" | "standby"}' : undefined) },
 );
 

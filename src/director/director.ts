@@ -22,7 +22,9 @@ import { Metrics } from '../metrics/metrics.ts';
 import { startMetricsServer } from '../metrics/server.ts';
 import { VERSION } from '../version.ts';
 import { Neighbours, type NeighbourTarget } from '../net/neighbours.ts';
-import { ownVips, releaseVips } from '../net/vips.ts';
+import { releaseVips } from '../net/vips.ts';
+import type { Role } from '../model/role.ts';
+import { VipOwner } from './vip-owner.ts';
 import { observe } from '../reconcile/observe.ts';
 import { recordedDown } from '../reconcile/state.ts';
 import { backendKey } from '../model/keys.ts';
@@ -75,8 +77,8 @@ export class Director {
   private readonly tableCache = new Map<string, Int32Array>();
   private serviceIndex: { config: Config; byName: Map<string, ServiceConfig>; byBackend: Map<string, string[]> } | null = null;
   private stopped = false;
-  /** active: owns and announces the VIPs; standby: keeps the maps filled, owns nothing. */
-  private role: 'active' | 'standby';
+  /** The VIP-owner role: active owns and announces the VIPs; standby keeps the maps filled, owns nothing. */
+  private readonly vips: VipOwner;
   /** This daemon's hold on its pin directory (one daemon per pin directory). */
   private readonly lock: PinDirLock;
   /** Whether the data plane was found pinned at start (a restart or an upgrade). */
@@ -90,7 +92,6 @@ export class Director {
     this.options = options;
     this.file = file;
     this.lock = lock;
-    this.role = config.role;
     this.config = config;
     this.pinDir = pinDir;
     this.ifindex = ifindex;
@@ -120,6 +121,14 @@ export class Director {
       },
       VERSION,
     );
+    this.vips = new VipOwner(config.role, {
+      key: pinDir,
+      ifindex,
+      mac,
+      enabled: () => this.config.ownVips,
+      log: component('vips'),
+      onRole: (role) => this.metrics.role(role),
+    });
     this.health = new HealthChecker((service) => this.reconcileSoon('health', [service]), component('health'), (check, r) =>
       this.metrics.healthCheckDuration.observe({ check, result: r.ok ? 'ok' : 'failed' }, r.durationMs / 1000),
     );
@@ -186,8 +195,7 @@ export class Director {
     const { link, outcome } = await attachOrReplace(this.dp, this.pinDir, this.ifindex, config.mode);
     this.link = link;
     log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
-    this.metrics.role(this.role);
-    this.syncVips(this.role === 'active'); // starting active is a takeover: every VIP is announced
+    this.vips.sync(this.vipList(), true); // starting active is a takeover: every VIP is announced
     this.ready = true;
     this.timers.push(
       setInterval(() => {
@@ -381,31 +389,19 @@ export class Director {
       lastReload: this.lastReload,
       lastReconcile: this.lastReconcile,
       failedServices: Object.fromEntries([...this.reconciler.results].filter(([, r]) => !r.ok)),
-      role: this.role,
+      role: this.vips.role,
       overrides: Object.fromEntries(this.overrides),
     };
   }
 
-  /**
-   * The VIPs on the NIC follow the config and the role: an active director
-   * holds every VIP (a takeover announces them all), a standby none of those
-   * it added.
-   */
-  private syncVips(takeover = false): void {
-    if (!this.config.ownVips) return;
-    const vips = this.role === 'active' ? [...new Map(this.config.services.map((s) => [s.vip, mustParseIp(s.vip)])).values()] : [];
-    const changed = ownVips(this.pinDir, this.ifindex, this.mac, vips, takeover);
-    if (changed.added.length || changed.removed.length || changed.announced.length) log.info({ role: this.role, ...changed }, 'VIPs on the interface');
+  /** Every VIP of the services, once. */
+  private vipList(): IpAddress[] {
+    return [...new Map(this.reconciler.services().map((s) => [s.vip, mustParseIp(s.vip)])).values()];
   }
 
   /** Makes this director active (owns and announces every VIP) or standby (owns none); the maps stay filled either way. */
-  setRole(role: 'active' | 'standby'): 'active' | 'standby' {
-    const was = this.role;
-    this.role = role;
-    this.metrics.role(role);
-    this.syncVips(role === 'active' && was !== 'active');
-    if (role !== was) log.info({ role, was }, role === 'active' ? 'active: this director owns the VIPs' : 'standby: this director owns no VIP');
-    return was;
+  setRole(role: Role): Role {
+    return this.vips.set(role, this.vipList());
   }
 
   /** Re-reads the configuration; on any error the running one stays. */
@@ -433,7 +429,7 @@ export class Director {
         this.reconciler.setConfig(services); // only the services whose config changed are planned
         this.reconciler.flush(`reload (${why})`);
         this.pruneTxPorts();
-        this.syncVips();
+        this.vips.sync(this.vipList());
       } catch (err) {
         this.config = previous;
         this.nics = previousNics;

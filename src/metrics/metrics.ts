@@ -16,6 +16,7 @@ import { backendKey } from '../model/keys.ts';
 import { protocolLabel } from '../model/protocol.ts';
 import { idLimits, type Applied } from '../reconcile/state.ts';
 import { Family, labelValue } from './exposition.ts';
+import type { Role } from '../model/role.ts';
 /** Services and backends written between two turns of the event loop during a scrape (a few ms). */
 const SERIES_SETS_PER_TURN = 500;
 
@@ -87,7 +88,7 @@ export class Metrics {
   }
 
   /** Counts a configuration reload; a refused one leaves the running configuration in place. */
-  role(role: 'active' | 'standby'): void {
+  role(role: Role): void {
     this.roleGauge.set({ role: 'active' }, role === 'active' ? 1 : 0);
     this.roleGauge.set({ role: 'standby' }, role === 'standby' ? 1 : 0);
   }

@@ -9,6 +9,7 @@ import { protocolLabel } from '../model/protocol.ts';
 import type { NoBackendPolicy, Scheduler } from '../model/service.ts';
 import { observe } from '../reconcile/observe.ts';
 import { idLimits, type Applied } from '../reconcile/state.ts';
+import type { Role } from '../model/role.ts';
 
 export interface BackendStatus {
   address: string;
@@ -57,7 +58,7 @@ export interface DaemonState extends Status {
   /** Services whose last reconcile failed, and why (retried by the daemon). */
   failedServices: Record<string, { ok: boolean; at: string; error?: string }>;
   /** Whether this director owns and announces the VIPs (active) or only keeps its maps filled (standby). */
-  role: 'active' | 'standby';
+  role: Role;
 }
 
 export interface Status {

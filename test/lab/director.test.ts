@@ -515,30 +515,48 @@ describe('Direct Routing through the lab director', () => {
     assert.match(metrics.body, /^xdplb_config_reloads_total\{result="ok"\} [1-9]\d*$/m, 'and the good one');
   });
 
-  test('role: standby gives up the VIP and keeps forwarding state; active takes it back with a gratuitous ARP on the wire', async () => {
+  test('role: standby gives up the VIPs and keeps the maps; active takes them back, announcing each (ARP and NA seen on the wire)', async () => {
     const xdplb = (...args: string[]) => {
       const argv = inNs(LAB.directorNs, [`${ROOT}bin/xdplb`, ...args, '--pin-dir', LAB.pinDir]);
       const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, ...LAB.directorEnv } });
       assert.equal(r.status, 0, r.stderr);
       return r.stdout;
     };
-    const vipOnDirector = () => spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout.includes(`${LAB.vip}/32`);
-    const idsBefore = mapIds(DataPlane.openPinned(LAB.pinDir));
-    const tablesBefore = readLabStatus().services.map((s) => s.backends.map((b) => `${b.address}:${b.share}`));
-    assert.ok(vipOnDirector(), 'active: the director holds the VIP');
-    assert.deepEqual(JSON.parse(xdplb('role', 'standby', '--json')), { role: 'standby', was: 'active' });
-    assert.equal(vipOnDirector(), false, 'standby: the VIP left the NIC');
-    assert.equal(JSON.parse(xdplb('status', '--json')).role, 'standby', 'status shows the role');
-    assert.deepEqual(readLabStatus().services.map((s) => s.backends.map((b) => `${b.address}:${b.share}`)), tablesBefore, 'the maps stay filled');
-    // gratuitous ARP: sender and target protocol address both the VIP (arp[14:4], arp[24:4])
-    const vipHex = `0x${LAB.vip.split('.').map((n) => Number(n).toString(16).padStart(2, '0')).join('')}`;
-    const seen = await countPackets('p-director', `arp and arp[14:4] = ${vipHex} and arp[24:4] = ${vipHex}`, async () => xdplb('role', 'active'));
-    assert.ok(seen.packets >= 1, `the takeover announced the VIP on the wire (${seen.packets} gratuitous ARPs)`);
-    assert.ok(vipOnDirector(), 'active again: the VIP is back');
-    assert.deepEqual(mapIds(DataPlane.openPinned(LAB.pinDir)), idsBefore, 'a role change touched no map');
-    assert.ok(clientRequests(10).every((r) => r.ok), 'and traffic flows');
-    const again = await countPackets('p-director', `arp and arp[14:4] = ${vipHex}`, async () => xdplb('role', 'active'));
-    assert.equal(again.packets, 0, 'already active: no takeover, nothing announced');
+    const good = readFileSync(LAB.configPath, 'utf8');
+    const web6 = `  - name: web6\n    vip: ${LAB.vip6}\n    port: 80\n    backends:\n${[1, 2, 3].map((i) => `      - { address: ${LAB.backend6(i)} }`).join('\n')}\n`;
+    const onDirector = () => spawnSync('ip', ['-n', LAB.directorNs, 'addr', 'show', LAB.nic], { encoding: 'utf8' }).stdout;
+    const holdsVips = () => onDirector().includes(`${LAB.vip}/32`) && onDirector().includes(`${LAB.vip6}/128`);
+    try {
+      writeFileSync(LAB.configPath, good + web6);
+      const deadline = Date.now() + 15_000;
+      while (!holdsVips() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      assert.ok(holdsVips(), 'active: the director holds both VIPs');
+      const idsBefore = mapIds(DataPlane.openPinned(LAB.pinDir));
+      const tables = () => readLabStatus().services.map((s) => s.backends.map((b) => `${b.address}:${b.share}`));
+      const tablesBefore = tables();
+      assert.deepEqual(JSON.parse(xdplb('role', 'standby', '--json')), { role: 'standby', was: 'active' });
+      assert.ok(!onDirector().includes(`${LAB.vip}/32`) && !onDirector().includes(`${LAB.vip6}/128`), 'standby: the VIPs left the NIC');
+      assert.equal(JSON.parse(xdplb('status', '--json')).role, 'standby', 'status shows the role');
+      assert.deepEqual(tables(), tablesBefore, 'the maps stay filled');
+      // gratuitous ARP: sender and target protocol address both the VIP (arp[14:4], arp[24:4]); unsolicited NA: ICMPv6 136 for the v6 VIP
+      const vipHex = `0x${LAB.vip.split('.').map((n) => Number(n).toString(16).padStart(2, '0')).join('')}`;
+      const garp = `arp and arp[14:4] = ${vipHex} and arp[24:4] = ${vipHex}`;
+      const na = `icmp6 and ip6[40] == 136`;
+      let arps = 0;
+      const nas = await countPackets('p-director', na, async () => {
+        arps = (await countPackets('p-director', garp, async () => xdplb('role', 'active'))).packets;
+      });
+      assert.ok(arps >= 1, `the takeover announced the v4 VIP (${arps} gratuitous ARPs)`);
+      assert.ok(nas.packets >= 1, `and the v6 VIP (${nas.packets} unsolicited NAs)`);
+      assert.ok(holdsVips(), 'active again: both VIPs are back');
+      assert.deepEqual(mapIds(DataPlane.openPinned(LAB.pinDir)), idsBefore, 'a role change touched no map');
+      assert.ok(clientRequests(10).every((r) => r.ok), 'and traffic flows');
+      const again = await countPackets('p-director', garp, async () => xdplb('role', 'active'));
+      assert.equal(again.packets, 0, 'already active: no takeover, nothing announced');
+    } finally {
+      writeFileSync(LAB.configPath, good);
+      await waitForBackends(3);
+    }
   });
 
   test('detach and lab down leave no program, pin, address or namespace behind', async () => {

@@ -1,0 +1,53 @@
+// The VIP-owner role on the director's NIC. Active: the NIC holds every VIP
+// (so the director answers ARP/NDP for them), and a takeover announces every
+// one of them (gratuitous ARP / unsolicited NA), not only the ones it adds:
+// the segment's caches may still point at the previous owner. Standby: the
+// NIC holds none of the VIPs xdplb added. The maps are not touched either way.
+import type { Logger } from '../log.ts';
+import type { IpAddress } from '../model/address.ts';
+import type { Role } from '../model/role.ts';
+import { ownVips } from '../net/vips.ts';
+
+export interface VipOwnerOptions {
+  /** The record of what was added (the pin directory). */
+  key: string;
+  ifindex: number;
+  mac: Buffer;
+  /** ownVips of the config: false leaves the NIC's addresses to the operator. */
+  enabled(): boolean;
+  log: Logger;
+  /** Called with every role set (metrics). */
+  onRole(role: Role): void;
+}
+
+export class VipOwner {
+  private current: Role;
+  private readonly o: VipOwnerOptions;
+
+  constructor(role: Role, options: VipOwnerOptions) {
+    this.current = role;
+    this.o = options;
+    options.onRole(role);
+  }
+
+  get role(): Role {
+    return this.current;
+  }
+
+  /** Makes the NIC hold exactly `vips` (active) or none (standby); with takeover, announces them all. */
+  sync(vips: readonly IpAddress[], takeover = false): void {
+    if (!this.o.enabled()) return;
+    const changed = ownVips(this.o.key, this.o.ifindex, this.o.mac, this.current === 'active' ? vips : [], takeover && this.current === 'active');
+    if (changed.added.length || changed.removed.length || changed.announced.length) this.o.log.info({ role: this.current, ...changed }, 'VIPs on the interface');
+  }
+
+  /** Sets the role, and the NIC's VIPs with it (a change to active is a takeover); returns the role it had. */
+  set(role: Role, vips: readonly IpAddress[]): Role {
+    const was = this.current;
+    this.current = role;
+    this.o.onRole(role);
+    this.sync(vips, role === 'active' && was !== 'active');
+    if (role !== was) this.o.log.info({ role, was }, role === 'active' ? 'active: this director owns the VIPs' : 'standby: this director owns no VIP');
+    return was;
+  }
+}
