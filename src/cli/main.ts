@@ -16,6 +16,7 @@ import { ipSyntaxError, parseIp, unusableAddress } from '../model/address.ts';
 import { interfaceNameProblem, pinDirProblem } from '../model/names.ts';
 import { releaseVips } from '../net/vips.ts';
 import { PinDirLock } from '../director/lock.ts';
+import { forgetRole } from '../director/vip-owner.ts';
 import { runFile } from '../paths.ts';
 import { configureRealserver, undoRealserver, type RealserverResult } from '../realserver/realserver.ts';
 import { rates, readStatus, renderStatus, type DaemonState, type Status } from '../status/status.ts';
@@ -250,6 +251,7 @@ ${EXIT_HELP}`,
         if (named !== null && pinnedIfindex && named !== pinnedIfindex)
           throw new XdplbError('USAGE', `${pinDir} holds the attachment of ifindex ${pinnedIfindex}, not of ${opts.interface} (ifindex ${named}): nothing was removed`);
         const vips = releaseVips(pinDir, pinnedIfindex ?? named);
+        forgetRole(pinDir);
         const removed = detachPins(pinDir);
         const result = { pinDir, detached: removed, vipsRemoved: vips };
         process.stdout.write(opts.json ? `${json(result)}\n` : removed ? `detached ${pinDir}; VIPs removed: ${vips.join(', ') || 'none'}\n` : `nothing attached at ${pinDir}\n`);
@@ -333,7 +335,8 @@ ${EXIT_HELP}`,
       'after',
       `\nFor keepalived's notify scripts (notify_master / notify_backup / notify_fault), or by hand. A standby keeps
 its maps filled, so a takeover is only the VIPs being added and announced (gratuitous ARP / unsolicited NA for
-every VIP). The role lasts until the daemon stops; it starts with the config's role (default active).
+every VIP). The role is recorded in the run directory and kept when the daemon restarts (a standby that
+restarts stays standby); without a record (first start, after detach or a reboot) the config's role holds.
 
 Example:
   xdplb role standby

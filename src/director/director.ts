@@ -24,7 +24,7 @@ import { VERSION } from '../version.ts';
 import { Neighbours, type NeighbourTarget } from '../net/neighbours.ts';
 import { releaseVips } from '../net/vips.ts';
 import type { Role } from '../model/role.ts';
-import { VipOwner } from './vip-owner.ts';
+import { forgetRole, recordedRole, VipOwner } from './vip-owner.ts';
 import { observe } from '../reconcile/observe.ts';
 import { recordedDown } from '../reconcile/state.ts';
 import { backendKey } from '../model/keys.ts';
@@ -121,7 +121,9 @@ export class Director {
       },
       VERSION,
     );
-    this.vips = new VipOwner(config.role, {
+    const role = recordedRole(pinDir) ?? config.role; // a restart keeps the role set at run time
+    if (role !== config.role) log.info({ role, configured: config.role }, 'role as last set by xdplb role (kept across restarts)');
+    this.vips = new VipOwner(role, {
       key: pinDir,
       ifindex,
       mac,
@@ -475,6 +477,7 @@ export class Director {
     this.link?.close();
     if (this.options.detachOnExit) {
       releaseVips(this.pinDir, this.ifindex);
+      forgetRole(this.pinDir);
       detachPins(this.pinDir);
       log.info({ pinDir: this.pinDir }, 'detached: program, pins and VIPs removed');
     } else if (forwarding) {

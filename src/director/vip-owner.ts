@@ -3,10 +3,25 @@
 // one of them (gratuitous ARP / unsolicited NA), not only the ones it adds:
 // the segment's caches may still point at the previous owner. Standby: the
 // NIC holds none of the VIPs xdplb added. The maps are not touched either way.
+// The role set at run time is recorded in the run directory, so that a daemon
+// restart keeps it (a standby that restarted must not take the VIPs from the
+// active director); without a record the config's role holds.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.ts';
 import type { IpAddress } from '../model/address.ts';
-import type { Role } from '../model/role.ts';
+import { ROLES, type Role } from '../model/role.ts';
 import { ownVips } from '../net/vips.ts';
+import { RUN_DIR, runFile } from '../paths.ts';
+
+/** The role recorded for this pin directory by the last `xdplb role`, if any. */
+export function recordedRole(key: string): Role | null {
+  try {
+    const r = readFileSync(runFile(key, 'role'), 'utf8').trim();
+    return (ROLES as readonly string[]).includes(r) ? (r as Role) : null;
+  } catch {
+    return null;
+  }
+}
 
 export interface VipOwnerOptions {
   /** The record of what was added (the pin directory). */
@@ -18,6 +33,11 @@ export interface VipOwnerOptions {
   log: Logger;
   /** Called with every role set (metrics). */
   onRole(role: Role): void;
+}
+
+/** Forgets the recorded role (detach: the next start takes the config's). */
+export function forgetRole(key: string): void {
+  rmSync(runFile(key, 'role'), { force: true });
 }
 
 export class VipOwner {
@@ -45,6 +65,8 @@ export class VipOwner {
   set(role: Role, vips: readonly IpAddress[]): Role {
     const was = this.current;
     this.current = role;
+    mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
+    writeFileSync(runFile(this.o.key, 'role'), role);
     this.o.onRole(role);
     this.sync(vips, role === 'active' && was !== 'active');
     if (role !== was) this.o.log.info({ role, was }, role === 'active' ? 'active: this director owns the VIPs' : 'standby: this director owns no VIP');

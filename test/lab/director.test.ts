@@ -538,6 +538,11 @@ describe('Direct Routing through the lab director', () => {
       assert.ok(!onDirector().includes(`${LAB.vip}/32`) && !onDirector().includes(`${LAB.vip6}/128`), 'standby: the VIPs left the NIC');
       assert.equal(JSON.parse(xdplb('status', '--json')).role, 'standby', 'status shows the role');
       assert.deepEqual(tables(), tablesBefore, 'the maps stay filled');
+      await stopDirector();
+      startDirector(MODE);
+      await waitForLog('"msg":"ready"');
+      assert.equal(JSON.parse(xdplb('status', '--json')).role, 'standby', 'a restarted standby stays standby (it must not take the VIPs back)');
+      assert.ok(!onDirector().includes(`${LAB.vip}/32`), 'and holds no VIP');
       // gratuitous ARP: sender and target protocol address both the VIP (arp[14:4], arp[24:4]); unsolicited NA: ICMPv6 136 for the v6 VIP
       const vipHex = `0x${LAB.vip.split('.').map((n) => Number(n).toString(16).padStart(2, '0')).join('')}`;
       const garp = `arp and arp[14:4] = ${vipHex} and arp[24:4] = ${vipHex}`;
