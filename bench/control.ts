@@ -10,7 +10,6 @@
 // backends are nodes, so tables repeat) and 10 distinct backends per service.
 import { parseConfigText, validateConfig } from '../src/config/load.ts';
 import { dump } from 'js-yaml';
-import { CONSTANTS } from '../src/dataplane/abi.ts';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
 import { Metrics } from '../src/metrics/metrics.ts';
 import type { Facts } from '../src/model/desired.ts';

@@ -11,6 +11,11 @@ export function unexpectedErrors(): number {
   return unexpected;
 }
 
+/** Counts a defect that was caught where it happened (and logged there), e.g. a health-check run that threw. */
+export function countUnexpected(): void {
+  unexpected++;
+}
+
 /** Installs the process-wide handlers (once, in the daemon). */
 export function guardProcess(log: Logger): void {
   process.on('uncaughtException', (err, origin) => {

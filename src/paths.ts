@@ -4,7 +4,12 @@
 // its lock, its API socket.
 export const RUN_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
 
-/** A run-time file of the director whose pins are in pinDir, e.g. runFile(pinDir, 'lock'). */
+/**
+ * A run-time file of the director whose pins are in pinDir, e.g.
+ * runFile(pinDir, 'lock'): "/" becomes "_" (and "%", "_" are %-escaped, so
+ * that /a/b_c and /a_b/c do not share a file; a pin directory without them
+ * keeps the name it had).
+ */
 export function runFile(pinDir: string, suffix: string): string {
-  return `${RUN_DIR}/${pinDir.replaceAll('/', '_')}.${suffix}`;
+  return `${RUN_DIR}/${pinDir.replaceAll('%', '%25').replaceAll('_', '%5F').replaceAll('/', '_')}.${suffix}`;
 }

@@ -15,6 +15,7 @@ import { log } from '../log.ts';
 import { ipSyntaxError, parseIp, unusableAddress } from '../model/address.ts';
 import { interfaceNameProblem, pinDirProblem } from '../model/names.ts';
 import { releaseVips } from '../net/vips.ts';
+import type { Director } from '../director/director.ts';
 import { PinDirLock } from '../director/lock.ts';
 import { forgetRole } from '../director/vip-owner.ts';
 import { runFile } from '../paths.ts';
@@ -173,40 +174,50 @@ Example:
 ${EXIT_HELP}`,
     )
     .action(async (opts: { config?: string; interface?: string; mode?: string; metricsAddress?: string; metricsPerBackend: boolean; pinDir?: string; detachOnExit?: boolean; object?: string }) => {
+      // Signals are handled from the first moment: during start-up they are logged and wait for it
+      // (a stop then stops what was started, a reload re-reads the config once it is up).
+      let started: Promise<Director> | null = null;
+      let director: Director | null = null;
+      let stopping = false;
+      let reloadWanted = false;
+      let stoppedNow = () => {};
+      const stopped = new Promise<void>((resolve) => (stoppedNow = resolve));
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal, starting: director === null }, 'stopping');
+        void (async () => {
+          try {
+            await (started ? await started.catch(() => null) : null)?.stop();
+          } catch (err) {
+            log.error({ err }, 'stopping failed');
+            process.exitCode = EXIT.failure;
+          } finally {
+            stoppedNow();
+          }
+        })();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => {
+        if (stopping) log.info('SIGHUP while stopping: ignored');
+        else if (director) void director.reload('SIGHUP');
+        else {
+          reloadWanted = true;
+          log.info('SIGHUP during start-up: the configuration is read again once start-up is complete');
+        }
+      });
       if (opts.config === undefined) throw new XdplbError('USAGE', "attach needs a configuration: -c FILE (see xdplb attach --help)");
+      const pinDir = opts.pinDir === undefined ? undefined : checkedPinDir({ pinDir: opts.pinDir });
       const { Director } = await import('../director/director.ts');
       const { guardProcess } = await import('../guards.ts');
       guardProcess(log);
-      // Signals that arrive during start-up wait for it: a stop then stops what was started, a reload re-reads.
-      let director: Awaited<ReturnType<typeof Director.start>> | null = null;
-      let stopping: Promise<void> | null = null;
-      let reloadWanted = false;
-      const stopped = new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          log.info({ signal, starting: director === null }, 'stopping');
-          stopping ??= (async () => {
-            await started.catch(() => undefined);
-            await director?.stop();
-            resolve();
-          })();
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.on('SIGHUP', () => {
-          if (stopping) log.info('SIGHUP while stopping: ignored');
-          else if (director) void director.reload('SIGHUP');
-          else {
-            reloadWanted = true;
-            log.info('SIGHUP during start-up: the configuration is read again once start-up is complete');
-          }
-        });
-      });
-      const started = Director.start({
+      started = Director.start({
         configPath: opts.config,
         // commander defaults a --no- flag to true: only an explicit flag overrides the config
         overrides: { interface: opts.interface, mode: opts.mode, metricsAddress: opts.metricsAddress, metricsPerBackend: opts.metricsPerBackend ? undefined : false },
         detachOnExit: Boolean(opts.detachOnExit),
-        ...(opts.pinDir ? { pinDir: opts.pinDir } : {}),
+        ...(pinDir ? { pinDir } : {}),
         ...(opts.object ? { objectPath: opts.object } : {}),
       });
       director = await started;

@@ -23,6 +23,7 @@ import { parseIp } from '../model/address.ts';
 import type { BackendOverride } from '../model/desired.ts';
 import { runFile } from '../paths.ts';
 import { ROLES, type Role } from '../model/role.ts';
+import { MAX_SERVICE_NAME } from '../model/service.ts';
 
 export interface ApiHandlers {
   daemon(): { pid: number; pinDir: string; configPath: string };
@@ -58,7 +59,7 @@ const NoBody = z.undefined({ error: 'this endpoint takes no body' });
 
 const BackendAction = z.strictObject(
   {
-    service: z.string().min(1).max(512),
+    service: z.string().min(1).max(MAX_SERVICE_NAME),
     address: z.string().max(64).refine((s) => parseIp(s) !== null, 'an IPv4 or IPv6 address'),
   },
   { error: (iss) => (iss.code === 'invalid_type' ? 'expected a JSON object {"service": NAME, "address": IP}' : undefined) },

@@ -3,7 +3,7 @@
 // leaves the data plane forwarding when it stops (unless told to detach).
 import { existsSync } from 'node:fs';
 import type { ConfigOverrides } from '../config/load.ts';
-import type { Config, ServiceConfig } from '../config/schema.ts';
+import type { Config } from '../config/schema.ts';
 import { CONSTANTS } from '../dataplane/abi.ts';
 import { attachOrReplace, defaultPinDir, detachPins, linkPath } from '../dataplane/attach.ts';
 import { ensurePinDir } from '../dataplane/bpffs.ts';
@@ -12,7 +12,7 @@ import { native, type NativeLink } from '../dataplane/native.ts';
 import { errorMessage, XdplbError } from '../errors.ts';
 import { component } from '../log.ts';
 import { mustParseIp, parseIp, type IpAddress } from '../model/address.ts';
-import { desired, desiredService, type BackendOverride, type Desired, type Facts } from '../model/desired.ts';
+import type { BackendOverride, Facts } from '../model/desired.ts';
 import type { Server } from 'node:http';
 import { HealthChecker } from '../health/checker.ts';
 import { readStatus, type DaemonState } from '../status/status.ts';
@@ -75,7 +75,7 @@ export class Director {
   private link: NativeLink | null = null;
   private timers: NodeJS.Timeout[] = [];
   private readonly tableCache = new Map<string, Int32Array>();
-  private serviceIndex: { config: Config; byName: Map<string, ServiceConfig>; byBackend: Map<string, string[]> } | null = null;
+  private serviceIndex: { config: Config; byBackend: Map<string, string[]> } | null = null;
   private stopped = false;
   /** The VIP-owner role: active owns and announces the VIPs; standby keeps the maps filled, owns nothing. */
   private readonly vips: VipOwner;
@@ -85,6 +85,8 @@ export class Director {
   private adopting = false;
   /** False while pins removed under the daemon could not be made again. */
   private pinsIntact = true;
+  /** The reload under way (reloads are serialised). */
+  private reloading: Promise<unknown> = Promise.resolve();
   /** The config file: settings and static services, read and watched. */
   private readonly file: ConfigFile;
 
@@ -165,7 +167,8 @@ export class Director {
     try {
       await d.bringUp();
     } catch (err) {
-      await d.stop(); // servers and timers already started would keep a half-started daemon alive
+      // servers and timers already started would keep a half-started daemon alive; the start's error is the one reported
+      await d.stop().catch((stopErr: unknown) => log.error({ err: stopErr, startErr: err }, 'stopping a daemon that failed to start failed too'));
       throw err;
     }
     return d;
@@ -224,11 +227,16 @@ export class Director {
       ensurePinDir(this.pinDir);
       this.dp.repin(this.pinDir, missing);
       if (linkMissing) this.link?.pin(linkPath(this.pinDir));
+      if (!this.attached()) {
+        // a `detach --force` that removed the pins just now: leave its work done
+        detachPins(this.pinDir);
+        return;
+      }
       this.pinsIntact = true;
       log.error({ pinDir: this.pinDir, pins: [...missing, ...(linkMissing ? ['link'] : [])] }, 'pins were removed under the running daemon: pinned again (xdplb detach detaches)');
     } catch (err) {
+      if (this.pinsIntact) log.error({ pinDir: this.pinDir, err }, 'pins were removed under the running daemon and cannot be made again: a restart would start from empty maps');
       this.pinsIntact = false;
-      log.error({ pinDir: this.pinDir, err }, 'pins were removed under the running daemon and cannot be made again: a restart would start from empty maps');
     }
   }
 
@@ -281,20 +289,26 @@ export class Director {
       if (dest.value.state !== CONSTANTS.DEST_UNUSED) this.neighbours.seed({ address: dest.address, ifindex: dest.value.ifindex || this.ifindex }, dest.value.mac);
   }
 
-  private backendTargets(): NeighbourTarget[] {
+  /** Every backend of the config, by "ifindex/address", once. */
+  private backendTargets(config: Config = this.config): Map<string, NeighbourTarget> {
     const all = new Map<string, NeighbourTarget>();
-    for (const s of this.config.services)
+    for (const s of config.services)
       for (const b of s.backends) {
         const ifindex = this.ifindexVia(b.interface);
         all.set(`${ifindex}/${b.address}`, { address: mustParseIp(b.address), ifindex });
       }
-    return [...all.values()];
+    return all;
   }
 
-  /** Asks the kernel to resolve every backend, and waits up to ms for them. */
-  private async resolveBackends(ms: number): Promise<void> {
-    const targets = this.backendTargets();
-    this.neighbours.want(targets);
+  /**
+   * Asks the kernel to resolve every backend, and waits up to ms for them;
+   * with `known` (the previous config's), only for the backends that are new
+   * (a backend that has been unresolved for a while must not delay a reload).
+   */
+  private async resolveBackends(ms: number, known?: ReadonlyMap<string, NeighbourTarget>): Promise<void> {
+    const all = this.backendTargets();
+    this.neighbours.want([...all.values()]);
+    const targets = [...all].filter(([k]) => !known?.has(k)).map(([, t]) => t);
     const deadline = Date.now() + ms;
     for (;;) {
       this.neighbours.poll();
@@ -332,17 +346,16 @@ export class Director {
     override: (s, a) => this.overrides.get(backendKey(s.name, a.text)) ?? null,
   };
 
-  /** The config's services by name and by backend address (made once per config). */
-  private servicesOf(): { byName: Map<string, ServiceConfig>; byBackend: Map<string, string[]> } {
+  /** The config's services by backend address (made once per config). */
+  private servicesOf(): { byBackend: Map<string, string[]> } {
     if (this.serviceIndex?.config !== this.config) {
-      const byName = new Map(this.config.services.map((s) => [s.name, s]));
       const byBackend = new Map<string, string[]>();
       for (const s of this.config.services)
         for (const b of s.backends) {
           const text = parseIp(b.address)?.text ?? b.address;
           byBackend.set(text, [...(byBackend.get(text) ?? []), s.name]);
         }
-      this.serviceIndex = { config: this.config, byName, byBackend };
+      this.serviceIndex = { config: this.config, byBackend };
     }
     return this.serviceIndex;
   }
@@ -406,8 +419,20 @@ export class Director {
     return this.vips.set(role, this.vipList());
   }
 
-  /** Re-reads the configuration; on any error the running one stays. */
-  async reload(why: string): Promise<ReloadResult> {
+  /**
+   * Re-reads the configuration; on any error the running one stays. Reloads
+   * run one after the other (a SIGHUP and a file change may overlap).
+   */
+  reload(why: string): Promise<ReloadResult> {
+    const next = this.reloading.then(() => this.reloadNow(why));
+    this.reloading = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
+  private async reloadNow(why: string): Promise<ReloadResult> {
     try {
       if (this.stopped) throw new XdplbError('DAEMON', 'the daemon is stopping');
       if (!this.attached())
@@ -425,7 +450,7 @@ export class Director {
       this.config = next;
       this.nics = nics;
       try {
-        await this.resolveBackends(500);
+        await this.resolveBackends(500, this.backendTargets(previous));
         this.health.sync(next);
         this.putTxPorts();
         this.reconciler.setConfig(services); // only the services whose config changed are planned
@@ -441,9 +466,8 @@ export class Director {
           this.reconciler.flush('rollback');
           this.pruneTxPorts();
         } catch (rollbackErr) {
-          // the data plane was re-read: the reconciler retries with backoff; the reload's own error is the one reported
+          // the data plane was re-read and the reconciler retries with backoff; the reload's own error is the one reported
           log.error({ err: rollbackErr, reloadErr: err }, 'rollback of a refused reload failed; retried');
-          this.reconciler.schedule('rollback retry').catch(() => undefined);
         }
         throw err;
       }
@@ -473,6 +497,15 @@ export class Director {
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
     this.api?.closeAllConnections();
     await new Promise<void>((r) => (this.api ? this.api.close(() => r()) : r()));
+    try {
+      this.release();
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  /** The last part of stop(): the link, and the pins and VIPs when detaching on exit. */
+  private release(): void {
     const forwarding = this.attached() && existsSync(linkPath(this.pinDir)); // the pin keeps it once our fd is closed
     this.link?.close();
     if (this.options.detachOnExit) {
@@ -487,7 +520,6 @@ export class Director {
     } else {
       log.warn({ pinDir: this.pinDir }, 'stopped; nothing keeps forwarding: the program was detached, or its pins removed, under the daemon');
     }
-    this.lock.release();
   }
 }
 

@@ -65,10 +65,15 @@ export class VipOwner {
   set(role: Role, vips: readonly IpAddress[]): Role {
     const was = this.current;
     this.current = role;
+    try {
+      this.sync(vips, role === 'active' && was !== 'active');
+    } catch (err) {
+      this.current = was; // the NIC could not follow: the role stays what it was
+      throw err;
+    }
     mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
     writeFileSync(runFile(this.o.key, 'role'), role);
     this.o.onRole(role);
-    this.sync(vips, role === 'active' && was !== 'active');
     if (role !== was) this.o.log.info({ role, was }, role === 'active' ? 'active: this director owns the VIPs' : 'standby: this director owns no VIP');
     return was;
   }

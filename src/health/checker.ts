@@ -12,6 +12,7 @@ import type { Health } from '../model/health.ts';
 import { backendKey } from '../model/keys.ts';
 import { httpProbe, tcpProbe, type ProbeResult } from './probes.ts';
 import { admits, INITIAL, nextHealth, nextServiceHealth, RECORDED_DOWN, type HealthState, type ServiceHealth } from './state.ts';
+import { countUnexpected } from '../guards.ts';
 
 /** One health check as the checker holds it now (for metrics). */
 export interface HealthCheckView {
@@ -109,6 +110,7 @@ export class HealthChecker {
       await this.probe(id, c, s);
     } catch (err) {
       this.runErrors++;
+      countUnexpected();
       try {
         this.log.error({ service: c.service, backend: c.address, check: hc.type, err, runErrors: this.runErrors }, 'health check run failed; the check goes on');
       } catch {
@@ -131,11 +133,17 @@ export class HealthChecker {
     c.last = result;
     if (result.ok) c.ok++;
     else c.failed++;
-    this.onProbe(hc.type, result);
     const { state, changed } = nextHealth(c.state, result.ok, hc.rise, hc.fall);
     c.state = state;
+    try {
+      this.onProbe(hc.type, result);
+    } catch (err) {
+      this.runErrors++;
+      countUnexpected();
+      this.log.error({ service: c.service, backend: c.address, err, runErrors: this.runErrors }, 'recording a probe failed (a bug); its verdict stands');
+    }
     if (changed) {
-      this.recount(s);
+      this.recount(this.services.get(c.service) ?? s); // the service as it is now (a reload may have changed its backends)
       this.log.warn({ service: c.service, backend: c.address, health: state.up ? 'up' : 'down', check: hc.type, detail: result.detail }, `backend ${state.up ? 'up' : 'down'}`);
       this.onChange(c.service);
     }

@@ -87,12 +87,13 @@ export class Metrics {
     collectDefaultMetrics({ register: r });
   }
 
-  /** Counts a configuration reload; a refused one leaves the running configuration in place. */
+  /** The director's role: 1 on its own series, 0 on the other. */
   role(role: Role): void {
     this.roleGauge.set({ role: 'active' }, role === 'active' ? 1 : 0);
     this.roleGauge.set({ role: 'standby' }, role === 'standby' ? 1 : 0);
   }
 
+  /** Counts a configuration reload; a refused one leaves the running configuration in place. */
   reloadResult(ok: boolean): void {
     this.reloads.inc({ result: ok ? 'ok' : 'refused' });
     this.lastReloadOk.set(ok ? 1 : 0);

@@ -51,7 +51,7 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
           if (!current) whole.push(t);
           else {
             const { dest, prev } = t.build(current);
-            dp.patchTable(t.serviceId, dest, prev);
+            if (!dp.patchTable(t.serviceId, dest, prev)) whole.push(t); // gone meanwhile: a whole new one
           }
         }
         for (let i = 0; i < whole.length; i += TABLES_PER_BATCH)

@@ -16,7 +16,7 @@ import type { Applied } from './state.ts';
 
 export interface ReconcileResult {
   reason: string;
-  /** Services planned (all of them when the whole state was compared). */
+  /** Services the plan looked at (all of them when the set of services changed). */
   services: number;
   ops: number;
   writes: number;
@@ -112,11 +112,6 @@ export class Reconciler {
     for (const n of names) this.dirty.add(n);
   }
 
-  /** Compares everything at the next flush (after the data plane was re-read). */
-  markAllDirty(): void {
-    this.dirty = 'all';
-  }
-
   /**
    * Plans and applies the dirty services at the next turn of the event loop,
    * together with whatever else is marked by then. Resolves with the result
@@ -133,7 +128,11 @@ export class Reconciler {
     return done;
   }
 
-  /** Plans and applies now (what schedule() does later); throws on a failed apply, after re-reading the data plane. */
+  /**
+   * Plans and applies now (what schedule() does later). On a failed apply it
+   * re-reads the data plane, schedules a retry with backoff, and throws the
+   * apply's error.
+   */
   flush(reason: string): ReconcileResult {
     const config = this.config;
     if (!config) throw new Error('Reconciler.flush before setConfig');
@@ -142,48 +141,58 @@ export class Reconciler {
     const scope = names ? this.recompute(config, names) : this.recomputeAll(config);
     this.dirty = new Set();
     const at = new Date().toISOString();
+    const touched = names ?? this.byName.keys();
     try {
       const p = plan(this.applied, this.want, this.o.context(), scope ?? undefined);
       apply(this.o.writer, p.ops);
       commit(this.applied, p.delta);
-      const result: ReconcileResult = { reason, services: names ? names.size : this.byName.size, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
-      for (const n of names ?? this.byName.keys()) if (this.byName.has(n)) this.results.set(n, { ok: true, at });
-      for (const n of names ?? []) if (!this.byName.has(n)) this.results.delete(n);
+      const result: ReconcileResult = { reason, services: scope?.size ?? this.want.services.size, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
+      for (const n of touched) if (this.byName.has(n)) this.results.set(n, { ok: true, at });
+      for (const n of this.results.keys()) if (!this.byName.has(n)) this.results.delete(n);
       this.retryDelay = this.o.retryMs ?? 100;
       this.o.onResult?.(result, null);
       if (p.ops.length > 0) this.o.log.info(result, 'reconciled');
       return result;
     } catch (err) {
+      this.dirty = 'all'; // what was written before the failure is unknown: compare everything next time
       const error = err instanceof Error ? err.message : String(err);
       for (const n of names ?? this.byName.keys()) if (this.byName.has(n)) this.results.set(n, { ok: false, at, error });
-      this.applied = this.o.observe(); // what was written before the failure is what the data plane holds now
-      this.dirty = 'all';
+      try {
+        this.applied = this.o.observe();
+      } catch (readErr) {
+        this.o.log.error({ err: readErr, applyErr: err }, 'the data plane cannot be read back after a failed apply; retried');
+      }
       this.o.onResult?.(null, err);
+      this.scheduleRetry();
       throw err;
     }
   }
 
-  /** Stops retries and pending flushes. */
+  /** Stops retries and pending flushes (their promises reject). */
   stop(): void {
     this.stopped = true;
     if (this.flushTimer) clearImmediate(this.flushTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.flushTimer = null;
     this.retryTimer = null;
+    for (const w of this.pending.waiters) w.reject(new Error('the reconciler was stopped'));
+    this.pending = { reasons: new Set(), waiters: [] };
   }
 
   private runPending(): void {
     const { reasons, waiters } = this.pending;
     this.pending = { reasons: new Set(), waiters: [] };
-    if (this.stopped) return;
+    if (this.stopped) {
+      for (const w of waiters) w.reject(new Error('the reconciler was stopped'));
+      return;
+    }
     const reason = [...reasons].join(', ');
     try {
       const r = this.flush(reason);
       for (const w of waiters) w.resolve(r);
     } catch (err) {
-      this.o.log.error({ err, reason, retryInMs: this.retryDelay }, 'reconcile failed; the data plane was re-read and the change is retried');
+      this.o.log.error({ err, reason }, 'reconcile failed; the data plane was re-read and the change is retried');
       for (const w of waiters) w.reject(err);
-      this.scheduleRetry();
     }
   }
 
@@ -199,24 +208,28 @@ export class Reconciler {
 
   /** Recomputes the desired state of `names`; returns the plan's scope, or null when the set of services changed (compare all). */
   private recompute(config: Config, names: ReadonlySet<string>): Set<string> | null {
-    const scope = new Set<string>();
-    let membership = false;
+    // every old entry leaves first: a renamed service, or two that swap keys, must not remove another's new entry
+    const before = new Map<string, string>();
     for (const name of names) {
       const oldKey = this.keyOf.get(name);
-      const s = this.byName.get(name);
-      const ws = s ? desiredService(config, s, this.o.facts) : null;
-      if (oldKey !== undefined && oldKey !== ws?.keyText) {
-        this.want.services.delete(oldKey);
-        this.keyOf.delete(name);
-        membership = true;
-      }
-      if (ws) {
-        if (oldKey !== ws.keyText) membership = true;
-        this.want.services.set(ws.keyText, ws);
-        this.keyOf.set(name, ws.keyText);
-        scope.add(ws.keyText);
-      }
+      if (oldKey === undefined) continue;
+      before.set(name, oldKey);
+      this.want.services.delete(oldKey);
+      this.keyOf.delete(name);
     }
+    const scope = new Set<string>();
+    const after = new Set<string>();
+    for (const name of names) {
+      const s = this.byName.get(name);
+      if (!s) continue;
+      const ws = desiredService(config, s, this.o.facts);
+      this.want.services.set(ws.keyText, ws);
+      this.keyOf.set(name, ws.keyText);
+      scope.add(ws.keyText);
+      after.add(ws.keyText);
+    }
+    // the same keys before and after: only their contents changed, and the plan looks at them alone
+    const membership = before.size !== after.size || [...before.values()].some((k) => !after.has(k));
     return membership ? null : scope;
   }
 

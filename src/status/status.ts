@@ -10,6 +10,7 @@ import type { NoBackendPolicy, Scheduler } from '../model/service.ts';
 import { observe } from '../reconcile/observe.ts';
 import { idLimits, type Applied } from '../reconcile/state.ts';
 import type { Role } from '../model/role.ts';
+import type { ReconcileResult, ServiceResult } from '../reconcile/reconciler.ts';
 
 export interface BackendStatus {
   address: string;
@@ -53,10 +54,10 @@ export interface ServiceStatus {
 export interface DaemonState extends Status {
   daemon: { pid: number; configPath: string };
   lastReload: { ok: boolean; at: string; error?: string };
-  lastReconcile: { reason: string; ops: number; writes: number; durationMs: number } | null;
+  lastReconcile: ReconcileResult | null;
   overrides: Record<string, string>;
   /** Services whose last reconcile failed, and why (retried by the daemon). */
-  failedServices: Record<string, { ok: boolean; at: string; error?: string }>;
+  failedServices: Record<string, ServiceResult>;
   /** Whether this director owns and announces the VIPs (active) or only keeps its maps filled (standby). */
   role: Role;
 }

@@ -32,13 +32,14 @@ const config = (services: ConfigInput['services'], extra: Partial<ConfigInput> =
 
 /** A writer over the data plane that fails the next `failures` table writes, and counts them. */
 function flaky(dp: DataPlane) {
-  const state = { failures: 0, tableWrites: 0 };
+  const state = { failures: 0, tableWrites: 0, onTableWrite: () => {} };
   const writer = new Proxy(dp, {
     get(target, name) {
       const real = Reflect.get(target, name) as unknown;
       if (name !== 'putTables' && name !== 'patchTable') return typeof real === 'function' ? (real as (...a: unknown[]) => unknown).bind(target) : real;
       return (...args: unknown[]) => {
         state.tableWrites++;
+        state.onTableWrite();
         if (state.failures > 0) {
           state.failures--;
           throw Object.assign(new Error('injected: bpf_map_update_elem: No space left on device'), { code: 'ENOSPC' });
@@ -50,6 +51,9 @@ function flaky(dp: DataPlane) {
   return { writer, state };
 }
 
+/** How many backends desired() looked at, through the facts it asked. */
+const asked = { macOf: 0 };
+
 async function setup(down = new Set<string>()) {
   const dp = await DataPlane.load({ maglevSize: 1009, maxServices: 64, maxDests: 1024, maxFlows: 4096 });
   const { writer, state } = flaky(dp);
@@ -57,7 +61,7 @@ async function setup(down = new Set<string>()) {
     writer,
     observe: () => observe(dp),
     context: () => ({ maglevSize: 1009, maxServices: 64, maxDests: 1024, directorMac: MAC.director, tableCache: new Map() }),
-    facts: facts(down),
+    facts: { ...facts(down), macOf: (a, via) => (asked.macOf++, facts(down).macOf(a, via)) },
     log: quiet,
     retryMs: 20,
     maxRetryMs: 80,
@@ -72,8 +76,10 @@ describe('Reconciler', () => {
     assert.equal(r.flush('start').services, 3);
     const changed = r.setConfig(config([service(1), service(2, ['10.240.0.101', '10.240.0.102'], 3), service(3)]));
     assert.deepEqual([...changed], ['svc-2']);
+    asked.macOf = 0;
     const one = r.flush('reload');
     assert.equal(one.services, 1, 'one service planned');
+    assert.equal(asked.macOf, 2, 'only its two backends were looked at');
     assert.ok(one.writes > 0, 'and written');
     assert.equal(r.flush('again').ops, 0, 'nothing left to do');
     const added = r.setConfig(config([service(1), service(2, ['10.240.0.101', '10.240.0.102'], 3), service(3), service(4)]));
@@ -86,6 +92,23 @@ describe('Reconciler', () => {
     assert.equal(r.results.has('svc-3'), false, 'and its result');
     const all = r.setConfig(config([service(1), service(2, ['10.240.0.101', '10.240.0.102'], 3), service(4)], { hashSeed: 7 }));
     assert.equal(all.size, 3, 'a new hash seed changes every service');
+  });
+
+  test('a renamed service, and two services that swap keys, stay in the data plane', async () => {
+    const { r } = await setup();
+    r.setConfig(config([service(1), service(2)]));
+    r.flush('start');
+    r.setConfig(config([{ ...service(1), name: 'svc-1-renamed' }, service(2)]));
+    r.flush('rename');
+    assert.deepEqual([...r.state.services.values()].map((s) => s.name).sort(), ['svc-1-renamed', 'svc-2'], 'renamed, not removed');
+    r.setConfig(config([{ ...service(2), name: 'svc-1-renamed' }, { ...service(1), name: 'svc-2' }]));
+    r.flush('swap');
+    assert.deepEqual(
+      [...r.state.services.values()].map((s) => `${s.name}@${s.keyText}`).sort(),
+      ['svc-1-renamed@tcp/10.240.1.2:80', 'svc-2@tcp/10.240.1.1:80'],
+      'both keys still served, under their new names',
+    );
+    assert.equal(r.flush('again').ops, 0, 'and nothing is left to do');
   });
 
   test('a burst of events makes one plan', async () => {
@@ -114,9 +137,13 @@ describe('Reconciler', () => {
     r.flush('start');
     const tableBefore = dp.readTable(r.state.services.get('tcp/10.240.1.1:80')!.id)!;
     state.failures = 2;
+    const failedAt = Date.now();
+    const retries: number[] = [];
+    state.onTableWrite = () => retries.push(Date.now() - failedAt);
     down.add(backendKey('svc-1', '10.240.0.101'));
     r.markDirty(['svc-1']);
     await assert.rejects(r.schedule('health'), /injected/);
+    retries.length = 0; // the first write was the failure itself
     assert.equal(r.results.get('svc-1')?.ok, false);
     assert.match(r.results.get('svc-1')!.error!, /No space left on device/);
     assert.deepEqual(dp.readTable(r.state.services.get('tcp/10.240.1.1:80')!.id), tableBefore, 'nothing half-written: the old table stays');
@@ -124,7 +151,24 @@ describe('Reconciler', () => {
     while (r.results.get('svc-1')?.ok !== true && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
     assert.equal(r.results.get('svc-1')?.ok, true, 'the retry landed');
     assert.equal(state.failures, 0, 'after the second injected failure too');
+    assert.ok(retries.length >= 2 && retries[1]! - retries[0]! >= 35, `the second retry waited about twice as long as the first (${retries.join(', ')} ms after the failure)`);
     assert.ok(dp.readTable(r.state.services.get('tcp/10.240.1.1:80')!.id)!.dest.every((d) => d === r.state.services.get('tcp/10.240.1.1:80')!.dests.get('10.240.0.102')), 'the down backend left the table');
     r.stop();
+  });
+
+  test('a service removed after a failure leaves no result behind', async () => {
+    const down = new Set<string>();
+    const { r, state } = await setup(down);
+    r.setConfig(config([service(1), service(2)]));
+    r.flush('start');
+    state.failures = 1;
+    down.add(backendKey('svc-2', '10.240.0.101'));
+    r.markDirty(['svc-2']);
+    assert.throws(() => r.flush('health'), /injected/);
+    assert.equal(r.results.get('svc-2')?.ok, false);
+    r.stop(); // no retry: the next flush is this one
+    r.setConfig(config([service(1)]));
+    r.flush('svc-2 removed');
+    assert.deepEqual([...r.results.keys()], ['svc-1'], 'the failed result of the removed service is gone');
   });
 });
