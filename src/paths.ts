@@ -2,7 +2,14 @@
 // lab and the tests give each of their directors and hosts one of its own).
 // A director's files are named after its pin directory: the VIPs it added,
 // its lock, its API socket.
+import { mkdirSync, writeFileSync } from 'node:fs';
+
 export const RUN_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
+
+/** Makes the run directory (root only) when missing. */
+export function ensureRunDir(): void {
+  mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
+}
 
 /**
  * A run-time file of the director whose pins are in pinDir, e.g.
@@ -12,4 +19,10 @@ export const RUN_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
  */
 export function runFile(pinDir: string, suffix: string): string {
   return `${RUN_DIR}/${pinDir.replaceAll('%', '%25').replaceAll('_', '%5F').replaceAll('/', '_')}.${suffix}`;
+}
+
+/** Writes a run-time file of the director whose pins are in pinDir (the run directory made first). */
+export function writeRunFile(pinDir: string, suffix: string, text: string): void {
+  ensureRunDir();
+  writeFileSync(runFile(pinDir, suffix), text);
 }

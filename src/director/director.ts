@@ -57,6 +57,7 @@ export class Director {
   readonly ifindex: number;
   readonly mac: Buffer;
   readonly dp: DataPlane;
+  /** The settings of the config file, with the services of every source (withSources). */
   config: Config;
   lastReload: ReloadResult;
   lastReconcile: ReconcileResult | null = null;
@@ -141,7 +142,7 @@ export class Director {
 
   static async start(options: DirectorOptions): Promise<Director> {
     const file = new ConfigFile(options.configPath, options.overrides, component('config'));
-    const config = await file.read();
+    const config = withSources(file, await file.read());
     if (!config.interface) throw new XdplbError('USAGE', 'no interface: give -i IFACE or set interface in the config');
     const pinDir = options.pinDir ?? defaultPinDir(config.interface);
     const lock = PinDirLock.acquire(pinDir, `attach -c ${options.configPath}`); // before anything is touched
@@ -194,7 +195,7 @@ export class Director {
     this.seedNeighboursFromPins();
     await this.resolveBackends(1000);
     this.health.sync(config, recordedDown(this.reconciler.state, config.services)); // before the first reconcile, which records health verdicts
-    this.reconciler.setConfig(this.withServices(config));
+    this.reconciler.setConfig(config);
     this.reconciler.flush('start');
     this.pruneTxPorts();
     const { link, outcome } = await attachOrReplace(this.dp, this.pinDir, this.ifindex, config.mode);
@@ -360,15 +361,6 @@ export class Director {
     return this.serviceIndex;
   }
 
-  /**
-   * The config with the services of every source (today the file's own; the
-   * Kubernetes mode adds its source), checked against each other.
-   */
-  private withServices(config: Config): Config {
-    const services = combineServices([fileServices(this.file.path, config)], config.capacity);
-    return services === config.services ? config : { ...config, services };
-  }
-
   /** What plan() needs to know of this director. */
   private planContext(): PlanContext {
     return {
@@ -411,7 +403,7 @@ export class Director {
 
   /** Every VIP of the services, once. */
   private vipList(): IpAddress[] {
-    return [...new Map(this.reconciler.services().map((s) => [s.vip, mustParseIp(s.vip)])).values()];
+    return [...new Map(this.config.services.map((s) => [s.vip, mustParseIp(s.vip)])).values()];
   }
 
   /** Makes this director active (owns and announces every VIP) or standby (owns none); the maps stay filled either way. */
@@ -437,8 +429,7 @@ export class Director {
       if (this.stopped) throw new XdplbError('DAEMON', 'the daemon is stopping');
       if (!this.attached())
         throw new XdplbError('NOT_ATTACHED', `the program is no longer attached to ${this.config.interface} (detached under the daemon: xdplb detach --force?): restart the daemon to attach it again`);
-      const next = await this.file.read();
-      const services = this.withServices(next); // the sources checked against each other, before anything changes
+      const next = withSources(this.file, await this.file.read()); // the sources checked against each other, before anything changes
       const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize', 'metricsAddress', 'apiAddress'];
       for (const k of fixed)
         if (next[k] !== this.config[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.config[k])} → ${String(next[k])}): restart the daemon`);
@@ -453,7 +444,7 @@ export class Director {
         await this.resolveBackends(500, this.backendTargets(previous));
         this.health.sync(next);
         this.putTxPorts();
-        this.reconciler.setConfig(services); // only the services whose config changed are planned
+        this.reconciler.setConfig(next); // only the services whose config changed are planned
         this.reconciler.flush(`reload (${why})`);
         this.pruneTxPorts();
         this.vips.sync(this.vipList());
@@ -462,7 +453,7 @@ export class Director {
         this.nics = previousNics;
         this.health.sync(previous);
         try {
-          this.reconciler.setConfig(this.withServices(previous));
+          this.reconciler.setConfig(previous);
           this.reconciler.flush('rollback');
           this.pruneTxPorts();
         } catch (rollbackErr) {
@@ -537,4 +528,14 @@ function directorNic(name: string): { ifindex: number; mac: Buffer } {
   if (nic.hardwareType !== ARPHRD_ETHER)
     throw new XdplbError('INTERFACE', `interface ${name} is not an Ethernet interface (${nic.hardwareType === 772 ? 'it is a loopback' : `hardware type ${nic.hardwareType}`}): the director hands packets on by rewriting their Ethernet addresses`);
   return { ifindex: nic.ifindex, mac: nic.mac };
+}
+
+/**
+ * The config file's settings with the services of every source (today the
+ * file's own; the Kubernetes mode adds its source), checked against each
+ * other: the one service list the daemon works from.
+ */
+function withSources(file: ConfigFile, config: Config): Config {
+  const services = combineServices([fileServices(file.path, config)], config.capacity);
+  return services === config.services ? config : { ...config, services: [...services] };
 }

@@ -3,10 +3,10 @@
 // touched. The kernel drops it however the holder ends (SIGKILL included),
 // so a stale lock cannot outlive its daemon. The file says who holds it, so
 // that a second `attach` and `detach` can name the daemon.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { native } from '../dataplane/native.ts';
 import { XdplbError } from '../errors.ts';
-import { RUN_DIR, runFile } from '../paths.ts';
+import { ensureRunDir, runFile } from '../paths.ts';
 
 export interface LockHolder {
   pid: number;
@@ -31,7 +31,7 @@ export class PinDirLock {
 
   /** Takes the lock of pinDir for `what`, or says who holds it (null when the file does not say). */
   static tryAcquire(pinDir: string, what: string): { lock: PinDirLock } | { holder: LockHolder | null } {
-    mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
+    ensureRunDir();
     const path = runFile(pinDir, 'lock');
     let fd: number;
     try {

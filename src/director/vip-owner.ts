@@ -6,12 +6,12 @@
 // The role set at run time is recorded in the run directory, so that a daemon
 // restart keeps it (a standby that restarted must not take the VIPs from the
 // active director); without a record the config's role holds.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import type { Logger } from '../log.ts';
 import type { IpAddress } from '../model/address.ts';
 import { ROLES, type Role } from '../model/role.ts';
 import { ownVips } from '../net/vips.ts';
-import { RUN_DIR, runFile } from '../paths.ts';
+import { runFile, writeRunFile } from '../paths.ts';
 
 /** The role recorded for this pin directory by the last `xdplb role`, if any. */
 export function recordedRole(key: string): Role | null {
@@ -71,8 +71,7 @@ export class VipOwner {
       this.current = was; // the NIC could not follow: the role stays what it was
       throw err;
     }
-    mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
-    writeFileSync(runFile(this.o.key, 'role'), role);
+    writeRunFile(this.o.key, 'role', role);
     this.o.onRole(role);
     if (role !== was) this.o.log.info({ role, was }, role === 'active' ? 'active: this director owns the VIPs' : 'standby: this director owns no VIP');
     return was;

@@ -2,11 +2,11 @@
 // for it) and announces it when it takes it. What it added, and where, is
 // recorded in the run directory so that detach removes exactly that, from
 // that NIC, and nothing an operator configured by hand.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { native } from '../dataplane/native.ts';
 import { XdplbError } from '../errors.ts';
 import { formatIp, mustParseIp, type IpAddress } from '../model/address.ts';
-import { RUN_DIR, runFile } from '../paths.ts';
+import { runFile, writeRunFile } from '../paths.ts';
 import { currentNetns } from './netns.ts';
 
 /** What a director added: which VIPs, on which NIC, in which network namespace (ifindexes are per namespace). */
@@ -28,8 +28,7 @@ function readRecord(key: string): VipRecord {
 }
 
 function writeRecord(key: string, ifindex: number, vips: string[]): void {
-  mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
-  writeFileSync(runFile(key, 'vips.json'), JSON.stringify({ netns: currentNetns(), ifindex, vips } satisfies VipRecord));
+  writeRunFile(key, 'vips.json', JSON.stringify({ netns: currentNetns(), ifindex, vips } satisfies VipRecord));
 }
 
 const prefix = (a: IpAddress) => (a.family === 4 ? 32 : 128);

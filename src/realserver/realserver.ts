@@ -9,11 +9,11 @@
 // Idempotent; --undo removes the VIPs and restores the sysctls it changed.
 // What it changed is recorded per network namespace (addresses and sysctls
 // are per namespace), so hosts sharing a machine do not undo each other.
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { native } from '../dataplane/native.ts';
 import { formatIp, type IpAddress } from '../model/address.ts';
 import { currentNetns } from '../net/netns.ts';
-import { RUN_DIR } from '../paths.ts';
+import { ensureRunDir, RUN_DIR } from '../paths.ts';
 
 /** The record of this network namespace ("realserver-4026531840.json"). */
 function stateFile(): string {
@@ -45,7 +45,7 @@ function loadState(): SavedState {
 }
 
 function saveState(s: SavedState): void {
-  mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
+  ensureRunDir();
   writeFileSync(stateFile(), JSON.stringify(s, null, 2));
 }
 

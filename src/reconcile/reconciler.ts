@@ -74,11 +74,6 @@ export class Reconciler {
     this.retryDelay = options.retryMs ?? 100;
   }
 
-  /** The services it keeps in the data plane (of every source), as last set. */
-  services(): readonly ServiceConfig[] {
-    return this.config?.services ?? [];
-  }
-
   /** What the data plane holds, as this reconciler knows it. */
   get state(): Applied {
     return this.applied;

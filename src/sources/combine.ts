@@ -9,8 +9,8 @@ import { mustParseIp } from '../model/address.ts';
 import { serviceKeyText } from '../model/keys.ts';
 import type { ServiceSource } from './source.ts';
 
-export function combineServices(sources: readonly ServiceSource[], capacity: Config['capacity']): ServiceConfig[] {
-  if (sources.length === 1) return [...sources[0]!.services()]; // checked whole by the schema already
+export function combineServices(sources: readonly ServiceSource[], capacity: Config['capacity']): readonly ServiceConfig[] {
+  if (sources.length === 1) return sources[0]!.services(); // checked whole by the schema already
   const byName = new Map<string, string>();
   const byKey = new Map<string, { source: string; name: string }>();
   const problems: string[] = [];

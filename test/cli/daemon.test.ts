@@ -209,14 +209,18 @@ describe('start-up', () => {
   });
 
   test('SIGHUP and SIGTERM during start-up are logged and handled once start-up is complete', async () => {
-    const d = await startDaemon(config(), '"component":"director"'); // its first line: the start has begun
-    d.child.kill('SIGHUP');
-    await new Promise((r) => setTimeout(r, 100));
+    const first = await startDaemon(config(), '"component":"director"'); // its first line: the start has begun
+    first.child.kill('SIGHUP');
+    const until = Date.now() + 15_000;
+    while (!/"why":"SIGHUP during start-up".*configuration reloaded|configuration reloaded.*"why":"SIGHUP during start-up"/.test(first.log()) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.match(first.log(), /SIGHUP during start-up: the configuration is read again/);
+    assert.match(first.log(), /"why":"SIGHUP during start-up"/, 'the config was read again once the start was complete');
+    await stopDaemon(first);
+    const d = await startDaemon(config(), '"component":"director"');
     d.child.kill('SIGTERM');
     assert.equal(await d.exited, 0, d.log());
-    assert.match(d.log(), /SIGHUP during start-up/);
-    assert.match(d.log(), /"signal":"SIGTERM"/);
-    assert.match(d.log(), /stopped/);
+    assert.match(d.log(), /"signal":"SIGTERM","starting":true/, 'a stop during start-up is logged');
+    assert.match(d.log(), /stopped/, 'and carried out once the start is complete');
     const cleanup = xdplb('detach', '--pin-dir', PIN);
     assert.equal(cleanup.status, 0, cleanup.stderr);
   });
