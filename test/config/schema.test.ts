@@ -2,16 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfigText, validateConfig } from '../../src/config/load.ts';
 import { XdplbError } from '../../src/errors.ts';
+import { configErrors } from '../helpers/config.ts';
 
-function errors(raw: unknown): string[] {
-  try {
-    validateConfig(raw);
-  } catch (err) {
-    assert.ok(err instanceof XdplbError && err.code === 'CONFIG_INVALID', String(err));
-    return [...err.details];
-  }
-  assert.fail('expected the config to be refused');
-}
+const errors = configErrors;
 
 describe('config', () => {
   test('the SPEC example is valid, with defaults filled in', () => {

@@ -7,17 +7,9 @@ import { request, validateHeaderValue } from 'node:http';
 import { describe, test } from 'node:test';
 import { validateConfig } from '../../src/config/load.ts';
 import { Duration, MAX_TIMER_MS, type ConfigInput, type HealthCheckConfig } from '../../src/config/schema.ts';
-import { XdplbError } from '../../src/errors.ts';
+import { configErrors } from '../helpers/config.ts';
 
-function errors(raw: unknown): string[] {
-  try {
-    validateConfig(raw);
-  } catch (err) {
-    assert.ok(err instanceof XdplbError && err.code === 'CONFIG_INVALID', String(err));
-    return [...err.details];
-  }
-  assert.fail('expected the config to be refused');
-}
+const errors = configErrors;
 
 type Check = NonNullable<NonNullable<ConfigInput['services']>[number]['healthCheck']>;
 
