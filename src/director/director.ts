@@ -4,7 +4,6 @@
 import { existsSync } from 'node:fs';
 import type { ConfigOverrides } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { CONSTANTS } from '../dataplane/abi.ts';
 import { attachOrReplace, defaultPinDir, detachPins, linkPath } from '../dataplane/attach.ts';
 import { ensurePinDir } from '../dataplane/bpffs.ts';
 import { DataPlane } from '../dataplane/dataplane.ts';
@@ -17,11 +16,11 @@ import type { Server } from 'node:http';
 import { HealthChecker } from '../health/checker.ts';
 import { readStatus, type DaemonState } from '../status/status.ts';
 import { startApi } from './api.ts';
+import { BackendPaths, lookupNics } from './backend-paths.ts';
 import { PinDirLock } from './lock.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { startMetricsServer } from '../metrics/server.ts';
 import { VERSION } from '../version.ts';
-import { Neighbours, type NeighbourTarget } from '../net/neighbours.ts';
 import { releaseVips } from '../net/vips.ts';
 import type { Role } from '../model/role.ts';
 import { forgetRole, recordedRole, VipOwner } from './vip-owner.ts';
@@ -63,9 +62,8 @@ export class Director {
   lastReconcile: ReconcileResult | null = null;
   /** Keeps the data plane equal to the config and the facts (health, MACs, overrides). */
   readonly reconciler: Reconciler;
-  private readonly neighbours: Neighbours;
-  /** Other NICs that backends sit behind, by name (XDP_REDIRECT). */
-  private nics = new Map<string, { ifindex: number; mac: Buffer }>();
+  /** The NIC each backend sits behind and its MAC. */
+  private readonly paths: BackendPaths;
   private readonly health: HealthChecker;
   /** Runtime overrides by "service address" (lost on restart: the config is the lasting record). */
   private readonly overrides = new Map<string, BackendOverride>();
@@ -112,14 +110,14 @@ export class Director {
         this.lastReconcile = result;
       },
     });
-    this.neighbours = new Neighbours();
+    this.paths = new BackendPaths(dp, ifindex, component('neighbours'));
     this.metrics = new Metrics(
       {
         dp,
         applied: () => this.reconciler.state,
         perBackend: () => this.config.metricsPerBackend,
         healthChecks: () => this.health.views(),
-        neighbours: () => this.neighbours.resolution(),
+        neighbours: () => this.paths.resolution(),
         attached: () => this.attached(),
       },
       VERSION,
@@ -190,14 +188,14 @@ export class Director {
       setRole: (role) => this.setRole(role),
     });
     this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready && this.attached() && this.pinsIntact);
-    this.nics = this.resolveNics(config);
-    this.putTxPorts();
-    this.seedNeighboursFromPins();
-    await this.resolveBackends(1000);
+    this.paths.nics = lookupNics(config.services);
+    this.paths.putTxPorts();
+    this.paths.seed(this.reconciler.state);
+    await this.paths.resolve(config.services, 1000);
     this.health.sync(config, recordedDown(this.reconciler.state, config.services)); // before the first reconcile, which records health verdicts
     this.reconciler.setConfig(config);
     this.reconciler.flush('start');
-    this.pruneTxPorts();
+    this.paths.pruneTxPorts();
     const { link, outcome } = await attachOrReplace(this.dp, this.pinDir, this.ifindex, config.mode);
     this.link = link;
     log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
@@ -241,40 +239,6 @@ export class Director {
     }
   }
 
-  /**
-   * The other NICs backends sit behind (`interface` of a backend), looked
-   * up (nothing is written); throws CONFIG_INVALID naming a missing one.
-   */
-  private resolveNics(config: Config): Map<string, { ifindex: number; mac: Buffer }> {
-    const nics = new Map<string, { ifindex: number; mac: Buffer }>();
-    for (const s of config.services)
-      for (const b of s.backends) {
-        if (!b.interface || nics.has(b.interface)) continue;
-        try {
-          nics.set(b.interface, native.interfaceInfo(b.interface));
-        } catch (err) {
-          throw new XdplbError('CONFIG_INVALID', `service ${s.name}, backend ${b.address}: interface ${b.interface}: ${errorMessage(err)}`, [], { cause: err });
-        }
-      }
-    return nics;
-  }
-
-  /** Puts the NICs backends sit behind in the redirect map: before the destinations that name them are written. */
-  private putTxPorts(): void {
-    for (const nic of this.nics.values()) this.dp.putTxPort(nic.ifindex);
-  }
-
-  /** Takes NICs no backend is behind any more out of the redirect map (after the reconcile that left them). */
-  private pruneTxPorts(): void {
-    const gone = this.dp.pruneTxPorts(new Set([...this.nics.values()].map((n) => n.ifindex)));
-    if (gone.length > 0) log.info({ ifindexes: gone }, 'NICs no longer used for XDP_REDIRECT');
-  }
-
-  /** The ifindex of the NIC a backend is reached through. */
-  private ifindexVia(via: string | null | undefined): number {
-    return via ? (this.nics.get(via)?.ifindex ?? 0) : this.ifindex;
-  }
-
   /** Whether the program is still attached to the NIC (not detached or defunct since). */
   private attached(): boolean {
     try {
@@ -284,43 +248,9 @@ export class Director {
     }
   }
 
-  /** Backends known from the pins keep their MAC across a restart. */
-  private seedNeighboursFromPins(): void {
-    for (const dest of this.reconciler.state.dests.values())
-      if (dest.value.state !== CONSTANTS.DEST_UNUSED) this.neighbours.seed({ address: dest.address, ifindex: dest.value.ifindex || this.ifindex }, dest.value.mac);
-  }
-
-  /** Every backend of the config, by "ifindex/address", once. */
-  private backendTargets(config: Config = this.config): Map<string, NeighbourTarget> {
-    const all = new Map<string, NeighbourTarget>();
-    for (const s of config.services)
-      for (const b of s.backends) {
-        const ifindex = this.ifindexVia(b.interface);
-        all.set(`${ifindex}/${b.address}`, { address: mustParseIp(b.address), ifindex });
-      }
-    return all;
-  }
-
-  /**
-   * Asks the kernel to resolve every backend, and waits up to ms for them;
-   * with `known` (the previous config's), only for the backends that are new
-   * (a backend that has been unresolved for a while must not delay a reload).
-   */
-  private async resolveBackends(ms: number, known?: ReadonlyMap<string, NeighbourTarget>): Promise<void> {
-    const all = this.backendTargets();
-    this.neighbours.want([...all.values()]);
-    const targets = [...all].filter(([k]) => !known?.has(k)).map(([, t]) => t);
-    const deadline = Date.now() + ms;
-    for (;;) {
-      this.neighbours.poll();
-      if (targets.every((t) => this.neighbours.macOf(t.address, t.ifindex)) || Date.now() > deadline) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
   private pollNeighbours(): void {
     try {
-      const changed = this.neighbours.poll();
+      const changed = this.paths.poll();
       if (changed.length > 0) {
         log.info({ backends: changed }, 'backend MACs resolved, changed or lost');
         this.reconcileSoon('neighbours', changed.flatMap((a) => this.servicesOf().byBackend.get(a) ?? []));
@@ -341,7 +271,7 @@ export class Director {
   }
 
   private readonly facts: Facts = {
-    macOf: (a, via) => this.neighbours.macOf(a, this.ifindexVia(via)),
+    macOf: (a, via) => this.paths.macOf(a, via),
     healthy: (s, a) => this.health.healthy(s.name, a),
     health: (s, a) => this.health.health(s.name, a),
     override: (s, a) => this.overrides.get(backendKey(s.name, a.text)) ?? null,
@@ -368,7 +298,7 @@ export class Director {
       maxServices: this.dp.capacities.maxServices,
       maxDests: this.dp.capacities.maxDests,
       directorMac: this.mac,
-      nic: (name) => this.nics.get(name),
+      nic: (name) => this.paths.nics.get(name),
       tableCache: this.tableCache,
     };
   }
@@ -435,27 +365,28 @@ export class Director {
         if (next[k] !== this.config[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.config[k])} → ${String(next[k])}): restart the daemon`);
       if (JSON.stringify(next.capacity) !== JSON.stringify(this.config.capacity))
         throw new XdplbError('CONFIG_INVALID', 'capacity cannot change while running: restart the daemon');
-      const nics = this.resolveNics(next); // before anything changes: a missing NIC refuses the config
+      const nics = lookupNics(next.services); // before anything changes: a missing NIC refuses the config
       const previous = this.config;
-      const previousNics = this.nics;
+      const previousNics = this.paths.nics;
+      const known = this.paths.targets(previous.services);
       this.config = next;
-      this.nics = nics;
+      this.paths.nics = nics;
       try {
-        await this.resolveBackends(500, this.backendTargets(previous));
+        await this.paths.resolve(next.services, 500, known);
         this.health.sync(next);
-        this.putTxPorts();
+        this.paths.putTxPorts();
         this.reconciler.setConfig(next); // only the services whose config changed are planned
         this.reconciler.flush(`reload (${why})`);
-        this.pruneTxPorts();
+        this.paths.pruneTxPorts();
         this.vips.sync(this.vipList());
       } catch (err) {
         this.config = previous;
-        this.nics = previousNics;
+        this.paths.nics = previousNics;
         this.health.sync(previous);
         try {
           this.reconciler.setConfig(previous);
           this.reconciler.flush('rollback');
-          this.pruneTxPorts();
+          this.paths.pruneTxPorts();
         } catch (rollbackErr) {
           // the data plane was re-read and the reconciler retries with backoff; the reload's own error is the one reported
           log.error({ err: rollbackErr, reloadErr: err }, 'rollback of a refused reload failed; retried');
@@ -482,7 +413,7 @@ export class Director {
     for (const t of this.timers) clearInterval(t);
     this.file.close();
     this.reconciler.stop();
-    this.neighbours.close();
+    this.paths.close();
     this.health.stop();
     this.metricsServer?.closeAllConnections();
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));

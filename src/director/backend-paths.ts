@@ -1,0 +1,122 @@
+// How the director reaches its backends: the NIC each one sits behind (the
+// program's own, or another one, reached with XDP_REDIRECT through the
+// devmap), and each one's MAC (the kernel's neighbour table, resolution
+// asked for when missing, polled).
+import type { ServiceConfig } from '../config/schema.ts';
+import { CONSTANTS } from '../dataplane/abi.ts';
+import type { DataPlane } from '../dataplane/dataplane.ts';
+import { native } from '../dataplane/native.ts';
+import { errorMessage, XdplbError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { mustParseIp, type IpAddress } from '../model/address.ts';
+import { Neighbours, type NeighbourTarget } from '../net/neighbours.ts';
+import type { Applied } from '../reconcile/state.ts';
+
+export interface Nic {
+  ifindex: number;
+  mac: Buffer;
+}
+
+/**
+ * The other NICs backends sit behind (`interface` of a backend), looked up
+ * (nothing is written); throws CONFIG_INVALID naming a missing one.
+ */
+export function lookupNics(services: readonly ServiceConfig[]): Map<string, Nic> {
+  const nics = new Map<string, Nic>();
+  for (const s of services)
+    for (const b of s.backends) {
+      if (!b.interface || nics.has(b.interface)) continue;
+      try {
+        nics.set(b.interface, native.interfaceInfo(b.interface));
+      } catch (err) {
+        throw new XdplbError('CONFIG_INVALID', `service ${s.name}, backend ${b.address}: interface ${b.interface}: ${errorMessage(err)}`, [], { cause: err });
+      }
+    }
+  return nics;
+}
+
+export class BackendPaths {
+  /** The other NICs in use, by name. */
+  nics = new Map<string, Nic>();
+  private readonly neighbours = new Neighbours();
+  private readonly dp: DataPlane;
+  /** The NIC the program runs on. */
+  private readonly ifindex: number;
+  private readonly log: Logger;
+
+  constructor(dp: DataPlane, ifindex: number, log: Logger) {
+    this.dp = dp;
+    this.ifindex = ifindex;
+    this.log = log;
+  }
+
+  /** Puts the NICs backends sit behind in the redirect map: before the destinations that name them are written. */
+  putTxPorts(): void {
+    for (const nic of this.nics.values()) this.dp.putTxPort(nic.ifindex);
+  }
+
+  /** Takes NICs no backend is behind any more out of the redirect map (after the reconcile that left them). */
+  pruneTxPorts(): void {
+    const gone = this.dp.pruneTxPorts(new Set([...this.nics.values()].map((n) => n.ifindex)));
+    if (gone.length > 0) this.log.info({ ifindexes: gone }, 'NICs no longer used for XDP_REDIRECT');
+  }
+
+  /** The ifindex of the NIC a backend is reached through. */
+  ifindexVia(via: string | null | undefined): number {
+    return via ? (this.nics.get(via)?.ifindex ?? 0) : this.ifindex;
+  }
+
+  /** The MAC of a backend reached through NIC `via` (null: the program's own); null while unresolved. */
+  macOf(address: IpAddress, via: string | null): Buffer | null {
+    return this.neighbours.macOf(address, this.ifindexVia(via));
+  }
+
+  /** Backends known from the pins keep their MAC across a restart. */
+  seed(applied: Applied): void {
+    for (const dest of applied.dests.values())
+      if (dest.value.state !== CONSTANTS.DEST_UNUSED) this.neighbours.seed({ address: dest.address, ifindex: dest.value.ifindex || this.ifindex }, dest.value.mac);
+  }
+
+  /** Every backend of the services, by "ifindex/address", once. */
+  targets(services: readonly ServiceConfig[]): Map<string, NeighbourTarget> {
+    const all = new Map<string, NeighbourTarget>();
+    for (const s of services)
+      for (const b of s.backends) {
+        const ifindex = this.ifindexVia(b.interface);
+        all.set(`${ifindex}/${b.address}`, { address: mustParseIp(b.address), ifindex });
+      }
+    return all;
+  }
+
+  /**
+   * Asks the kernel to resolve every backend of the services, and waits up
+   * to ms for them; with `known` (the previous config's), only for the
+   * backends that are new (a backend that has been unresolved for a while
+   * must not delay a reload).
+   */
+  async resolve(services: readonly ServiceConfig[], ms: number, known?: ReadonlyMap<string, NeighbourTarget>): Promise<void> {
+    const all = this.targets(services);
+    this.neighbours.want([...all.values()]);
+    const waitFor = [...all].filter(([k]) => !known?.has(k)).map(([, t]) => t);
+    const deadline = Date.now() + ms;
+    for (;;) {
+      this.neighbours.poll();
+      if (waitFor.every((t) => this.neighbours.macOf(t.address, t.ifindex)) || Date.now() > deadline) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Reads the neighbour table; returns the backend addresses whose MAC was resolved, changed or lost. */
+  poll(): string[] {
+    return this.neighbours.poll();
+  }
+
+  /** Each backend's resolution, for the metrics. */
+  resolution(): ReturnType<Neighbours['resolution']> {
+    return this.neighbours.resolution();
+  }
+
+  close(): void {
+    this.neighbours.close();
+  }
+}
