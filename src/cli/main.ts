@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { parseApiAddress } from '../config/address.ts';
 import { loadConfig } from '../config/load.ts';
 import { checkPinLayout, defaultPinDir, detachPins, pinnedLinkIfindex, PIN_ROOT } from '../dataplane/attach.ts';
-import { ensureBpffs, ensureBpffsFor } from '../dataplane/bpffs.ts';
+import { ensureBpffs } from '../dataplane/bpffs.ts';
 import { DataPlane } from '../dataplane/dataplane.ts';
 import { native } from '../dataplane/native.ts';
 import { formatApiAddress, type ApiAddress } from '../director/api.ts';
@@ -244,7 +244,6 @@ ${EXIT_HELP}`,
     )
     .action((opts: { interface?: string; pinDir?: string; json?: boolean; force?: boolean }) => {
       const pinDir = pinDirFor(opts);
-      ensureBpffsFor(pinDir);
       const taken = PinDirLock.tryAcquire(pinDir, 'detach');
       if ('holder' in taken && !opts.force)
         throw new XdplbError('DAEMON', `${taken.holder ? `a daemon (pid ${taken.holder.pid}, ${taken.holder.what})` : 'another xdplb process'} holds ${pinDir}: stop it first (the data plane keeps forwarding), or use --force`);

@@ -147,8 +147,7 @@ export class Director {
     let d: Director;
     try {
       const nic = directorNic(config.interface);
-      ensurePinDir(pinDir);
-      const adopting = existsSync(`${pinDir}/services`);
+      const adopting = existsSync(`${pinDir}/services`); // no bpffs yet: nothing pinned (DataPlane.load mounts it)
       const dp = await DataPlane.load({
         pinDir,
         maglevSize: config.maglevTableSize,
