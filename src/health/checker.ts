@@ -1,9 +1,12 @@
 // Health checks of every backend of every service that asks for them: one
-// timer each, started at a random point of the first interval so checks do
-// not fire in lock step. A transition logs one line, updates what the
-// service's verdicts let in (the all-down memory is kept here, where verdicts
-// change) and asks for a reconcile; health() and healthy() only read.
-// A check never stops and never rejects: whatever throws in one run (a
+// probe per backend address and effective check (subscriptions.ts), shared
+// by every service that checks that address in exactly that way, each on its
+// own timer, started at a random point of the first interval so probes do
+// not fire in lock step. A probe's transition logs one line and, for each
+// service it tells, updates what the service's verdicts let in (the all-down
+// memory is kept here, where verdicts change) and asks for a reconcile;
+// health() and healthy() only read.
+// A probe never stops and never rejects: whatever throws in one run (a
 // probe, a callback) is logged and counted, and the next run is scheduled.
 import type { Config, ServiceConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -11,10 +14,11 @@ import type { IpAddress } from '../model/address.ts';
 import type { Health } from '../model/health.ts';
 import { backendKey } from '../model/keys.ts';
 import { httpProbe, tcpProbe, type ProbeResult } from './probes.ts';
-import { admits, INITIAL, nextHealth, nextServiceHealth, RECORDED_DOWN, type HealthState, type ServiceHealth } from './state.ts';
+import { admits, nextHealth, nextServiceHealth, RECORDED_DOWN, startingState, type HealthState, type ServiceHealth } from './state.ts';
+import { wantedProbes, type EffectiveCheck, type WantedProbe } from './subscriptions.ts';
 import { countUnexpected } from '../guards.ts';
 
-/** One health check as the checker holds it now (for metrics). */
+/** One health check as the checker holds it now (for metrics): one per (service, backend), its probe's. */
 export interface HealthCheckView {
   service: string;
   address: string;
@@ -24,10 +28,12 @@ export interface HealthCheckView {
   failed: number;
 }
 
-interface Check {
-  service: string;
+/** A running probe of one address, and the services it gives verdicts to. */
+interface Probe {
+  key: string;
   address: string;
-  spec: string; // the check's config, to notice a change
+  check: EffectiveCheck;
+  services: ReadonlySet<string>;
   state: HealthState;
   timer?: NodeJS.Timeout;
   last: ProbeResult | null;
@@ -35,9 +41,35 @@ interface Check {
   failed: number;
 }
 
+/** One checked backend of one service, and the probe that checks it. */
+interface Subscription {
+  service: string;
+  address: string;
+  probe: Probe;
+}
+
+/** The first services a transition names: a node behind a thousand Services must not write a line of a thousand names. */
+const SERVICES_LOGGED = 10;
+
+function probeOnce(address: string, check: EffectiveCheck): Promise<ProbeResult> {
+  if (check.type === 'tcp') return tcpProbe(address, check.port, check.timeout);
+  return httpProbe({
+    scheme: check.type,
+    host: address,
+    port: check.port,
+    path: check.path,
+    expect: check.expectStatus,
+    verifyTls: check.verifyTls,
+    timeoutMs: check.timeout,
+    ...(check.host !== null ? { hostHeader: check.host } : {}),
+  });
+}
+
 export class HealthChecker {
+  /** By probeKey. */
+  private probes = new Map<string, Probe>();
   /** By backendKey. */
-  private readonly checks = new Map<string, Check>();
+  private subscriptions = new Map<string, Subscription>();
   /** Per checked service: its backends' verdicts together (updated where they change). */
   private readonly verdicts = new Map<string, ServiceHealth>();
   private services = new Map<string, ServiceConfig>();
@@ -54,38 +86,33 @@ export class HealthChecker {
   }
 
   /**
-   * Starts, restarts or stops checks to match the configuration. `recordedDown`
-   * (backendKey keys): backends the data plane recorded as down, which a new
-   * check starts from (a daemon restart keeps a dead backend out).
+   * Starts and stops probes, and moves services between them, to match the
+   * configuration. A service joining a running probe takes its verdict at
+   * once; a probe no service uses any more stops. `recordedDown` (backendKey
+   * keys): backends the data plane recorded as down, which a new probe
+   * starts from (a daemon restart keeps a dead backend out).
    */
   sync(config: Config, recordedDown: ReadonlySet<string> = new Set()): void {
     this.services = new Map(config.services.map((s) => [s.name, s]));
-    const wanted = new Set<string>();
-    /** Services whose set of checks changed: their verdicts are counted again. */
+    const wanted = wantedProbes(config.services);
+    const before = this.subscriptions;
+    const probes = new Map<string, Probe>();
+    const subscriptions = new Map<string, Subscription>();
+    for (const [key, w] of wanted) {
+      const probe = this.probes.get(key) ?? this.start(key, w, before, recordedDown);
+      probe.services = w.services;
+      probes.set(key, probe);
+      for (const service of w.services) subscriptions.set(backendKey(service, w.address), { service, address: w.address, probe });
+    }
+    for (const [key, p] of this.probes) if (!probes.has(key)) clearTimeout(p.timer);
+    this.probes = probes;
+    this.subscriptions = subscriptions;
+
+    // verdicts are counted again where a service's backends are checked by other probes than before
     const changed = new Set<string>();
-    for (const s of config.services) {
-      if (s.healthCheck.type === 'none') continue;
-      const spec = JSON.stringify(s.healthCheck) + s.port;
-      if (!this.verdicts.has(s.name)) changed.add(s.name);
-      for (const b of s.backends) {
-        const id = backendKey(s.name, b.address);
-        wanted.add(id);
-        const have = this.checks.get(id);
-        if (have && have.spec === spec) continue;
-        changed.add(s.name);
-        if (have) clearTimeout(have.timer);
-        const state = have?.state ?? (recordedDown.has(id) ? RECORDED_DOWN : INITIAL);
-        const check: Check = { service: s.name, address: b.address, spec, state, last: null, ok: have?.ok ?? 0, failed: have?.failed ?? 0 };
-        check.timer = setTimeout(() => void this.run(id), Math.random() * s.healthCheck.interval);
-        this.checks.set(id, check);
-      }
-    }
-    for (const [id, c] of this.checks) {
-      if (wanted.has(id)) continue;
-      clearTimeout(c.timer);
-      this.checks.delete(id);
-      changed.add(c.service);
-    }
+    for (const s of config.services) if (s.healthCheck.type !== 'none' && !this.verdicts.has(s.name)) changed.add(s.name);
+    for (const [id, sub] of this.subscriptions) if (before.get(id)?.probe !== sub.probe) changed.add(sub.service);
+    for (const [id, sub] of before) if (!this.subscriptions.has(id)) changed.add(sub.service);
     for (const name of this.verdicts.keys()) if ((this.services.get(name)?.healthCheck.type ?? 'none') === 'none') this.verdicts.delete(name);
     for (const name of changed) {
       const s = this.services.get(name);
@@ -93,59 +120,84 @@ export class HealthChecker {
     }
   }
 
+  /**
+   * A new probe, its first run at a random point of its first interval. It
+   * starts from what its services knew of the address: the probe each moves
+   * from (its check changed), else the data plane's record.
+   */
+  private start(key: string, w: WantedProbe, before: ReadonlyMap<string, Subscription>, recordedDown: ReadonlySet<string>): Probe {
+    const known: HealthState[] = [];
+    for (const service of w.services) {
+      const id = backendKey(service, w.address);
+      const state = before.get(id)?.probe.state ?? (recordedDown.has(id) ? RECORDED_DOWN : undefined);
+      if (state) known.push(state);
+    }
+    const probe: Probe = { key, address: w.address, check: w.check, services: w.services, state: startingState(known), last: null, ok: 0, failed: 0 };
+    probe.timer = setTimeout(() => void this.run(probe), Math.random() * w.check.interval);
+    return probe;
+  }
+
   /** Records which backends of a service are up now (and, while any is, that they were the last up). O(backends). */
   private recount(s: ServiceConfig): void {
     const up = new Set<string>();
-    for (const b of s.backends) if (this.checks.get(backendKey(s.name, b.address))?.state.up ?? true) up.add(b.address);
+    for (const b of s.backends) if (this.subscriptions.get(backendKey(s.name, b.address))?.probe.state.up ?? true) up.add(b.address);
     this.verdicts.set(s.name, nextServiceHealth(this.verdicts.get(s.name) ?? null, up));
   }
 
-  /** One probe of a check, its verdict, the next run. Never rejects. */
-  private async run(id: string): Promise<void> {
-    const c = this.checks.get(id);
-    const s = c && this.services.get(c.service);
-    if (!c || !s || s.healthCheck.type === 'none') return;
-    const hc = s.healthCheck;
+  /** One run of a probe, its verdict, the next run. Never rejects. */
+  private async run(probe: Probe): Promise<void> {
     try {
-      await this.probe(id, c, s);
+      const result = await probeOnce(probe.address, probe.check);
+      if (this.probes.get(probe.key) !== probe) return; // stopped meanwhile: no one to tell
+      this.record(probe, result);
     } catch (err) {
-      this.runErrors++;
-      countUnexpected();
-      try {
-        this.log.error({ service: c.service, backend: c.address, check: hc.type, err, runErrors: this.runErrors }, 'health check run failed; the check goes on');
-      } catch {
-        // a logger that throws has nowhere to say so; the count above still does
-      }
+      this.bug(err, { backend: probe.address, check: probe.check.type }, 'health check run failed; the check goes on');
     } finally {
-      if (this.checks.get(id) === c) c.timer = setTimeout(() => void this.run(id), hc.interval);
+      if (this.probes.get(probe.key) === probe) probe.timer = setTimeout(() => void this.run(probe), probe.check.interval);
     }
   }
 
-  private async probe(id: string, c: Check, s: ServiceConfig): Promise<void> {
-    const hc = s.healthCheck;
-    if (hc.type === 'none') return;
-    const port = hc.port ?? s.port;
-    const result =
-      hc.type === 'tcp'
-        ? await tcpProbe(c.address, port, hc.timeout)
-        : await httpProbe({ scheme: hc.type, host: c.address, port, path: hc.path, expect: hc.expectStatus, verifyTls: hc.verifyTls, timeoutMs: hc.timeout, ...(hc.host ? { hostHeader: hc.host } : {}) });
-    if (this.checks.get(id) !== c) return; // removed or replaced meanwhile
-    c.last = result;
-    if (result.ok) c.ok++;
-    else c.failed++;
-    const { state, changed } = nextHealth(c.state, result.ok, hc.rise, hc.fall);
-    c.state = state;
+  /** A probe's result: its counts, its verdict and, when that changed, every service it tells. */
+  private record(probe: Probe, result: ProbeResult): void {
+    probe.last = result;
+    if (result.ok) probe.ok++;
+    else probe.failed++;
+    const { state, changed } = nextHealth(probe.state, result.ok, probe.check.rise, probe.check.fall);
+    probe.state = state;
     try {
-      this.onProbe(hc.type, result);
+      this.onProbe(probe.check.type, result);
     } catch (err) {
-      this.runErrors++;
-      countUnexpected();
-      this.log.error({ service: c.service, backend: c.address, err, runErrors: this.runErrors }, 'recording a probe failed (a bug); its verdict stands');
+      this.bug(err, { backend: probe.address }, 'recording a probe failed (a bug); its verdict stands');
     }
-    if (changed) {
-      this.recount(this.services.get(c.service) ?? s); // the service as it is now (a reload may have changed its backends)
-      this.log.warn({ service: c.service, backend: c.address, health: state.up ? 'up' : 'down', check: hc.type, detail: result.detail }, `backend ${state.up ? 'up' : 'down'}`);
-      this.onChange(c.service);
+    if (!changed) return;
+    const health = state.up ? 'up' : 'down';
+    const services = [...probe.services];
+    this.log.warn(
+      { backend: probe.address, port: probe.check.port, health, check: probe.check.type, detail: result.detail, services: services.slice(0, SERVICES_LOGGED), serviceCount: services.length },
+      `backend ${health}`,
+    );
+    // every service's memory first: a reconcile asked for by the first may read the others
+    for (const name of services) {
+      const s = this.services.get(name);
+      if (s) this.recount(s);
+    }
+    for (const service of services) {
+      try {
+        this.onChange(service);
+      } catch (err) {
+        this.bug(err, { service, backend: probe.address }, 'asking for a reconcile failed (a bug); the other services are still told');
+      }
+    }
+  }
+
+  /** Counts and logs what threw where nothing should. */
+  private bug(err: unknown, fields: Record<string, unknown>, message: string): void {
+    this.runErrors++;
+    countUnexpected();
+    try {
+      this.log.error({ ...fields, err, runErrors: this.runErrors }, message);
+    } catch {
+      // a logger that throws has nowhere to say so; the count above still does
     }
   }
 
@@ -156,8 +208,8 @@ export class HealthChecker {
 
   /** The health check's verdict alone ('none' where there is no check). A read: changes nothing. */
   health(service: string, address: IpAddress): Health {
-    const c = this.checks.get(backendKey(service, address.text));
-    return c ? (c.state.up ? 'up' : 'down') : 'none';
+    const sub = this.subscriptions.get(backendKey(service, address.text));
+    return sub ? (sub.probe.state.up ? 'up' : 'down') : 'none';
   }
 
   /**
@@ -173,19 +225,20 @@ export class HealthChecker {
 
   /** Last probe of a backend (for status and metrics). */
   lastResult(service: string, address: string): ProbeResult | null {
-    return this.checks.get(backendKey(service, address))?.last ?? null;
+    return this.subscriptions.get(backendKey(service, address))?.probe.last ?? null;
   }
 
-  /** Every check now, for metrics. */
+  /** Every checked backend of every service now, for metrics: what its (shared) probe counted. */
   *views(): Iterable<HealthCheckView> {
-    for (const c of this.checks.values()) {
-      yield { service: c.service, address: c.address, lastDurationMs: c.last?.durationMs ?? null, ok: c.ok, failed: c.failed };
+    for (const { service, address, probe } of this.subscriptions.values()) {
+      yield { service, address, lastDurationMs: probe.last?.durationMs ?? null, ok: probe.ok, failed: probe.failed };
     }
   }
 
   stop(): void {
-    for (const c of this.checks.values()) clearTimeout(c.timer);
-    this.checks.clear();
+    for (const p of this.probes.values()) clearTimeout(p.timer);
+    this.probes.clear();
+    this.subscriptions.clear();
     this.verdicts.clear();
   }
 }

@@ -17,6 +17,17 @@ export interface HealthState {
 export const INITIAL: HealthState = { up: true, streak: 0 };
 export const RECORDED_DOWN: HealthState = { up: false, streak: 0 };
 
+/**
+ * The state a new probe starts from, given what its services knew of the
+ * address before: the state of the probe a service moves from (its check
+ * changed), or RECORDED_DOWN where the data plane recorded it down. Any of
+ * them down starts it down: neither a changed check nor a restart may let a
+ * dead backend in before `rise` successes. Otherwise up, as INITIAL.
+ */
+export function startingState(known: readonly HealthState[]): HealthState {
+  return known.some((s) => !s.up) ? RECORDED_DOWN : INITIAL;
+}
+
 export function nextHealth(s: HealthState, ok: boolean, rise: number, fall: number): { state: HealthState; changed: boolean } {
   if (ok === s.up) return { state: { up: s.up, streak: 0 }, changed: false };
   const streak = s.streak + 1;

@@ -2,7 +2,7 @@
 // verdicts let in when every backend is down.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { admits, INITIAL, nextHealth, nextServiceHealth, RECORDED_DOWN, type ServiceHealth } from '../../src/health/state.ts';
+import { admits, INITIAL, nextHealth, nextServiceHealth, RECORDED_DOWN, startingState, type ServiceHealth } from '../../src/health/state.ts';
 
 describe('a backend: rise and fall', () => {
   test('fall failures in a row take it out, rise successes bring it back; a result that agrees resets the streak', () => {
@@ -17,6 +17,13 @@ describe('a backend: rise and fall', () => {
     assert.deepEqual([step(true), step(true)], [false, true]);
     assert.equal(s.up, true);
     assert.equal(nextHealth(RECORDED_DOWN, true, 1, 1).state.up, true, 'a backend recorded down comes back after rise successes');
+  });
+
+  test('a new probe starts down if any of its services knew the address down, else up', () => {
+    assert.deepEqual(startingState([]), INITIAL, 'nothing known: up (a restart must not take the whole service out)');
+    assert.deepEqual(startingState([INITIAL, { up: true, streak: 2 }]), INITIAL);
+    assert.deepEqual(startingState([INITIAL, RECORDED_DOWN]), RECORDED_DOWN, 'one recorded down (or down on the probe it moves from) is enough');
+    assert.deepEqual(startingState([{ up: false, streak: 1 }]), RECORDED_DOWN, 'down, and a streak of another check counts nothing here');
   });
 });
 
