@@ -2,7 +2,7 @@
 // lab and the tests give each of their directors and hosts one of its own).
 // A director's files are named after its pin directory: the VIPs it added,
 // its lock, its API socket.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 
 export const RUN_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
 
@@ -21,8 +21,14 @@ export function runFile(pinDir: string, suffix: string): string {
   return `${RUN_DIR}/${pinDir.replaceAll('%', '%25').replaceAll('_', '%5F').replaceAll('/', '_')}.${suffix}`;
 }
 
-/** Writes a run-time file of the director whose pins are in pinDir (the run directory made first). */
+/**
+ * Writes a run-time file of the director whose pins are in pinDir (the run
+ * directory made first): whole or not at all (a new file renamed over the
+ * old), so a daemon killed mid-write leaves the last version readable.
+ */
 export function writeRunFile(pinDir: string, suffix: string, text: string): void {
   ensureRunDir();
-  writeFileSync(runFile(pinDir, suffix), text);
+  const path = runFile(pinDir, suffix);
+  writeFileSync(`${path}.new`, text);
+  renameSync(`${path}.new`, path);
 }

@@ -160,6 +160,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--mode <mode>', 'XDP mode (overrides the config; default native)').choices(['native', 'generic']))
     .option('--metrics-address <host:port>', 'where /metrics, /healthz, /readyz listen (default 127.0.0.1:9842)')
     .option('--no-metrics-per-backend', 'leave the series per backend out of /metrics, for very large fleets (overrides the config)')
+    .option('--kubeconfig <file>', 'serve the Services of this cluster too (Kubernetes mode; sets kubernetes.kubeconfig, adding the section if the config has none)')
     .option('--pin-dir <dir>', `bpffs directory of the pins (default ${PIN_ROOT}/IFACE)`)
     .option('--detach-on-exit', 'remove program, pins and VIPs when stopped (default: keep forwarding)')
     .option('--object <file>', 'XDP object file to load (default: the one built with this xdplb)')
@@ -169,11 +170,17 @@ export function buildProgram(): Command {
 an invalid config is refused and the running one stays. SIGTERM stops the daemon and leaves
 the data plane forwarding; the next start adopts it without losing a packet or a counter.
 
-Example:
+Kubernetes mode (a kubernetes: section in the config, or --kubeconfig): the director also
+serves the cluster's Services (externalIPs in kubernetes.externalIPs, LoadBalancers of its
+class), their backends the Ready nodes. Without a kubeconfig it uses the in-cluster
+ServiceAccount, then $KUBECONFIG. See SPEC §7 and the README.
+
+Examples:
   xdplb attach -i eth1 -c /etc/xdplb/config.yaml --mode native
+  xdplb attach -i eth1 -c /etc/xdplb/config.yaml --kubeconfig /etc/xdplb/kubeconfig
 ${EXIT_HELP}`,
     )
-    .action(async (opts: { config?: string; interface?: string; mode?: string; metricsAddress?: string; metricsPerBackend: boolean; pinDir?: string; detachOnExit?: boolean; object?: string }) => {
+    .action(async (opts: { config?: string; interface?: string; mode?: string; metricsAddress?: string; metricsPerBackend: boolean; kubeconfig?: string; pinDir?: string; detachOnExit?: boolean; object?: string }) => {
       // Signals are handled from the first moment: during start-up they are logged and wait for it
       // (a stop then stops what was started, a reload re-reads the config once it is up).
       let started: Promise<Director> | null = null;
@@ -215,7 +222,7 @@ ${EXIT_HELP}`,
       started = Director.start({
         configPath: opts.config,
         // commander defaults a --no- flag to true: only an explicit flag overrides the config
-        overrides: { interface: opts.interface, mode: opts.mode, metricsAddress: opts.metricsAddress, metricsPerBackend: opts.metricsPerBackend ? undefined : false },
+        overrides: { interface: opts.interface, mode: opts.mode, metricsAddress: opts.metricsAddress, metricsPerBackend: opts.metricsPerBackend ? undefined : false, kubeconfig: opts.kubeconfig },
         detachOnExit: Boolean(opts.detachOnExit),
         ...(pinDir ? { pinDir } : {}),
         ...(opts.object ? { objectPath: opts.object } : {}),

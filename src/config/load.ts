@@ -27,6 +27,8 @@ export interface ConfigOverrides {
   metricsAddress?: string;
   metricsPerBackend?: boolean;
   apiAddress?: string;
+  /** --kubeconfig: turns the Kubernetes mode on (a `kubernetes:` section with its defaults, if the file has none). */
+  kubeconfig?: string;
 }
 
 function formatPath(path: readonly PropertyKey[]): string {
@@ -47,8 +49,12 @@ function deepFreeze<T>(v: T): T {
 
 /** Validates a parsed document (plus overrides); throws CONFIG_INVALID listing every problem. */
 export function validateConfig(raw: unknown, overrides: ConfigOverrides = {}, source = 'config'): Config {
-  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  const merged = raw && typeof raw === 'object' && !Array.isArray(raw) ? { ...raw, ...defined } : raw === null || raw === undefined ? defined : raw;
+  const { kubeconfig, ...flat } = overrides;
+  const defined: Record<string, unknown> = Object.fromEntries(Object.entries(flat).filter(([, v]) => v !== undefined));
+  const doc = raw === null || raw === undefined ? {} : raw;
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (kubeconfig !== undefined && isObject(doc)) defined.kubernetes = isObject(doc.kubernetes) ? { ...doc.kubernetes, kubeconfig } : doc.kubernetes === undefined || doc.kubernetes === null ? { kubeconfig } : doc.kubernetes;
+  const merged = isObject(doc) ? { ...doc, ...defined } : doc;
   const r = ConfigSchema.safeParse(merged);
   if (!r.success) {
     const details = r.error.issues.map(describe);

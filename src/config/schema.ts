@@ -12,6 +12,8 @@ import { PROTOCOLS } from '../model/protocol.ts';
 import { BACKEND_STATES, MAX_SERVICE_NAME, NO_BACKEND_POLICIES, SCHEDULERS, type ServiceSet } from '../model/service.ts';
 import { parseApiAddress, parseHostPort, type ListenAddress } from './address.ts';
 import { ROLES } from '../model/role.ts';
+import { parseCidr } from '../model/cidr.ts';
+import { isLabelKey, parseLabelSelector } from '../model/selector.ts';
 
 /** Node's timers count milliseconds in a signed 32-bit integer: a longer delay (over 24.8 days) fires after 1 ms. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -292,6 +294,46 @@ function crossFieldChecks(c: z.output<typeof ConfigObject>, ctx: z.RefinementCtx
     ctx.addIssue({ code: 'custom', path: ['capacity', 'backends'], message: `${dests} backends in all exceed capacity.backends - 1 (${c.capacity.backends - 1})` });
 }
 
+/** A CIDR ("198.51.100.0/24", "2001:db8::/64"; a bare address is its /32 or /128), kept as written. */
+const Cidr = z.string().superRefine((text, ctx) => {
+  const c = parseCidr(text);
+  if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: c });
+});
+
+/** The Kubernetes mode (SPEC §7): where the cluster is, and which of its Services this director serves. */
+const Kubernetes = z.strictObject({
+  /** The kubeconfig file; absent: the in-cluster ServiceAccount, then $KUBECONFIG. */
+  kubeconfig: z.string().min(1).optional(),
+  /** spec.externalIPs are served only inside these ranges (CVE-2020-8554); empty: none are. */
+  externalIPs: z.array(Cidr).default([]),
+  /** type LoadBalancer Services of this spec.loadBalancerClass are ours. */
+  loadBalancerClass: z
+    .string()
+    .refine(isLabelKey, 'a load balancer class: a label-style name with a domain prefix, such as xdplb.io/dr')
+    .default('xdplb.io/dr'),
+  /** Also serve type LoadBalancer Services that name no class. */
+  defaultClass: z.boolean().default(false),
+  /** The ranges LoadBalancer addresses are allocated from, tried in this order. */
+  pools: z.array(Cidr).default([]),
+  /** Label selector ("key", "!key", "key=value", "key!=value", comma-separated) of the nodes that may be backends; "": all. */
+  nodeSelector: z
+    .string()
+    .superRefine((text, ctx) => {
+      const s = parseLabelSelector(text);
+      if (typeof s === 'string') ctx.addIssue({ code: 'custom', message: s.replace(/^nodeSelector: /, '') });
+    })
+    .default(''),
+  /**
+   * How nodes are checked: kube-proxy's /healthz on 10256 (KEP-3836) for
+   * externalTrafficPolicy Cluster, and the timing of the healthCheckNodePort
+   * checks of Local Services.
+   */
+  nodeHealthCheck: z
+    .strictObject({ port: Port.default(10256), path: RequestPath.default('/healthz'), ...CheckTiming, fall: integer(1, 100).default(2) })
+    .refine((c) => c.timeout <= c.interval, { message: 'timeout must not exceed interval', path: ['timeout'] })
+    .default({ port: 10256, path: '/healthz', interval: 2000, timeout: 1000, rise: 2, fall: 2 }),
+});
+
 const ConfigObject = z.strictObject({
   /** The NIC the director's XDP program attaches to. */
   interface: InterfaceName.optional(),
@@ -327,6 +369,8 @@ const ConfigObject = z.strictObject({
    * daemon names after its pin directory.
    */
   apiAddress: parsedBy(parseApiAddress).optional(),
+  /** Services from a Kubernetes API server (SPEC §7), beside the static ones. */
+  kubernetes: Kubernetes.optional(),
   services: z.array(Service).default([]),
 });
 
@@ -341,3 +385,4 @@ export type ServiceConfig = Config['services'][number];
 true satisfies Config extends ServiceSet ? true : false;
 export type BackendConfig = ServiceConfig['backends'][number];
 export type HealthCheckConfig = ServiceConfig['healthCheck'];
+export type KubernetesConfig = NonNullable<Config['kubernetes']>;

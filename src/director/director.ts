@@ -31,8 +31,21 @@ import type { PlanContext } from '../reconcile/plan.ts';
 import { Reconciler, type ReconcileResult } from '../reconcile/reconciler.ts';
 import { combineServices } from '../sources/combine.ts';
 import { ConfigFile, fileServices } from '../sources/config-file.ts';
+import { hostname } from 'node:os';
+import { clusterAccess, type ClusterAccess } from '../k8s/client.ts';
+import { KubernetesSource } from '../k8s/source.ts';
+import type { KubernetesConfig } from '../config/schema.ts';
 
 const log = component('director');
+
+/**
+ * How long a start waits for the Kubernetes API server's first lists before
+ * it goes on with what it has: with nothing kept from the last run, long
+ * enough for a slow API server; with the last run's services, briefly (they
+ * are served meanwhile, and a restart should be quick).
+ */
+const KUBERNETES_START_WAIT_MS = 10_000;
+const KUBERNETES_START_WAIT_KEPT_MS = 2000;
 
 export interface DirectorOptions {
   configPath: string;
@@ -58,7 +71,11 @@ export class Director {
   readonly dp: DataPlane;
   /** The settings of the config file, with the services of every source (withSources). */
   config: Config;
+  /** The config file as last read (its own services only). */
+  private fileConfig: Config;
   lastReload: ReloadResult;
+  /** The last change from a source other than the file (Kubernetes) the daemon applied or refused. */
+  lastSourceUpdate: ReloadResult | null = null;
   lastReconcile: ReconcileResult | null = null;
   /** Keeps the data plane equal to the config and the facts (health, MACs, overrides). */
   readonly reconciler: Reconciler;
@@ -88,12 +105,16 @@ export class Director {
   private reloading: Promise<unknown> = Promise.resolve();
   /** The config file: settings and static services, read and watched. */
   private readonly file: ConfigFile;
+  /** The Kubernetes mode's source (a `kubernetes:` section or --kubeconfig), else null. */
+  private readonly kube: KubernetesSource | null;
 
-  private constructor(options: DirectorOptions, file: ConfigFile, config: Config, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
+  private constructor(options: DirectorOptions, file: ConfigFile, fileConfig: Config, cluster: ClusterAccess | null, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
     this.options = options;
     this.file = file;
     this.lock = lock;
-    this.config = config;
+    this.fileConfig = fileConfig;
+    this.kube = cluster && fileConfig.kubernetes ? this.kubernetesSource(cluster, fileConfig.kubernetes, fileConfig, pinDir) : null;
+    this.config = this.withSources(fileConfig);
     this.pinDir = pinDir;
     this.ifindex = ifindex;
     this.mac = mac;
@@ -122,8 +143,10 @@ export class Director {
       },
       VERSION,
     );
-    const role = recordedRole(pinDir) ?? config.role; // a restart keeps the role set at run time
-    if (role !== config.role) log.info({ role, configured: config.role }, 'role as last set by xdplb role (kept across restarts)');
+    const kube = this.kube;
+    if (kube) this.metrics.watchKubernetes(() => kube.view());
+    const role = recordedRole(pinDir) ?? fileConfig.role; // a restart keeps the role set at run time
+    if (role !== fileConfig.role) log.info({ role, configured: fileConfig.role }, 'role as last set by xdplb role (kept across restarts)');
     this.vips = new VipOwner(role, {
       key: pinDir,
       ifindex,
@@ -140,7 +163,8 @@ export class Director {
 
   static async start(options: DirectorOptions): Promise<Director> {
     const file = new ConfigFile(options.configPath, options.overrides, component('config'));
-    const config = withSources(file, await file.read());
+    const config = await file.read();
+    const cluster = config.kubernetes ? clusterAccess(config.kubernetes.kubeconfig) : null; // a kubeconfig that cannot be used stops the start before anything is touched
     if (!config.interface) throw new XdplbError('USAGE', 'no interface: give -i IFACE or set interface in the config');
     const pinDir = options.pinDir ?? defaultPinDir(config.interface);
     const lock = PinDirLock.acquire(pinDir, `attach -c ${options.configPath}`); // before anything is touched
@@ -156,7 +180,7 @@ export class Director {
         maxFlows: config.capacity.flows,
         ...(options.objectPath ? { objectPath: options.objectPath } : {}),
       });
-      d = new Director(options, file, config, pinDir, nic.ifindex, nic.mac, dp, lock);
+      d = new Director(options, file, config, cluster, pinDir, nic.ifindex, nic.mac, dp, lock);
       d.adopting = adopting;
     } catch (err) {
       lock.release();
@@ -178,6 +202,13 @@ export class Director {
    * touched), then state, reconcile, attach, VIPs, timers.
    */
   private async bringUp(): Promise<void> {
+    if (this.kube) {
+      this.kube.start();
+      const waitMs = this.kube.services().length > 0 ? KUBERNETES_START_WAIT_KEPT_MS : KUBERNETES_START_WAIT_MS;
+      if (!(await this.kube.waitSynced(waitMs)))
+        log.warn({ waitedMs: waitMs, kept: this.kube.services().length }, 'the Kubernetes API server has not been listed yet: starting with the services kept from the last run (if any); its services follow when it answers');
+      this.config = this.withSources(this.fileConfig);
+    }
     const config = this.config;
     log.info({ interface: config.interface, ifindex: this.ifindex, pinDir: this.pinDir, adopting: this.adopting, services: this.reconciler.state.services.size }, this.adopting ? 'adopting the pinned data plane' : 'new data plane');
     this.api = await startApi({ address: config.apiAddress, pinDir: this.pinDir, log: component('api') }, {
@@ -327,6 +358,7 @@ export class Director {
       failedServices: Object.fromEntries([...this.reconciler.results].filter(([, r]) => !r.ok)),
       role: this.vips.role,
       overrides: Object.fromEntries(this.overrides),
+      ...(this.kube ? { kubernetes: this.kube.view(), lastSourceUpdate: this.lastSourceUpdate } : {}),
     };
   }
 
@@ -337,7 +369,9 @@ export class Director {
 
   /** Makes this director active (owns and announces every VIP) or standby (owns none); the maps stay filled either way. */
   setRole(role: Role): Role {
-    return this.vips.set(role, this.vipList());
+    const now = this.vips.set(role, this.vipList());
+    this.kube?.leadershipChanged();
+    return now;
   }
 
   /**
@@ -356,47 +390,22 @@ export class Director {
   private async reloadNow(why: string): Promise<ReloadResult> {
     try {
       if (this.stopped) throw new XdplbError('DAEMON', 'the daemon is stopping');
-      if (!this.attached())
-        throw new XdplbError('NOT_ATTACHED', `the program is no longer attached to ${this.config.interface} (detached under the daemon: xdplb detach --force?): restart the daemon to attach it again`);
-      const next = withSources(this.file, await this.file.read()); // the sources checked against each other, before anything changes
+      const fileConfig = await this.file.read();
       const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize', 'metricsAddress', 'apiAddress'];
       for (const k of fixed)
-        if (next[k] !== this.config[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.config[k])} → ${String(next[k])}): restart the daemon`);
-      if (JSON.stringify(next.capacity) !== JSON.stringify(this.config.capacity))
+        if (fileConfig[k] !== this.fileConfig[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.fileConfig[k])} → ${String(fileConfig[k])}): restart the daemon`);
+      if (JSON.stringify(fileConfig.capacity) !== JSON.stringify(this.fileConfig.capacity))
         throw new XdplbError('CONFIG_INVALID', 'capacity cannot change while running: restart the daemon');
-      const nics = lookupNics(next.services); // before anything changes: a missing NIC refuses the config
-      const previous = this.config;
-      const previousNics = this.paths.nics;
-      const known = this.paths.targets(previous.services);
-      this.config = next;
-      this.paths.nics = nics;
-      try {
-        await this.paths.resolve(next.services, 500, known);
-        this.health.sync(next);
-        this.paths.putTxPorts();
-        this.reconciler.setConfig(next); // only the services whose config changed are planned
-        this.reconciler.flush(`reload (${why})`);
-        this.paths.pruneTxPorts();
-        this.vips.sync(this.vipList());
-      } catch (err) {
-        this.config = previous;
-        this.paths.nics = previousNics;
-        this.health.sync(previous);
-        try {
-          this.reconciler.setConfig(previous);
-          this.reconciler.flush('rollback');
-          this.paths.pruneTxPorts();
-        } catch (rollbackErr) {
-          // the data plane was re-read and the reconciler retries with backoff; the reload's own error is the one reported
-          log.error({ err: rollbackErr, reloadErr: err }, 'rollback of a refused reload failed; retried');
-        }
-        throw err;
-      }
+      const kube = fileConfig.kubernetes;
+      if ((kube === undefined) !== (this.fileConfig.kubernetes === undefined) || kube?.kubeconfig !== this.fileConfig.kubernetes?.kubeconfig)
+        throw new XdplbError('CONFIG_INVALID', 'the kubernetes section (or its kubeconfig) cannot be added, removed or changed while running: restart the daemon');
+      const previous = this.fileConfig;
+      await this.apply(this.withSources(fileConfig), `reload (${why})`);
+      this.fileConfig = fileConfig;
+      if (kube && JSON.stringify(kube) !== JSON.stringify(previous.kubernetes)) this.kube?.setSettings(kube); // its services follow
       this.lastReload = { ok: true, at: new Date().toISOString() };
       this.metrics.reloadResult(true);
-      const configured = new Set(next.services.flatMap((s) => s.backends.map((b) => backendKey(s.name, b.address))));
-      for (const key of this.overrides.keys()) if (!configured.has(key)) this.overrides.delete(key);
-      log.info({ why, services: next.services.length }, 'configuration reloaded');
+      log.info({ why, services: this.config.services.length }, 'configuration reloaded');
     } catch (err) {
       this.lastReload = { ok: false, at: new Date().toISOString(), error: errorMessage(err) };
       this.metrics.reloadResult(false);
@@ -405,12 +414,96 @@ export class Director {
     return this.lastReload;
   }
 
+  /** The Kubernetes services changed: applied like a reload, after any under way. */
+  private sourcesChanged(): void {
+    const next = this.reloading.then(async () => {
+      if (this.stopped || !this.ready) return; // bringUp reads the sources itself
+      try {
+        await this.apply(this.withSources(this.fileConfig), 'kubernetes');
+        this.lastSourceUpdate = { ok: true, at: new Date().toISOString() };
+      } catch (err) {
+        this.lastSourceUpdate = { ok: false, at: new Date().toISOString(), error: errorMessage(err) };
+        log.error({ err }, 'the Kubernetes services were refused; the previous ones stay');
+      }
+    });
+    this.reloading = next.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  /**
+   * Makes the data plane serve `next` (the file's settings and every source's
+   * services): only what changed is written. On any error the running
+   * configuration is put back and the error thrown.
+   */
+  private async apply(next: Config, why: string): Promise<void> {
+    if (!this.attached())
+      throw new XdplbError('NOT_ATTACHED', `the program is no longer attached to ${this.config.interface} (detached under the daemon: xdplb detach --force?): restart the daemon to attach it again`);
+    const nics = lookupNics(next.services); // before anything changes: a missing NIC refuses the config
+    const previous = this.config;
+    const previousNics = this.paths.nics;
+    const known = this.paths.targets(previous.services);
+    this.config = next;
+    this.paths.nics = nics;
+    try {
+      await this.paths.resolve(next.services, 500, known);
+      this.health.sync(next);
+      this.paths.putTxPorts();
+      this.reconciler.setConfig(next); // only the services whose config changed are planned
+      this.reconciler.flush(why);
+      this.paths.pruneTxPorts();
+      this.vips.sync(this.vipList());
+    } catch (err) {
+      this.config = previous;
+      this.paths.nics = previousNics;
+      this.health.sync(previous);
+      try {
+        this.reconciler.setConfig(previous);
+        this.reconciler.flush('rollback');
+        this.paths.pruneTxPorts();
+      } catch (rollbackErr) {
+        // the data plane was re-read and the reconciler retries with backoff; the change's own error is the one reported
+        log.error({ err: rollbackErr, changeErr: err }, 'rollback of a refused change failed; retried');
+      }
+      throw err;
+    }
+    const configured = new Set(next.services.flatMap((s) => s.backends.map((b) => backendKey(s.name, b.address))));
+    for (const key of this.overrides.keys()) if (!configured.has(key)) this.overrides.delete(key);
+  }
+
+  /** The Kubernetes source of a config's `kubernetes:` section. */
+  private kubernetesSource(cluster: ClusterAccess, settings: KubernetesConfig, config: Config, pinDir: string): KubernetesSource {
+    const { kubeconfig: _, ...rest } = settings;
+    return new KubernetesSource(cluster, rest, {
+      pinDir,
+      capacity: config.capacity,
+      instance: hostname(),
+      log: component('kubernetes'),
+      onChange: () => this.sourcesChanged(),
+      isLeader: () => this.vips?.role === 'active',
+    });
+  }
+
+  /**
+   * The config file's settings with the services of every source (the file's
+   * own, and the Kubernetes mode's), checked against each other: the one
+   * service list the daemon works from.
+   */
+  private withSources(fileConfig: Config): Config {
+    const file = fileServices(this.file.path, fileConfig);
+    this.kube?.setClaimed(fileConfig.services);
+    const services = combineServices(this.kube ? [file, this.kube] : [file], fileConfig.capacity);
+    return services === fileConfig.services ? fileConfig : { ...fileConfig, services: [...services] };
+  }
+
   /** Stops the daemon; the data plane keeps forwarding unless detachOnExit. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.file.close();
+    await this.kube?.stop().catch((err: unknown) => log.warn({ err }, 'stopping the Kubernetes watches failed'));
     this.reconciler.stop();
     this.paths.close();
     this.health.stop();
@@ -458,14 +551,4 @@ function directorNic(name: string): { ifindex: number; mac: Buffer } {
   if (nic.hardwareType !== ARPHRD_ETHER)
     throw new XdplbError('INTERFACE', `interface ${name} is not an Ethernet interface (${nic.hardwareType === 772 ? 'it is a loopback' : `hardware type ${nic.hardwareType}`}): the director hands packets on by rewriting their Ethernet addresses`);
   return { ifindex: nic.ifindex, mac: nic.mac };
-}
-
-/**
- * The config file's settings with the services of every source (today the
- * file's own; the Kubernetes mode adds its source), checked against each
- * other: the one service list the daemon works from.
- */
-function withSources(file: ConfigFile, config: Config): Config {
-  const services = combineServices([fileServices(file.path, config)], config.capacity);
-  return services === config.services ? config : { ...config, services: [...services] };
 }

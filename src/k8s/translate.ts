@@ -13,53 +13,26 @@
 // prefix, so status and metrics still show the Kubernetes origin.
 import type { V1EndpointSlice, V1Node, V1Service, V1ServicePort } from '@kubernetes/client-node';
 import { validateConfig } from '../config/load.ts';
-import type { Config, ConfigInput, ServiceConfig } from '../config/schema.ts';
+import type { Config, ConfigInput, KubernetesConfig, ServiceConfig } from '../config/schema.ts';
 import { XdplbError } from '../errors.ts';
 import { parseIp, unusableAddress, type Family, type IpAddress } from '../model/address.ts';
 import { serviceKeyText } from '../model/keys.ts';
 import type { Protocol } from '../model/protocol.ts';
 import type { BackendState } from '../model/service.ts';
-import { addressNumber, compareAddresses, firstFree, parseCidr, rangeOf, type Cidr } from './ranges.ts';
-import { parseLabelSelector, type LabelSelector } from './selector.ts';
+import { addressNumber, compareAddresses, firstFree, parseCidr, rangeOf, type Cidr } from '../model/cidr.ts';
+import { parseLabelSelector, type LabelSelector } from '../model/selector.ts';
 
 // ---------------------------------------------------------------- settings
 
-/** How nodes are checked: kube-proxy's /healthz (KEP-3836), and the timing of the healthCheckNodePort checks. */
-export interface NodeHealthCheck {
-  readonly port: number;
-  readonly path: string;
-  /** A duration as the config schema takes it: "2s", "500ms", or seconds. */
-  readonly interval: string | number;
-  readonly timeout: string | number;
-  readonly rise: number;
-  readonly fall: number;
-}
+/**
+ * The `kubernetes:` keys of SPEC §7 that the translation reads, as the config
+ * schema gives them (validated, defaults filled in, durations in ms).
+ */
+export type KubernetesSettings = Omit<KubernetesConfig, 'kubeconfig'>;
+export type NodeHealthCheck = KubernetesSettings['nodeHealthCheck'];
 
-/** The `kubernetes:` keys of SPEC §7 that the translation reads. */
-export interface KubernetesSettings {
-  /** CIDRs spec.externalIPs may be served from; empty: none are served (CVE-2020-8554). */
-  readonly externalIPs: readonly string[];
-  /** type LoadBalancer Services of this spec.loadBalancerClass are ours. */
-  readonly loadBalancerClass: string;
-  /** Also type LoadBalancer Services without a class. */
-  readonly defaultClass: boolean;
-  /** CIDRs LoadBalancer addresses come from, in the order they are tried. */
-  readonly pools: readonly string[];
-  /** Label selector of the nodes that may be backends ("" : all). */
-  readonly nodeSelector: string;
-  readonly nodeHealthCheck: NodeHealthCheck;
-}
-
-export const DEFAULT_NODE_HEALTH_CHECK: NodeHealthCheck = { port: 10256, path: '/healthz', interval: '2s', timeout: '1s', rise: 2, fall: 2 };
-
-export const DEFAULT_SETTINGS: KubernetesSettings = {
-  externalIPs: [],
-  loadBalancerClass: 'xdplb.io/dr',
-  defaultClass: false,
-  pools: [],
-  nodeSelector: '',
-  nodeHealthCheck: DEFAULT_NODE_HEALTH_CHECK,
-};
+/** The settings of a `kubernetes: {}` section: every key at its default. */
+export const DEFAULT_SETTINGS: KubernetesSettings = validateConfig({ kubernetes: {} }, {}, 'the default kubernetes settings').kubernetes!;
 
 /** The settings parsed once per translation. */
 interface Compiled {
@@ -553,7 +526,8 @@ export function nodeBackends(addresses: readonly NodeAddress[], local: ReadonlyM
  * still choose the nodes.
  */
 export function nodeHealthCheck(s: V1Service, check: NodeHealthCheck): ServiceInput['healthCheck'] {
-  const { interval, timeout, rise, fall } = check;
+  const [interval, timeout] = [`${check.interval}ms`, `${check.timeout}ms`]; // a number would be read as seconds
+  const { rise, fall } = check;
   const hcPort = s.spec?.healthCheckNodePort;
   if (isLocal(s) && hcPort !== undefined && hcPort > 0) return { type: 'http', port: hcPort, path: '/healthz', interval, timeout, rise, fall };
   return { type: 'http', port: check.port, path: check.path, interval, timeout, rise, fall };

@@ -17,6 +17,7 @@ import { protocolLabel } from '../model/protocol.ts';
 import { idLimits, type Applied } from '../reconcile/state.ts';
 import { Family, labelValue } from './exposition.ts';
 import type { Role } from '../model/role.ts';
+import type { KubernetesView } from '../k8s/source.ts';
 /** Services and backends written between two turns of the event loop during a scrape (a few ms). */
 const SERIES_SETS_PER_TURN = 500;
 
@@ -85,6 +86,56 @@ export class Metrics {
       registers: [r],
     });
     collectDefaultMetrics({ register: r });
+  }
+
+  /**
+   * The Kubernetes mode's series, read from the source at each scrape: the
+   * state of each watch, the Services served, the decisions refusing ports or
+   * addresses by reason, and the Events and status writes made.
+   */
+  watchKubernetes(view: () => KubernetesView): void {
+    const r = this.registry;
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, v: KubernetesView) => void) =>
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          this.reset();
+          fill(this, view());
+        },
+      });
+    const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter, v: KubernetesView) => void) =>
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [r],
+        collect() {
+          this.reset();
+          fill(this, view());
+        },
+      });
+    gauge('xdplb_kubernetes_synced', '1 once Services, EndpointSlices and Nodes have all been listed from the API server.', [], (g, v) => g.set(v.synced ? 1 : 0));
+    gauge('xdplb_kubernetes_watch_up', '1 while the last list or watch of a resource succeeded (no error since).', ['resource'], (g, v) => v.watches.forEach((w) => g.set({ resource: w.kind }, w.up ? 1 : 0)));
+    gauge('xdplb_kubernetes_watch_last_list_timestamp_seconds', 'When a resource was last listed in full (Unix time; 0 before the first).', ['resource'], (g, v) =>
+      v.watches.forEach((w) => g.set({ resource: w.kind }, (w.lastListMs ?? 0) / 1000)),
+    );
+    counter('xdplb_kubernetes_watch_relists_total', 'Full lists of a resource after the first (410 Gone, reconnects after errors).', ['resource'], (c, v) => v.watches.forEach((w) => c.inc({ resource: w.kind }, w.relists)));
+    counter('xdplb_kubernetes_watch_errors_total', 'Failed lists and watches of a resource (each retried with backoff; the cache stays).', ['resource'], (c, v) => v.watches.forEach((w) => c.inc({ resource: w.kind }, w.errors)));
+    gauge('xdplb_kubernetes_objects', 'Objects of a resource in the director\'s cache.', ['resource'], (g, v) => v.watches.forEach((w) => g.set({ resource: w.kind }, w.objects)));
+    gauge('xdplb_kubernetes_services_served', 'Kubernetes Services with at least one port served.', [], (g, v) => g.set(v.servedServices));
+    gauge('xdplb_kubernetes_refusals', 'What the director refuses to serve now, by reason (one per Service port, address or externalIP refused; each also a Warning Event).', ['reason'], (g, v) =>
+      Object.entries(v.refusals).forEach(([reason, n]) => g.set({ reason }, n)),
+    );
+    counter('xdplb_kubernetes_events_total', 'Kubernetes Events the director wrote, failed to write, or dropped (too many waiting).', ['result'], (c, v) => {
+      c.inc({ result: 'written' }, v.events.written);
+      c.inc({ result: 'failed' }, v.events.failed);
+      c.inc({ result: 'dropped' }, v.events.dropped);
+    });
+    counter('xdplb_kubernetes_status_writes_total', 'status.loadBalancer writes that succeeded.', [], (c, v) => c.inc(v.statusWrites));
+    gauge('xdplb_kubernetes_translation_duration_seconds', 'How long the last translation of the cluster\'s objects into services took.', [], (g, v) => g.set((v.lastTranslationDurationMs ?? 0) / 1000));
   }
 
   /** The director's role: 1 on its own series, 0 on the other. */

@@ -1,8 +1,8 @@
-// Address ranges of the Kubernetes mode: the CIDRs externalIPs may be served
+// Address ranges (CIDRs) of the Kubernetes mode: the CIDRs externalIPs may be served
 // from, and the pools LoadBalancer addresses are allocated from. Parsing a
 // CIDR, asking whether an address is in one, and finding a range's lowest
 // free address. Pure.
-import { formatIp, parseIp, unusableAddress, type Family, type IpAddress } from '../model/address.ts';
+import { formatIp, parseIp, unusableAddress, type Family, type IpAddress } from './address.ts';
 
 export interface Cidr {
   /** As written in the settings ("198.51.100.64/26"), for messages. */

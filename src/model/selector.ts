@@ -16,6 +16,11 @@ type Term = { readonly op: 'exists' | 'absent'; readonly key: string } | { reado
 
 /** A label key: an optional DNS-subdomain prefix and "/", then a name of letters, digits and -_. (Kubernetes' rule, loosely). */
 const KEY = /^(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+/** Whether text is a label key (also the form of a loadBalancerClass: "xdplb.io/dr"). */
+export function isLabelKey(text: string): boolean {
+  return KEY.test(text);
+}
 /** A label value: empty, or up to 63 letters, digits and -_. starting and ending with a letter or digit. */
 const VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 

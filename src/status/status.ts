@@ -10,6 +10,7 @@ import type { NoBackendPolicy, Scheduler } from '../model/service.ts';
 import { observe } from '../reconcile/observe.ts';
 import { idLimits, type Applied } from '../reconcile/state.ts';
 import type { Role } from '../model/role.ts';
+import type { KubernetesView } from '../k8s/source.ts';
 import type { ReconcileResult, ServiceResult } from '../reconcile/reconciler.ts';
 
 export interface BackendStatus {
@@ -60,6 +61,10 @@ export interface DaemonState extends Status {
   failedServices: Record<string, ServiceResult>;
   /** Whether this director owns and announces the VIPs (active) or only keeps its maps filled (standby). */
   role: Role;
+  /** The Kubernetes mode's watches and decisions (only in that mode). */
+  kubernetes?: KubernetesView;
+  /** The last change of the Kubernetes services the daemon applied, or refused (null before the first). */
+  lastSourceUpdate?: { ok: boolean; at: string; error?: string } | null;
 }
 
 export interface Status {
@@ -192,6 +197,17 @@ function hostPort(vip: string, port: number): string {
 }
 
 /** The ipvsadm-like table. `mode` says whether counters are totals or rates. */
+/** The Kubernetes mode's part of status: where, whether synced, each watch, what is refused. */
+function kubernetesLines(k: KubernetesView, last: DaemonState['lastSourceUpdate']): string[] {
+  const watches = k.watches.map((w) => `${w.kind} ${w.up ? 'up' : `DOWN (${w.lastError ?? 'not listed yet'})`} ${w.objects} objects${w.relists ? `, ${w.relists} relists` : ''}`);
+  const refused = Object.entries(k.refusals).map(([reason, n]) => `${reason} ${n}`);
+  return [
+    `kubernetes ${k.server} (${k.from}): ${k.synced ? 'synced' : 'NOT SYNCED (serving what was kept)'}; ${k.servedServices} Services served; ${watches.join('; ')}`,
+    ...(refused.length ? [`kubernetes refuses (see the Services' Events): ${refused.join(', ')}`] : []),
+    ...(last && !last.ok ? [`kubernetes change REFUSED at ${last.at}: ${last.error}`] : []),
+  ];
+}
+
 export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' | 'rate' }): string {
   const lines: string[] = [];
   const unit = opts.mode === 'rate' ? ['Pkt/s', 'Byte/s', 'Flow/s'] : ['Packets', 'Bytes', 'NewFlows'];
@@ -202,6 +218,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
     lines.push(`daemon pid ${d.daemon.pid}, config ${d.daemon.configPath}; role ${d.role ?? 'active'}; last reload ${d.lastReload.at}: ${d.lastReload.ok ? 'ok' : `REFUSED: ${d.lastReload.error}`}`);
     const o = Object.entries(d.overrides ?? {});
     if (o.length) lines.push(`overrides: ${o.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    if (d.kubernetes) lines.push(...kubernetesLines(d.kubernetes, d.lastSourceUpdate ?? null));
     const failed = Object.entries(d.failedServices ?? {});
     if (failed.length) lines.push(`NOT APPLIED (retried): ${failed.map(([name, r]) => `${name}: ${r.error}`).join('; ')}`);
   } else {

@@ -15,7 +15,7 @@ function run(services: V1Service[], o: { nodes?: V1Node[]; slices?: V1EndpointSl
   return t;
 }
 
-const KUBE_PROXY = { type: 'http', port: 10256, path: '/healthz', interval: '2s', timeout: '1s', rise: 2, fall: 2 } as const;
+const KUBE_PROXY = { type: 'http', port: 10256, path: '/healthz', interval: '2000ms', timeout: '1000ms', rise: 2, fall: 2 } as const;
 const ALL_V4 = [
   { address: '10.0.0.1', state: 'active' },
   { address: '10.0.0.2', state: 'active' },
@@ -222,8 +222,8 @@ test('a departing node (being deleted, or tainted ToBeDeletedByClusterAutoscaler
 });
 
 test('externalTrafficPolicy Cluster: every eligible node, checked on kube-proxy /healthz (port and path from the settings)', () => {
-  const t = run([service('a/web')], { settings: { nodeHealthCheck: { port: 10999, path: '/livez', interval: '5s', timeout: '2s', rise: 3, fall: 4 } } });
-  assert.deepEqual(t.services, [out('a/web:http/203.0.113.0', '203.0.113.0', { healthCheck: { type: 'http', port: 10999, path: '/livez', interval: '5s', timeout: '2s', rise: 3, fall: 4 } })]);
+  const t = run([service('a/web')], { settings: { nodeHealthCheck: { port: 10999, path: '/livez', interval: 5000, timeout: 2000, rise: 3, fall: 4 } } });
+  assert.deepEqual(t.services, [out('a/web:http/203.0.113.0', '203.0.113.0', { healthCheck: { type: 'http', port: 10999, path: '/livez', interval: '5000ms', timeout: '2000ms', rise: 3, fall: 4 } })]);
 });
 
 test('externalTrafficPolicy Local: nodes with ready local endpoints, terminating-only ones drain, checked on healthCheckNodePort /healthz', () => {

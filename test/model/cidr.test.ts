@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mustParseIp } from '../../src/model/address.ts';
-import { cidrContains, compareAddresses, firstFree, parseCidr, type Cidr } from '../../src/k8s/ranges.ts';
+import { cidrContains, compareAddresses, firstFree, parseCidr, type Cidr } from '../../src/model/cidr.ts';
 
 function cidr(text: string): Cidr {
   const c = parseCidr(text);

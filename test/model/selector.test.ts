@@ -1,7 +1,7 @@
 // The nodeSelector: kubectl's equality-based label selectors.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseLabelSelector, type LabelSelector } from '../../src/k8s/selector.ts';
+import { parseLabelSelector, type LabelSelector } from '../../src/model/selector.ts';
 
 function selector(text: string): LabelSelector {
   const s = parseLabelSelector(text);

@@ -1,0 +1,114 @@
+// Kubernetes Events (events.k8s.io/v1) on the Services the translation made
+// a decision about. The translation reports its decisions each time it runs
+// (a pool stays exhausted for as long as it does); an Event is written when a
+// decision appears, not each time it is reported again: newEvents() is the
+// edge, pure. A decision that goes away and comes back is written again.
+// Writes are bounded: at most MAX_IN_FLIGHT at once, and a backlog over
+// MAX_QUEUED drops the oldest (counted and logged), so a flood of bad
+// Services cannot make the director queue without end.
+import { EventsV1Api, type KubeConfig, type V1Service } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../log.ts';
+import type { KubeEvent } from './translate.ts';
+
+/** The reportingController of every Event the director writes. */
+export const REPORTING_CONTROLLER = 'xdplb.io/director';
+
+const MAX_IN_FLIGHT = 8;
+const MAX_QUEUED = 1000;
+
+export function eventKey(e: KubeEvent): string {
+  return `${e.service}\n${e.type}\n${e.reason}\n${e.message}`;
+}
+
+/** The events of `now` that `before` did not have (by eventKey), in the order of `now`. */
+export function newEvents(before: ReadonlySet<string>, now: readonly KubeEvent[]): KubeEvent[] {
+  return now.filter((e) => !before.has(eventKey(e)));
+}
+
+/** A MicroTime as the API server parses it (RFC 3339 with exactly six fractional digits). */
+export function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/** What the event says it did: the action field, a machine-readable verb per reason. */
+function actionOf(e: KubeEvent): string {
+  return e.type === 'Normal' ? 'Allocate' : 'Refuse';
+}
+
+export class EventRecorder {
+  private readonly api: EventsV1Api;
+  private readonly instance: string;
+  private readonly log: Logger;
+  /** The decisions of the last translation (eventKey). */
+  private reported = new Set<string>();
+  private readonly queue: { event: KubeEvent; uid: string | undefined }[] = [];
+  private inFlight = 0;
+  written = 0;
+  failed = 0;
+  dropped = 0;
+
+  /** instance: the reportingInstance (the director's host name). */
+  constructor(kc: KubeConfig, instance: string, log: Logger) {
+    this.api = kc.makeApiClient(EventsV1Api);
+    this.instance = instance;
+    this.log = log;
+  }
+
+  /**
+   * The decisions of a translation: those new since the last one are written
+   * (when `write`; a standby director only keeps track, so that it does not
+   * write the whole backlog when it takes over). service(): the Service, for
+   * its uid.
+   */
+  record(events: readonly KubeEvent[], write: boolean, service: (key: string) => V1Service | undefined): void {
+    const fresh = newEvents(this.reported, events);
+    this.reported = new Set(events.map(eventKey));
+    if (!write) return;
+    for (const event of fresh) this.queue.push({ event, uid: service(event.service)?.metadata?.uid });
+    if (this.queue.length > MAX_QUEUED) {
+      const n = this.queue.length - MAX_QUEUED;
+      this.queue.splice(0, n);
+      this.dropped += n;
+      this.log.warn({ dropped: n }, 'too many Events waiting to be written: the oldest were dropped');
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
+      const { event, uid } = this.queue.shift()!;
+      this.inFlight++;
+      void this.write(event, uid).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async write(e: KubeEvent, uid: string | undefined): Promise<void> {
+    const [namespace = 'default', name = ''] = e.service.split('/');
+    try {
+      await this.api.createNamespacedEvent({
+        namespace,
+        body: {
+          apiVersion: 'events.k8s.io/v1',
+          kind: 'Event',
+          metadata: { name: `${name}.${randomBytes(8).toString('hex')}`, namespace },
+          eventTime: microTime(new Date()) as unknown as Date, // the client would write milliseconds, which the server refuses
+          reportingController: REPORTING_CONTROLLER,
+          reportingInstance: this.instance,
+          action: actionOf(e),
+          reason: e.reason,
+          note: e.message.slice(0, 1024),
+          type: e.type,
+          regarding: { apiVersion: 'v1', kind: 'Service', namespace, name, ...(uid ? { uid } : {}) },
+        },
+      });
+      this.written++;
+    } catch (err) {
+      this.failed++;
+      this.log.warn({ service: e.service, reason: e.reason, err }, 'writing an Event failed');
+    }
+  }
+}

@@ -1,0 +1,19 @@
+// The API access the director needs, and nothing more: the one definition
+// the tests bind to a ServiceAccount, and the deployment's manifests render.
+// Each rule says which behaviour needs it.
+
+export interface Rule {
+  readonly apiGroups: readonly string[];
+  readonly resources: readonly string[];
+  readonly verbs: readonly string[];
+  /** The behaviour that fails without it. */
+  readonly why: string;
+}
+
+export const DIRECTOR_RULES: readonly Rule[] = [
+  { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch'], why: 'which Services to serve, on which addresses and ports' },
+  { apiGroups: [''], resources: ['services/status'], verbs: ['patch'], why: 'write the allocated LoadBalancer address to status.loadBalancer.ingress, and release it' },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'], why: 'which nodes have ready local endpoints (externalTrafficPolicy: Local), and which are terminating' },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'], why: 'the backends: Ready nodes, their InternalIPs and labels' },
+  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'], why: 'tell the operator, on the Service, what was allocated or refused' },
+];
