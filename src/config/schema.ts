@@ -328,6 +328,11 @@ const Kubernetes = z.strictObject({
    * externalTrafficPolicy Cluster, and the timing of the healthCheckNodePort
    * checks of Local Services.
    */
+  /**
+   * How long a node that leaves a Service's backends (NotReady, excluded, no
+   * local endpoint left) keeps the flows it has, taking no new ones.
+   */
+  drainTimeout: duration(1, HOUR_MS).default(60_000),
   nodeHealthCheck: z
     .strictObject({ port: Port.default(10256), path: RequestPath.default('/healthz'), ...CheckTiming, fall: integer(1, 100).default(2) })
     .refine((c) => c.timeout <= c.interval, { message: 'timeout must not exceed interval', path: ['timeout'] })

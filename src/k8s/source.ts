@@ -23,6 +23,7 @@ import { EventRecorder } from './events.ts';
 import { statusChanges, StatusWriter } from './status.ts';
 import { translate, validateServices, type KubeEvent, type KubernetesSettings, type ServiceInput, type Translation } from './translate.ts';
 import { ClusterWatch, type WatchView } from './watch.ts';
+import { withDepartures, type Departures } from './departures.ts';
 
 /** What the source tells status and metrics. */
 export interface KubernetesView {
@@ -54,10 +55,11 @@ export interface KubernetesSourceOptions {
   isLeader: () => boolean;
 }
 
-/** The run file's content: the last good services and allocations. */
+/** The run file's content: the last good services, allocations and departing nodes. */
 interface Kept {
   readonly services: readonly ServiceInput[];
   readonly allocations: Readonly<Record<string, readonly string[]>>;
+  readonly departures: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
 /**
@@ -88,6 +90,8 @@ export class KubernetesSource implements ServiceSource {
   private current: readonly ServiceConfig[] = [];
   private currentInputs: readonly ServiceInput[] = [];
   private allocations: ReadonlyMap<string, readonly string[]> = new Map();
+  private departures: Departures = new Map();
+  private drainTimer: NodeJS.Timeout | null = null;
   private claimed: ReadonlyMap<string, string> = new Map();
   private pending: NodeJS.Immediate | null = null;
   private lastTranslation: Translation | null = null;
@@ -121,6 +125,7 @@ export class KubernetesSource implements ServiceSource {
       this.current = validateServices(kept.services, this.o.capacity);
       this.currentInputs = kept.services;
       this.allocations = new Map(Object.entries(kept.allocations));
+      this.departures = new Map(Object.entries(kept.departures ?? {}).map(([name, d]) => [name, new Map(Object.entries(d))]));
       this.keptText = JSON.stringify(kept);
       this.o.log.info({ services: this.current.length, path }, 'Kubernetes services of the last run kept until the API server has been listed');
     } catch (err) {
@@ -181,11 +186,13 @@ export class KubernetesSource implements ServiceSource {
     let t: Translation;
     let services: readonly ServiceConfig[];
     let inputs: ServiceInput[];
+    let departed: ReturnType<typeof withDepartures>;
     try {
       t = translate(snapshot, this.settings, this.allocations);
       const free = withoutClaimed(t.services, this.claimed);
-      inputs = free.services;
       t = { ...t, events: [...t.events, ...free.events] };
+      departed = withDepartures(this.currentInputs, free.services, this.departures, Date.now(), this.settings.drainTimeout);
+      inputs = departed.services;
       services = validateServices(inputs, this.o.capacity);
     } catch (err) {
       this.o.log.error({ err }, 'the Kubernetes objects could not be translated: the last good services stay');
@@ -198,6 +205,8 @@ export class KubernetesSource implements ServiceSource {
     });
     if (leader) this.status.apply(statusChanges(snapshot.services, t.allocations, this.settings, this.status.written));
     this.allocations = t.allocations;
+    this.departures = departed.departures;
+    this.drainUntil(departed.nextDeadline);
     this.lastTranslation = t;
     this.lastTranslationDurationMs = performance.now() - started;
     for (const w of this.syncWaiters.splice(0)) w();
@@ -207,6 +216,12 @@ export class KubernetesSource implements ServiceSource {
     this.lastTranslationMs = Date.now();
     this.keep();
     this.o.onChange();
+  }
+
+  /** Translates again when the first departing node's drain ends. */
+  private drainUntil(deadline: number | null): void {
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.drainTimer = deadline === null ? null : setTimeout(() => this.schedule(), Math.max(0, deadline - Date.now()) + 10);
   }
 
   /** Keeps the last good services in the run directory, at most once a second. */
@@ -219,7 +234,8 @@ export class KubernetesSource implements ServiceSource {
   }
 
   private keepNow(): void {
-    const text = JSON.stringify({ services: this.currentInputs, allocations: Object.fromEntries(this.allocations) } satisfies Kept);
+    const departures = Object.fromEntries([...this.departures].map(([name, d]) => [name, Object.fromEntries(d)]));
+    const text = JSON.stringify({ services: this.currentInputs, allocations: Object.fromEntries(this.allocations), departures } satisfies Kept);
     if (text === this.keptText) return;
     try {
       writeRunFile(this.o.pinDir, 'kubernetes.json', text);
@@ -250,6 +266,7 @@ export class KubernetesSource implements ServiceSource {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.pending) clearImmediate(this.pending);
+    if (this.drainTimer) clearTimeout(this.drainTimer);
     if (this.keepTimer) {
       clearTimeout(this.keepTimer);
       this.keepNow();

@@ -433,7 +433,7 @@ export interface EligibleNode {
  * The nodes that may be backends, sorted by name: Ready (condition Ready is
  * True), not labelled node.kubernetes.io/exclude-from-external-load-balancers,
  * selected by nodeSelector; each with its first InternalIP of each family. A
- * NotReady node is left out, not drained: it is presumed dead.
+ * NotReady node is left out (the source drains it: src/k8s/departures.ts).
  */
 export function eligibleNodes(nodes: readonly V1Node[], selector: LabelSelector): EligibleNode[] {
   return nodes

@@ -114,6 +114,7 @@ kubernetes:
   externalIPs: [10.240.0.200/29]
   pools: [10.240.0.208/30]
   nodeHealthCheck: { interval: 1s, timeout: 500ms }
+  drainTimeout: 3s
 `;
 
 before(async () => {
@@ -202,11 +203,13 @@ describe('the director serves the cluster\'s Services', () => {
     assert.equal(allocated.type, 'Normal');
   });
 
-  test('a Node NotReady leaves every Service\'s backends; Ready again, it comes back', async () => {
+  test('a Node NotReady drains from every Service (its flows kept, no new ones) and goes after drainTimeout; Ready again, it is back', async () => {
     const n = await core.readNodeStatus({ name: 'node-2' });
     n.status!.conditions = [{ type: 'Ready', status: 'False' }];
     await core.replaceNodeStatus({ name: 'node-2', body: n });
-    await eventually('node-2 out', () => served().every((s) => !s.backends.some((b) => b.address === '10.240.0.102')));
+    const state = (address: string) => served().map((s) => s.backends.find((b) => b.address === address)?.state ?? 'absent');
+    await eventually('node-2 draining', () => state('10.240.0.102').every((st) => st === 'draining'));
+    await eventually('node-2 gone after drainTimeout (3s)', () => state('10.240.0.102').every((st) => st === 'absent'), 10_000);
     const back = await core.readNodeStatus({ name: 'node-2' });
     back.status!.conditions = [{ type: 'Ready', status: 'True' }];
     await core.replaceNodeStatus({ name: 'node-2', body: back });
