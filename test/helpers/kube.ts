@@ -1,7 +1,8 @@
 // A real Kubernetes control plane for tests: etcd and kube-apiserver (built by
-// test/kube-server/build) on 127.0.0.1, free ports, a temporary directory,
-// RBAC on, a bootstrap admin token, and ServiceAccount identities on demand.
-// stop() always kills both and removes their files; so does process exit.
+// test/kube-server/build, with the kubectl of the same release) on 127.0.0.1,
+// free ports, a temporary directory, RBAC on, dual-stack Service ranges, a
+// bootstrap admin token, and ServiceAccount identities on demand. stop()
+// always kills both and removes their files; so does process exit.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -23,6 +24,8 @@ export interface KubeCluster {
   /** kubeconfig of the bootstrap admin (group system:masters). */
   readonly admin: k8s.KubeConfig;
   readonly kubeconfigPath: string;
+  /** The kubectl built beside the API server (never the one on PATH). */
+  readonly kubectl: string;
   /** A kubeconfig that acts as a ServiceAccount (created if missing). */
   asServiceAccount(namespace: string, name: string): Promise<k8s.KubeConfig>;
   /** Compacts etcd at its current revision; returns that revision. */
@@ -35,13 +38,18 @@ process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-/** Where the binaries are: $XDPLB_KUBE_BIN, else built (or found in the cache) now. */
+/** Where the binaries (etcd, kube-apiserver, kubectl) are: $XDPLB_KUBE_BIN, else built (or found in the cache) now. */
 export function kubeBinDir(): string {
   if (process.env.XDPLB_KUBE_BIN) return process.env.XDPLB_KUBE_BIN;
   const script = fileURLToPath(new URL('../kube-server/build', import.meta.url));
   const r = spawnSync(script, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) throw new Error(`building the Kubernetes test server failed (exit ${r.status}): see the output above`);
   return r.stdout.trim();
+}
+
+/** The kubectl of the test server's release, for tests that need no running server. */
+export function kubectlPath(): string {
+  return join(kubeBinDir(), 'kubectl');
 }
 
 async function freePort(): Promise<number> {
@@ -152,7 +160,8 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeCluster>
         '--service-account-issuer=https://kubernetes.default.svc',
         `--service-account-key-file=${join(dir, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
-        '--service-cluster-ip-range=10.96.0.0/16',
+        // dual stack, so that Services may ask for ipFamilies [IPv4, IPv6]
+        '--service-cluster-ip-range=10.96.0.0/16,fd00:10:96::/112',
         // Services are watched straight from etcd (no watch cache), so that
         // a compaction really expires a stale resourceVersion (410 Gone).
         '--watch-cache-sizes=services#0',
@@ -185,6 +194,7 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeCluster>
       dir,
       admin,
       kubeconfigPath,
+      kubectl: join(bin, 'kubectl'),
       async asServiceAccount(namespace: string, name: string) {
         const core = admin.makeApiClient(k8s.CoreV1Api);
         await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((err: { code?: number }) => {

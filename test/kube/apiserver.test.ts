@@ -1,7 +1,7 @@
 // Proves the test control plane behaves like a real one, for the Kubernetes
 // mode's tests: CRUD of the kinds xdplb uses, ordered watches, the status
 // subresource, 410 Gone after compaction, RBAC, and kubectl's server-side
-// dry run.
+// dry run (with the kubectl built beside the API server, not one on PATH).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -201,20 +201,21 @@ describe('RBAC', () => {
 
 describe('kubectl', () => {
   test('kubectl apply --dry-run=server validates without creating', () => {
-    const which = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
-    assert.equal(which.status, 0, `kubectl is needed for this test and did not run: ${which.error?.message ?? which.stderr}`);
+    const kubectl = (...args: string[]) => spawnSync(kube.kubectl, ['--kubeconfig', kube.kubeconfigPath, ...args], { encoding: 'utf8' });
+    const which = spawnSync(kube.kubectl, ['version', '--client'], { encoding: 'utf8' });
+    assert.equal(which.status, 0, `the kubectl built with the test server (${kube.kubectl}) did not run: ${which.error?.message ?? which.stderr}`);
     const manifest = join(kube.dir, 'svc.yaml');
     writeFileSync(
       manifest,
       'apiVersion: v1\nkind: Service\nmetadata:\n  name: dry\n  namespace: default\nspec:\n  externalIPs: [10.240.0.201]\n  ports: [{port: 80}]\n',
     );
-    const ok = spawnSync('kubectl', ['--kubeconfig', kube.kubeconfigPath, 'apply', '--dry-run=server', '-f', manifest], { encoding: 'utf8' });
+    const ok = kubectl('apply', '--dry-run=server', '-f', manifest);
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /service\/dry created \(server dry run\)/);
-    const get = spawnSync('kubectl', ['--kubeconfig', kube.kubeconfigPath, 'get', 'service', 'dry', '-n', 'default'], { encoding: 'utf8' });
+    const get = kubectl('get', 'service', 'dry', '-n', 'default');
     assert.notEqual(get.status, 0, 'a dry run creates nothing');
     writeFileSync(manifest, 'apiVersion: v1\nkind: Service\nmetadata:\n  name: dry\nspec:\n  ports: [{port: 99999}]\n');
-    const bad = spawnSync('kubectl', ['--kubeconfig', kube.kubeconfigPath, 'apply', '--dry-run=server', '-f', manifest], { encoding: 'utf8' });
+    const bad = kubectl('apply', '--dry-run=server', '-f', manifest);
     assert.notEqual(bad.status, 0, 'the server rejects an invalid port');
     assert.match(bad.stderr, /Invalid value: 99999/);
   });
