@@ -6,7 +6,7 @@
 // Writes are bounded: at most MAX_IN_FLIGHT at once, and a backlog over
 // MAX_QUEUED drops the oldest (counted and logged), so a flood of bad
 // Services cannot make the director queue without end.
-import { EventsV1Api, type KubeConfig, type V1Service } from '@kubernetes/client-node';
+import { EventsV1Api, V1MicroTime, type KubeConfig, type V1Service } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.ts';
 import type { KubeEvent } from './translate.ts';
@@ -26,9 +26,11 @@ export function newEvents(before: ReadonlySet<string>, now: readonly KubeEvent[]
   return now.filter((e) => !before.has(eventKey(e)));
 }
 
-/** A MicroTime as the API server parses it (RFC 3339 with exactly six fractional digits). */
-export function microTime(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+/** The API server refuses a note over 1024 bytes (not characters): cut at a character boundary. */
+export function noteOf(message: string): string {
+  const bytes = Buffer.from(message);
+  if (bytes.length <= 1024) return message;
+  return new TextDecoder().decode(bytes.subarray(0, 1021)).replace(/\uFFFD$/, '') + '...';
 }
 
 /** What the event says it did: the action field, a machine-readable verb per reason. */
@@ -95,12 +97,12 @@ export class EventRecorder {
           apiVersion: 'events.k8s.io/v1',
           kind: 'Event',
           metadata: { name: `${name}.${randomBytes(8).toString('hex')}`, namespace },
-          eventTime: microTime(new Date()) as unknown as Date, // the client would write milliseconds, which the server refuses
+          eventTime: new V1MicroTime(), // six fractional digits: a Date is sent with three, which the server refuses
           reportingController: REPORTING_CONTROLLER,
           reportingInstance: this.instance,
           action: actionOf(e),
           reason: e.reason,
-          note: e.message.slice(0, 1024),
+          note: noteOf(e.message),
           type: e.type,
           regarding: { apiVersion: 'v1', kind: 'Service', namespace, name, ...(uid ? { uid } : {}) },
         },

@@ -176,9 +176,21 @@ export function serviceFamilies(s: V1Service): Family[] {
 export function allowedExternalIps(s: V1Service, ranges: readonly Cidr[]): { vips: IpAddress[]; events: KubeEvent[] } {
   const vips: IpAddress[] = [];
   const events: KubeEvent[] = [];
-  for (const text of new Set(s.spec?.externalIPs ?? [])) {
+  const externalIPs = new Set(s.spec?.externalIPs ?? []);
+  if (externalIPs.size > 0 && isHeadless(s))
+    return { vips, events: [warning(objectKey(s), 'ExternalIPNotServed', `externalIPs ${[...externalIPs].join(', ')} are not served: kube-proxy does not proxy a headless Service (clusterIP: None), so no node would answer`)] };
+  const families = serviceFamilies(s);
+  for (const text of externalIPs) {
     const ip = hostAddress(text);
     if (!ip) events.push(warning(objectKey(s), 'InvalidExternalIP', `externalIP ${JSON.stringify(text)} is not served: it is not the address of one host`));
+    else if (!families.includes(ip.family))
+      events.push(
+        warning(
+          objectKey(s),
+          'ExternalIPNotServed',
+          `externalIP ${ip.text} is not served: it is ${FAMILY_NAME[ip.family]}, not one of the Service's ipFamilies (${families.map((f) => FAMILY_NAME[f]).join(', ')}), and kube-proxy handles only those`,
+        ),
+      );
     else if (!rangeOf(ranges, ip))
       events.push(
         warning(
@@ -190,6 +202,11 @@ export function allowedExternalIps(s: V1Service, ranges: readonly Cidr[]): { vip
     else if (!vips.some((v) => v.text === ip.text)) vips.push(ip); // "2001:db8::1" and "2001:DB8::1" are one
   }
   return { vips, events };
+}
+
+/** A headless Service (clusterIP None): kube-proxy does not proxy it. */
+function isHeadless(s: V1Service): boolean {
+  return s.spec?.clusterIP === 'None';
 }
 
 /** Whether a Service is a LoadBalancer of ours: type LoadBalancer, and our class (or none, with defaultClass). */
@@ -590,7 +607,7 @@ export function translate(snapshot: Snapshot, settings: KubernetesSettings, prev
   const reserved = new Set(plans.flatMap((p) => p.external.map((ip) => ip.text)));
   const requests: LbRequest[] = [];
   for (const p of plans) {
-    if (!isOurLoadBalancer(p.s, settings)) continue;
+    if (!isOurLoadBalancer(p.s, settings) || p.ports.length === 0) continue; // no port served: no address (its ports' Warnings say why)
     const requested = requestedAddresses(p.s, c.pools);
     if (requested !== null && !Array.isArray(requested)) events.push(requested.error);
     else requests.push(lbRequest(p.s, requested, p.ports, previous));
