@@ -175,7 +175,7 @@ serves the cluster's Services (externalIPs in kubernetes.externalIPs, LoadBalanc
 class), their backends the Ready nodes. Without a kubeconfig it uses the in-cluster
 ServiceAccount, then $KUBECONFIG. See SPEC §7 and the README.
 
-Examples:
+Example:
   xdplb attach -i eth1 -c /etc/xdplb/config.yaml --mode native
   xdplb attach -i eth1 -c /etc/xdplb/config.yaml --kubeconfig /etc/xdplb/kubeconfig
 ${EXIT_HELP}`,

@@ -1,7 +1,7 @@
 // Every command's --help and the exit codes scripts rely on, through bin/xdplb.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -128,5 +128,34 @@ describe('exit codes', () => {
     const r = xdplb('attach', '-c', good, '-i', 'nosuchif0', '--pin-dir', '/sys/fs/bpf/xdplb-cli-test-none');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /interface nosuchif0/);
+  });
+});
+
+describe('attach in Kubernetes mode, with a kubeconfig that cannot be used', () => {
+  const pinDir = '/sys/fs/bpf/xdplb-cli-test-kube';
+  const configPath = join(dir, 'kube.yaml');
+  // a NIC that does not exist: were the kubeconfig accepted, the start would still stop before touching anything
+  writeFileSync(configPath, 'interface: xdplb-none0\nkubernetes: { pools: [203.0.113.0/24] }\n');
+
+  test('a missing kubeconfig file: refused as a config error naming it, nothing touched', () => {
+    const r = spawnSync(XDPLB, ['attach', '-c', configPath, '--pin-dir', pinDir, '--kubeconfig', join(dir, 'no-such.kubeconfig')], { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: dir, KUBECONFIG: '' } });
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, /cannot read the kubeconfig .*no-such\.kubeconfig/);
+    assert.ok(!existsSync(pinDir), 'no pin directory made');
+  });
+
+  test('no kubeconfig anywhere: refused, saying where one can come from', () => {
+    const r = spawnSync(XDPLB, ['attach', '-c', configPath, '--pin-dir', pinDir], { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: dir, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' } });
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, /no cluster to watch: set kubernetes\.kubeconfig \(or give --kubeconfig\)/);
+    assert.ok(!existsSync(pinDir));
+  });
+
+  test('a kubeconfig without a current cluster: refused', () => {
+    const kc = join(dir, 'empty.kubeconfig');
+    writeFileSync(kc, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n');
+    const r = spawnSync(XDPLB, ['attach', '-c', configPath, '--pin-dir', pinDir, '--kubeconfig', kc], { encoding: 'utf8', env: { ...process.env, XDPLB_RUN_DIR: dir } });
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, /has no current context with a cluster and server/);
   });
 });

@@ -100,3 +100,44 @@ services:
     assert.equal(validateConfig({ metricsPerBackend: false }, { metricsPerBackend: undefined }).metricsPerBackend, false, 'no flag: the file decides');
   });
 });
+
+describe('the kubernetes section', () => {
+  test('every bad key is named, with what was expected', () => {
+    const got = errors({
+      kubernetes: {
+        externalIPs: ['198.51.100.0/24', '198.51.100.65/26', 'nonsense'],
+        pools: ['2001:db8::/129'],
+        loadBalancerClass: 'Not A Class',
+        nodeSelector: 'role in (a,b)',
+        nodeHealthCheck: { port: 0, interval: '1s', timeout: '2s' },
+        drainTimeout: '0s',
+        leaderElection: { namespace: 'x', name: 'y' },
+      },
+    });
+    const at = (prefix: string) => got.filter((e) => e.startsWith(prefix));
+    assert.equal(at('kubernetes.externalIPs[1]: 198.51.100.65/26 has bits set past its /26').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.externalIPs[2]: a CIDR').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.pools[0]: a prefix length from 0 to 128').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.loadBalancerClass: a load balancer class').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.nodeSelector: a term').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.nodeHealthCheck.port').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.nodeHealthCheck.timeout: timeout must not exceed interval').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.drainTimeout').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes: Unrecognized key').length + at('kubernetes: unrecognized key').length, 1, got.join('\n'));
+  });
+
+  test('an empty section means every default; --kubeconfig adds a section or sets its kubeconfig', () => {
+    assert.deepEqual(validateConfig({ kubernetes: {} }).kubernetes, {
+      externalIPs: [],
+      loadBalancerClass: 'xdplb.io/dr',
+      defaultClass: false,
+      pools: [],
+      nodeSelector: '',
+      drainTimeout: 60_000,
+      nodeHealthCheck: { port: 10256, path: '/healthz', interval: 2000, timeout: 1000, rise: 2, fall: 2 },
+    });
+    assert.equal(validateConfig({}, { kubeconfig: '/etc/kc' }).kubernetes?.kubeconfig, '/etc/kc');
+    assert.deepEqual(validateConfig({ kubernetes: { pools: ['203.0.113.0/24'] } }, { kubeconfig: '/etc/kc' }).kubernetes?.pools, ['203.0.113.0/24']);
+    assert.equal(validateConfig({}).kubernetes, undefined, 'no section, no flag: no Kubernetes mode');
+  });
+});

@@ -249,6 +249,44 @@ describe('the director serves the cluster\'s Services', () => {
     assert.ok(reconciles.every((l) => l.includes('"writes":0')), `a restart rewrites nothing:\n${reconciles.join('\n')}`);
   });
 
+  test('one EndpointSlice change plans and writes only its own Service', async () => {
+    await core.createNamespacedService({
+      namespace: 'default',
+      body: { metadata: { name: 'local' }, spec: { type: 'ClusterIP', externalIPs: ['10.240.0.203'], externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, protocol: 'TCP' }], selector: { app: 'local' } } },
+    });
+    const discovery = kube.admin.makeApiClient(k8s.DiscoveryV1Api);
+    const slice = (nodes: string[]): k8s.V1EndpointSlice => ({
+      metadata: { name: 'local-1', labels: { 'kubernetes.io/service-name': 'local' } },
+      addressType: 'IPv4',
+      endpoints: nodes.map((n, i) => ({ addresses: [`10.244.0.${i + 1}`], nodeName: n, conditions: { ready: true } })),
+    });
+    await discovery.createNamespacedEndpointSlice({ namespace: 'default', body: slice(['node-1']) });
+    const backendsOf = () => served().find((x) => x.name === 'default/local:http/10.240.0.203')?.backends.map((b) => b.address).sort();
+    await eventually('local served by node-1', () => backendsOf()?.join() === '10.240.0.101');
+    const logAt = director!.log().length;
+    const have = await discovery.readNamespacedEndpointSlice({ namespace: 'default', name: 'local-1' });
+    await discovery.replaceNamespacedEndpointSlice({ namespace: 'default', name: 'local-1', body: { ...slice(['node-1', 'node-3']), metadata: { ...slice([]).metadata, resourceVersion: have.metadata?.resourceVersion } } });
+    await eventually('local served by node-1 and node-3', () => backendsOf()?.join() === '10.240.0.101,10.240.0.103');
+    const reconciles = director!.log().slice(logAt).split('\n').filter((l) => l.includes('"msg":"reconciled"')).map((l) => JSON.parse(l) as { reason: string; services: number });
+    assert.ok(reconciles.length > 0, 'the change was reconciled');
+    for (const r of reconciles) assert.equal(r.services, 1, `only local was planned: ${JSON.stringify(r)}`);
+  });
+
+  test('a watch whose resourceVersion was compacted away relists (410 Gone) and catches up', async () => {
+    const relists = () => (JSON.parse(xdplb('status', '--pin-dir', PIN, '--json').stdout) as { kubernetes: { watches: { kind: string; relists: number }[] } }).kubernetes.watches.find((w) => w.kind === 'services')!.relists;
+    const before = relists();
+    await relay.pause();
+    try {
+      await eventually('the watches seen down', () => /DOWN/.test(xdplb('status', '--pin-dir', PIN).stdout), 60_000);
+      await core.createNamespacedService({ namespace: 'default', body: externalService('late', ['10.240.0.204']) });
+      await kube.compactEtcd();
+    } finally {
+      await relay.resume();
+    }
+    await eventually('late served', () => served().some((x) => x.name === 'default/late:http/10.240.0.204'), 60_000);
+    assert.ok(relists() > before, 'the Services were listed again');
+  });
+
   test('deleted: its VIP is no longer served', async () => {
     await core.deleteNamespacedService({ namespace: 'default', name: 'shop' });
     await eventually('shop gone', () => !served().some((s) => s.name.startsWith('default/shop:')));
