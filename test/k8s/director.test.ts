@@ -156,6 +156,12 @@ function loadBalancer(name: string, o: { ports?: k8s.V1ServicePort[] } = {}): k8
   return { metadata: { name }, spec: { type: 'LoadBalancer', loadBalancerClass: 'xdplb.io/dr', ports: o.ports ?? [{ name: 'http', port: 80, protocol: 'TCP' }], selector: { app: name } } };
 }
 
+/** The director's /metrics, from inside its namespace. */
+function metricsText(): string {
+  const argv = inNs([process.execPath, '-e', "fetch('http://127.0.0.1:9842/metrics').then(async (r) => process.stdout.write(await r.text()))"]);
+  return spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }).stdout;
+}
+
 /** What is served once every backend is active (health checks passed). */
 function allActive(): Promise<ServiceState[]> {
   return eventually('every backend active', () => {
@@ -245,6 +251,7 @@ describe('the director serves the cluster\'s Services', () => {
     }
     await eventually('synced', () => /synced;/.test(xdplb('status', '--pin-dir', PIN).stdout), 60_000);
     assert.deepEqual(served(), before);
+    await new Promise((r) => setTimeout(r, 500)); // pino writes asynchronously: the last lines are out
     const reconciles = director!.log().split('\n').filter((l) => l.includes('"msg":"reconciled"'));
     assert.ok(reconciles.every((l) => l.includes('"writes":0')), `a restart rewrites nothing:\n${reconciles.join('\n')}`);
   });
@@ -263,10 +270,13 @@ describe('the director serves the cluster\'s Services', () => {
     await discovery.createNamespacedEndpointSlice({ namespace: 'default', body: slice(['node-1']) });
     const backendsOf = () => served().find((x) => x.name === 'default/local:http/10.240.0.203')?.backends.map((b) => b.address).sort();
     await eventually('local served by node-1', () => backendsOf()?.join() === '10.240.0.101');
+    await new Promise((r) => setTimeout(r, 1000)); // the log of that change written out (pino writes asynchronously)
     const logAt = director!.log().length;
     const have = await discovery.readNamespacedEndpointSlice({ namespace: 'default', name: 'local-1' });
     await discovery.replaceNamespacedEndpointSlice({ namespace: 'default', name: 'local-1', body: { ...slice(['node-1', 'node-3']), metadata: { ...slice([]).metadata, resourceVersion: have.metadata?.resourceVersion } } });
     await eventually('local served by node-1 and node-3', () => backendsOf()?.join() === '10.240.0.101,10.240.0.103');
+    await eventually('the change logged', () => director!.log().slice(logAt).includes('"msg":"reconciled"'));
+    await new Promise((r) => setTimeout(r, 500));
     const reconciles = director!.log().slice(logAt).split('\n').filter((l) => l.includes('"msg":"reconciled"')).map((l) => JSON.parse(l) as { reason: string; services: number });
     assert.ok(reconciles.length > 0, 'the change was reconciled');
     for (const r of reconciles) assert.equal(r.services, 1, `only local was planned: ${JSON.stringify(r)}`);
@@ -285,6 +295,9 @@ describe('the director serves the cluster\'s Services', () => {
     }
     await eventually('late served', () => served().some((x) => x.name === 'default/late:http/10.240.0.204'), 60_000);
     assert.ok(relists() > before, 'the Services were listed again');
+    const metrics = metricsText();
+    for (const series of [/^xdplb_kubernetes_synced 1$/m, /^xdplb_kubernetes_watch_up\{resource="services"\} 1$/m, /^xdplb_kubernetes_watch_relists_total\{resource="services"\} [1-9]/m, /^xdplb_kubernetes_refusals\{reason="ExternalIPNotAllowed"\} 1$/m, /^xdplb_kubernetes_services_served [1-9]/m, /^xdplb_kubernetes_events_total\{result="written"\} [1-9]/m, /^xdplb_service_packets_total\{name="default\/late:http\/10\.240\.0\.204"/m])
+      assert.match(metrics, series);
   });
 
   test('deleted: its VIP is no longer served', async () => {
