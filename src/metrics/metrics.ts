@@ -94,29 +94,15 @@ export class Metrics {
    * addresses by reason, and the Events and status writes made.
    */
   watchKubernetes(view: () => KubernetesView): void {
-    const r = this.registry;
-    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, v: KubernetesView) => void) =>
-      new Gauge({
-        name,
-        help,
-        labelNames,
-        registers: [r],
-        collect() {
-          this.reset();
-          fill(this, view());
-        },
-      });
-    const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter, v: KubernetesView) => void) =>
-      new Counter({
-        name,
-        help,
-        labelNames,
-        registers: [r],
-        collect() {
-          this.reset();
-          fill(this, view());
-        },
-      });
+    // each series is filled from one view of the source at scrape time
+    const collected = <M extends Gauge | Counter>(fill: (m: M, v: KubernetesView) => void) =>
+      function (this: M) {
+        this.reset();
+        fill(this, view());
+      };
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, v: KubernetesView) => void) => new Gauge({ name, help, labelNames, registers, collect: collected(fill) });
+    const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter, v: KubernetesView) => void) => new Counter({ name, help, labelNames, registers, collect: collected(fill) });
     gauge('xdplb_kubernetes_synced', '1 once Services, EndpointSlices and Nodes have all been listed from the API server.', [], (g, v) => g.set(v.synced ? 1 : 0));
     gauge('xdplb_kubernetes_watch_up', '1 while the last list or watch of a resource succeeded (no error since).', ['resource'], (g, v) => v.watches.forEach((w) => g.set({ resource: w.kind }, w.up ? 1 : 0)));
     gauge('xdplb_kubernetes_watch_last_list_timestamp_seconds', 'When a resource was last listed in full (Unix time; 0 before the first).', ['resource'], (g, v) =>

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { startKube, type KubeCluster } from '../helpers/kube.ts';
 import { relayIntoNetns, type Relay } from '../helpers/relay.ts';
+import { eventually as waitFor } from '../helpers/eventually.ts';
 import { DIRECTOR_RULES } from '../../src/k8s/rbac.ts';
 
 const NS = 'xdplb-k8s-test-dir';
@@ -60,19 +61,8 @@ function served(): ServiceState[] {
   return (JSON.parse(r.stdout) as { services: ServiceState[] }).services;
 }
 
-async function eventually<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}\n${director?.log().slice(-3000) ?? ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function eventually<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20000): Promise<T> {
+  return waitFor(what, fn, { ms, context: () => director?.log().slice(-3000) ?? '' });
 }
 
 async function startDirector(configText: string, kubeconfig: string): Promise<void> {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { startKube, type KubeCluster } from '../helpers/kube.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 let kube: KubeCluster;
 let core: k8s.CoreV1Api;
@@ -26,15 +27,6 @@ function service(name: string, externalIPs: string[] = ['10.240.0.201']): k8s.V1
   };
 }
 
-async function eventually<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('objects xdplb reads and writes', () => {
   test('Services: create, update, delete', async () => {
@@ -165,10 +157,10 @@ describe('watches', () => {
       assert.equal(gone, 410, `a watch from the compacted resourceVersion ${stale} answers 410 Gone`);
       assert.equal(lists, 1);
       await informer.start(); // resumes its watch from the stale version
-      await eventually('the informer relists after 410', () => lists >= 2, 30_000);
+      await eventually('the informer relists after 410', () => lists >= 2, { ms: 30_000 });
       await eventually('the relist brings what happened while away', () => seen.has('while-away'));
       await core.createNamespacedService({ namespace: 'default', body: service('after-compaction') });
-      await eventually('the informer watches again', () => seen.has('after-compaction'), 30_000);
+      await eventually('the informer watches again', () => seen.has('after-compaction'), { ms: 30_000 });
     } finally {
       await informer.stop();
     }

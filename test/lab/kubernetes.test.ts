@@ -17,6 +17,7 @@ import * as k8s from '@kubernetes/client-node';
 import { clientRequests, directorPid, inNs, LAB, labDown, labUp, readLabStatus, startDirector, stopDirector } from '../../src/lab/lab.ts';
 import { startKube, type KubeCluster } from '../helpers/kube.ts';
 import { relayIntoNetns, type Relay } from '../helpers/relay.ts';
+import { eventually as waitFor } from '../helpers/eventually.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLIENT = `${ROOT}src/lab/client.ts`;
@@ -59,19 +60,8 @@ function directorLog(): string {
   return existsSync(`${LAB.runDir}/director.log`) ? readFileSync(`${LAB.runDir}/director.log`, 'utf8') : '';
 }
 
-async function eventually<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}\n${directorLog().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+function eventually<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 30000): Promise<T> {
+  return waitFor(what, fn, { ms, context: () => directorLog().slice(-3000) });
 }
 
 /** Which backends answer n new connections to url (none may fail). */
