@@ -21,9 +21,10 @@ import type { ServiceSource } from '../sources/source.ts';
 import type { ClusterAccess } from './client.ts';
 import { EventRecorder } from './events.ts';
 import { statusChanges, StatusWriter } from './status.ts';
-import { translate, validateServices, type KubeEvent, type KubernetesSettings, type ServiceInput, type Translation } from './translate.ts';
+import { translate, type KubeEvent, type KubernetesSettings, type ServiceInput, type Translation } from './translate.ts';
 import { ClusterWatch, type WatchView } from './watch.ts';
 import { withDepartures, type Departures } from './departures.ts';
+import { StableServices } from './stable.ts';
 
 /** What the source tells status and metrics. */
 export interface KubernetesView {
@@ -87,8 +88,8 @@ export class KubernetesSource implements ServiceSource {
   private readonly watch: ClusterWatch;
   private readonly events: EventRecorder;
   private readonly status: StatusWriter;
-  private current: readonly ServiceConfig[] = [];
-  private currentInputs: readonly ServiceInput[] = [];
+  /** The services last accepted (kept from the last run until the first translation). */
+  private readonly stable = new StableServices();
   private allocations: ReadonlyMap<string, readonly string[]> = new Map();
   private departures: Departures = new Map();
   private drainTimer: NodeJS.Timeout | null = null;
@@ -113,7 +114,7 @@ export class KubernetesSource implements ServiceSource {
   }
 
   services(): readonly ServiceConfig[] {
-    return this.current;
+    return this.stable.current().configs;
   }
 
   /** The services kept from the last run, as long as nothing newer is known. */
@@ -122,12 +123,11 @@ export class KubernetesSource implements ServiceSource {
     if (!existsSync(path)) return;
     try {
       const kept = JSON.parse(readFileSync(path, 'utf8')) as Kept;
-      this.current = validateServices(kept.services, this.o.capacity);
-      this.currentInputs = kept.services;
+      this.stable.accept(kept.services, this.o.capacity);
       this.allocations = new Map(Object.entries(kept.allocations));
       this.departures = new Map(Object.entries(kept.departures ?? {}).map(([name, d]) => [name, new Map(Object.entries(d))]));
       this.keptText = JSON.stringify(kept);
-      this.o.log.info({ services: this.current.length, path }, 'Kubernetes services of the last run kept until the API server has been listed');
+      this.o.log.info({ services: kept.services.length, path }, 'Kubernetes services of the last run kept until the API server has been listed');
     } catch (err) {
       this.o.log.warn({ path, err: errorMessage(err) }, 'the Kubernetes services of the last run cannot be read: none kept');
     }
@@ -184,16 +184,14 @@ export class KubernetesSource implements ServiceSource {
     const started = performance.now();
     const snapshot = this.watch.snapshot();
     let t: Translation;
-    let services: readonly ServiceConfig[];
-    let inputs: ServiceInput[];
     let departed: ReturnType<typeof withDepartures>;
+    let changed: boolean;
     try {
       t = translate(snapshot, this.settings, this.allocations);
       const free = withoutClaimed(t.services, this.claimed);
       t = { ...t, events: [...t.events, ...free.events] };
-      departed = withDepartures(this.currentInputs, free.services, this.departures, Date.now(), this.settings.drainTimeout);
-      inputs = departed.services;
-      services = validateServices(inputs, this.o.capacity);
+      departed = withDepartures(this.stable.current().inputs, free.services, this.departures, Date.now(), this.settings.drainTimeout);
+      changed = this.stable.accept(departed.services, this.o.capacity);
     } catch (err) {
       this.o.log.error({ err }, 'the Kubernetes objects could not be translated: the last good services stay');
       return;
@@ -210,9 +208,7 @@ export class KubernetesSource implements ServiceSource {
     this.lastTranslation = t;
     this.lastTranslationDurationMs = performance.now() - started;
     for (const w of this.syncWaiters.splice(0)) w();
-    if (sameInputs(inputs, this.currentInputs)) return;
-    this.current = services;
-    this.currentInputs = inputs;
+    if (!changed) return;
     this.lastTranslationMs = Date.now();
     this.keep();
     this.o.onChange();
@@ -235,7 +231,7 @@ export class KubernetesSource implements ServiceSource {
 
   private keepNow(): void {
     const departures = Object.fromEntries([...this.departures].map(([name, d]) => [name, Object.fromEntries(d)]));
-    const text = JSON.stringify({ services: this.currentInputs, allocations: Object.fromEntries(this.allocations), departures } satisfies Kept);
+    const text = JSON.stringify({ services: this.stable.current().inputs, allocations: Object.fromEntries(this.allocations), departures } satisfies Kept);
     if (text === this.keptText) return;
     try {
       writeRunFile(this.o.pinDir, 'kubernetes.json', text);
@@ -256,7 +252,7 @@ export class KubernetesSource implements ServiceSource {
       lastTranslationMs: this.lastTranslationMs,
       lastTranslationDurationMs: this.lastTranslationDurationMs,
       watches: this.watch.views(),
-      servedServices: new Set(this.currentInputs.map((s) => s.name.slice(0, s.name.indexOf(':')))).size,
+      servedServices: new Set(this.stable.current().inputs.map((s) => s.name.slice(0, s.name.indexOf(':')))).size,
       refusals,
       events: { written: this.events.written, failed: this.events.failed, dropped: this.events.dropped },
       statusWrites: this.status.writes,
@@ -274,9 +270,4 @@ export class KubernetesSource implements ServiceSource {
     this.status.stop();
     await this.watch.stop();
   }
-}
-
-/** Whether two translations' services are the same (they are built the same way, in a stable order). */
-function sameInputs(a: readonly ServiceInput[], b: readonly ServiceInput[]): boolean {
-  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
 }

@@ -616,6 +616,8 @@ export function translate(snapshot: Snapshot, settings: KubernetesSettings, prev
   events.push(...allocated.events);
 
   const candidates: { owner: string; service: ServiceInput; key: string }[] = [];
+  /** Every Cluster Service of a family has the same backends: one array, shared (outputs are read-only). */
+  const clusterBackends = new Map<Family, ReturnType<typeof nodeBackends>>();
   for (const { s, ports, external } of plans) {
     const owner = objectKey(s);
     const vips = [...external, ...(allocated.allocations.get(owner) ?? []).filter((ip) => !external.some((e) => e.text === ip.text))];
@@ -627,7 +629,8 @@ export function translate(snapshot: Snapshot, settings: KubernetesSettings, prev
     for (const vip of vips) {
       let backends = backendsOf.get(vip.family);
       if (!backends) {
-        backends = nodeBackends(nodes.get(vip.family) ?? [], local);
+        backends = local ? nodeBackends(nodes.get(vip.family) ?? [], local) : clusterBackends.get(vip.family);
+        if (!backends) clusterBackends.set(vip.family, (backends = nodeBackends(nodes.get(vip.family) ?? [], null)));
         backendsOf.set(vip.family, backends);
         if (backends.length === 0)
           events.push(warning(owner, 'NoEligibleNode', `no eligible ${FAMILY_NAME[vip.family]} node${local ? ' with a ready local endpoint (externalTrafficPolicy: Local)' : ''}: served with no backends, its packets are dropped`));
