@@ -83,7 +83,8 @@ export class BackendPaths {
     for (const s of services)
       for (const b of s.backends) {
         const ifindex = this.ifindexVia(b.interface);
-        all.set(`${ifindex}/${b.address}`, { address: mustParseIp(b.address), ifindex });
+        const key = `${ifindex}/${b.address}`;
+        if (!all.has(key)) all.set(key, { address: mustParseIp(b.address), ifindex }); // parsed once per node, not once per service
       }
     return all;
   }

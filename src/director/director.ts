@@ -364,7 +364,7 @@ export class Director {
 
   /** Every VIP of the services, once. */
   private vipList(): IpAddress[] {
-    return [...new Map(this.config.services.map((s) => [s.vip, mustParseIp(s.vip)])).values()];
+    return [...new Set(this.config.services.map((s) => s.vip))].map(mustParseIp); // the schema's canonical text: one per address
   }
 
   /** Makes this director active (owns and announces every VIP) or standby (owns none); the maps stay filled either way. */
@@ -468,8 +468,18 @@ export class Director {
       }
       throw err;
     }
-    const configured = new Set(next.services.flatMap((s) => s.backends.map((b) => backendKey(s.name, b.address))));
-    for (const key of this.overrides.keys()) if (!configured.has(key)) this.overrides.delete(key);
+    this.dropStaleOverrides(next);
+  }
+
+  /** Forgets the overrides of backends the config no longer has (O(overrides), not O(backends): they are few). */
+  private dropStaleOverrides(config: Config): void {
+    if (this.overrides.size === 0) return;
+    const byName = new Map(config.services.map((s) => [s.name, s]));
+    for (const key of this.overrides.keys()) {
+      const cut = key.lastIndexOf(' '); // backendKey: "service address", and an address has no space
+      const s = byName.get(key.slice(0, cut));
+      if (!s?.backends.some((b) => b.address === key.slice(cut + 1))) this.overrides.delete(key);
+    }
   }
 
   /** The Kubernetes source of a config's `kubernetes:` section. */

@@ -14,8 +14,8 @@ import type { IpAddress } from '../model/address.ts';
 import type { Health } from '../model/health.ts';
 import { backendKey } from '../model/keys.ts';
 import { httpProbe, tcpProbe, type ProbeResult } from './probes.ts';
-import { admits, nextHealth, nextServiceHealth, RECORDED_DOWN, startingState, type HealthState, type ServiceHealth } from './state.ts';
-import { wantedProbes, type EffectiveCheck, type WantedProbe } from './subscriptions.ts';
+import { admits, INITIAL, nextHealth, nextServiceHealth, RECORDED_DOWN, startingState, type HealthState, type ServiceHealth } from './state.ts';
+import { serviceProbes, type EffectiveCheck, type ServiceProbe } from './subscriptions.ts';
 import { countUnexpected } from '../guards.ts';
 
 /** One health check as the checker holds it now (for metrics): one per (service, backend), its probe's. */
@@ -33,7 +33,7 @@ interface Probe {
   key: string;
   address: string;
   check: EffectiveCheck;
-  services: ReadonlySet<string>;
+  services: Set<string>;
   state: HealthState;
   timer?: NodeJS.Timeout;
   last: ProbeResult | null;
@@ -67,9 +67,11 @@ function probeOnce(address: string, check: EffectiveCheck): Promise<ProbeResult>
 
 export class HealthChecker {
   /** By probeKey. */
-  private probes = new Map<string, Probe>();
+  private readonly probes = new Map<string, Probe>();
   /** By backendKey. */
-  private subscriptions = new Map<string, Subscription>();
+  private readonly subscriptions = new Map<string, Subscription>();
+  /** The probes each service asked for at its last sync, by service name. */
+  private readonly probesOf = new Map<string, ServiceProbe[]>();
   /** Per checked service: its backends' verdicts together (updated where they change). */
   private readonly verdicts = new Map<string, ServiceHealth>();
   private services = new Map<string, ServiceConfig>();
@@ -87,54 +89,74 @@ export class HealthChecker {
 
   /**
    * Starts and stops probes, and moves services between them, to match the
-   * configuration. A service joining a running probe takes its verdict at
-   * once; a probe no service uses any more stops. `recordedDown` (backendKey
-   * keys): backends the data plane recorded as down, which a new probe
-   * starts from (a daemon restart keeps a dead backend out).
+   * configuration. Only services that are not the same objects as at the
+   * last sync are looked at (a validated config is frozen, and sources keep
+   * unchanged services as they were): a change of one service among
+   * thousands costs that service. A service joining a running probe takes
+   * its verdict at once; a probe no service uses any more stops.
+   * `recordedDown` (backendKey keys): backends the data plane recorded as
+   * down, which a new probe starts from (a daemon restart keeps a dead
+   * backend out).
    */
   sync(config: Config, recordedDown: ReadonlySet<string> = new Set()): void {
-    this.services = new Map(config.services.map((s) => [s.name, s]));
-    const wanted = wantedProbes(config.services);
-    const before = this.subscriptions;
-    const probes = new Map<string, Probe>();
-    const subscriptions = new Map<string, Subscription>();
-    for (const [key, w] of wanted) {
-      const probe = this.probes.get(key) ?? this.start(key, w, before, recordedDown);
-      probe.services = w.services;
-      probes.set(key, probe);
-      for (const service of w.services) subscriptions.set(backendKey(service, w.address), { service, address: w.address, probe });
+    const next = new Map(config.services.map((s) => [s.name, s]));
+    /** What each leaving subscription's probe knew, by backendKey: a service whose check changed starts from it. */
+    const known = new Map<string, HealthState>();
+    const touched = new Set<Probe>();
+    const changed: string[] = [];
+    for (const [name, s] of this.services) if (next.get(name) !== s) this.unsubscribe(name, known, touched);
+    /** Probes started by this sync, with what their services knew of the address. */
+    const started = new Map<Probe, HealthState[]>();
+    for (const [name, s] of next) {
+      if (this.services.get(name) === s) continue;
+      changed.push(name);
+      const probes = serviceProbes(s);
+      this.probesOf.set(name, probes);
+      for (const { key, address, check } of probes) {
+        const id = backendKey(name, address);
+        let probe = this.probes.get(key);
+        if (!probe) {
+          probe = { key, address, check, services: new Set(), state: INITIAL, last: null, ok: 0, failed: 0 };
+          this.probes.set(key, probe);
+          started.set(probe, []);
+        }
+        const state = known.get(id) ?? (recordedDown.has(id) ? RECORDED_DOWN : undefined);
+        if (state) started.get(probe)?.push(state);
+        probe.services.add(name);
+        touched.add(probe);
+        this.subscriptions.set(id, { service: name, address, probe });
+      }
     }
-    for (const [key, p] of this.probes) if (!probes.has(key)) clearTimeout(p.timer);
-    this.probes = probes;
-    this.subscriptions = subscriptions;
-
-    // verdicts are counted again where a service's backends are checked by other probes than before
-    const changed = new Set<string>();
-    for (const s of config.services) if (s.healthCheck.type !== 'none' && !this.verdicts.has(s.name)) changed.add(s.name);
-    for (const [id, sub] of this.subscriptions) if (before.get(id)?.probe !== sub.probe) changed.add(sub.service);
-    for (const [id, sub] of before) if (!this.subscriptions.has(id)) changed.add(sub.service);
-    for (const name of this.verdicts.keys()) if ((this.services.get(name)?.healthCheck.type ?? 'none') === 'none') this.verdicts.delete(name);
+    for (const [probe, states] of started) {
+      probe.state = startingState(states);
+      probe.timer = setTimeout(() => void this.run(probe), Math.random() * probe.check.interval);
+    }
+    for (const probe of touched)
+      if (probe.services.size === 0) {
+        clearTimeout(probe.timer);
+        this.probes.delete(probe.key);
+      }
+    this.services = next;
     for (const name of changed) {
-      const s = this.services.get(name);
-      if (s && s.healthCheck.type !== 'none') this.recount(s);
+      const s = next.get(name)!;
+      if (s.healthCheck.type === 'none') this.verdicts.delete(name);
+      else this.recount(s);
     }
   }
 
-  /**
-   * A new probe, its first run at a random point of its first interval. It
-   * starts from what its services knew of the address: the probe each moves
-   * from (its check changed), else the data plane's record.
-   */
-  private start(key: string, w: WantedProbe, before: ReadonlyMap<string, Subscription>, recordedDown: ReadonlySet<string>): Probe {
-    const known: HealthState[] = [];
-    for (const service of w.services) {
-      const id = backendKey(service, w.address);
-      const state = before.get(id)?.probe.state ?? (recordedDown.has(id) ? RECORDED_DOWN : undefined);
-      if (state) known.push(state);
+  /** A service leaves its probes (gone, or changed: it subscribes again), leaving what they knew in `known`. */
+  private unsubscribe(name: string, known: Map<string, HealthState>, touched: Set<Probe>): void {
+    for (const { address } of this.probesOf.get(name) ?? []) {
+      const id = backendKey(name, address);
+      const sub = this.subscriptions.get(id);
+      if (!sub) continue;
+      known.set(id, sub.probe.state);
+      sub.probe.services.delete(name);
+      touched.add(sub.probe);
+      this.subscriptions.delete(id);
     }
-    const probe: Probe = { key, address: w.address, check: w.check, services: w.services, state: startingState(known), last: null, ok: 0, failed: 0 };
-    probe.timer = setTimeout(() => void this.run(probe), Math.random() * w.check.interval);
-    return probe;
+    this.probesOf.delete(name);
+    this.verdicts.delete(name);
   }
 
   /** Records which backends of a service are up now (and, while any is, that they were the last up). O(backends). */
@@ -239,6 +261,8 @@ export class HealthChecker {
     for (const p of this.probes.values()) clearTimeout(p.timer);
     this.probes.clear();
     this.subscriptions.clear();
+    this.probesOf.clear();
     this.verdicts.clear();
+    this.services = new Map();
   }
 }

@@ -41,6 +41,21 @@ function probeKey(address: string, checkJson: string): string {
   return `${address} ${checkJson}`;
 }
 
+/** One probe a service asks for: of one of its backends, with its check. */
+export interface ServiceProbe {
+  readonly key: string;
+  readonly address: string;
+  readonly check: EffectiveCheck;
+}
+
+/** The probes one service asks for, one per backend (none without a check). O(its backends). */
+export function serviceProbes(s: ServiceConfig): ServiceProbe[] {
+  const check = effectiveCheck(s);
+  if (!check) return [];
+  const checkJson = JSON.stringify(check);
+  return s.backends.map(({ address }) => ({ key: probeKey(address, checkJson), address, check }));
+}
+
 export interface WantedProbe {
   address: string;
   check: EffectiveCheck;
@@ -51,16 +66,11 @@ export interface WantedProbe {
 /** The probes the services ask for, by probeKey. O(backends). */
 export function wantedProbes(services: readonly ServiceConfig[]): ReadonlyMap<string, WantedProbe> {
   const probes = new Map<string, { address: string; check: EffectiveCheck; services: Set<string> }>();
-  for (const s of services) {
-    const check = effectiveCheck(s);
-    if (!check) continue;
-    const checkJson = JSON.stringify(check);
-    for (const { address } of s.backends) {
-      const key = probeKey(address, checkJson);
+  for (const s of services)
+    for (const { key, address, check } of serviceProbes(s)) {
       let probe = probes.get(key);
       if (!probe) probes.set(key, (probe = { address, check, services: new Set() }));
       probe.services.add(s.name);
     }
-  }
   return probes;
 }
