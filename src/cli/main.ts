@@ -12,7 +12,7 @@ import { formatApiAddress, type ApiAddress } from '../director/api.ts';
 import { ApiUnreachable, callApi } from '../director/api-client.ts';
 import { XdplbError, type ErrorCode } from '../errors.ts';
 import { log } from '../log.ts';
-import { ipSyntaxError, parseIp, unusableAddress } from '../model/address.ts';
+import { ipSyntaxError, parseIp, unusableAddress, type IpAddress } from '../model/address.ts';
 import { interfaceNameProblem, pinDirProblem } from '../model/names.ts';
 import { releaseVips } from '../net/vips.ts';
 import type { Director } from '../director/director.ts';
@@ -113,6 +113,52 @@ async function daemonState(api: ApiAddress, pinDir: string): Promise<DaemonState
   } catch {
     return null;
   }
+}
+
+/** --undo: what the command line and what the Kubernetes agent (once stopped) added, both reverted. */
+function undoBoth(vips: IpAddress[] | undefined): RealserverResult & { notAdded: string[] } {
+  const agent = undoRealserver(vips, { by: 'agent' });
+  const cli = undoRealserver(vips, { by: 'cli' });
+  return {
+    vipsAdded: [],
+    vipsRemoved: [...agent.vipsRemoved, ...cli.vipsRemoved],
+    sysctls: { ...cli.sysctls, ...agent.sysctls }, // the agent came later: its record holds what was there before it
+    notAdded: cli.notAdded.filter((v) => agent.notAdded.includes(v)),
+  };
+}
+
+/** `xdplb realserver --k8s`: the node agent, in the foreground until SIGTERM or SIGINT. */
+async function runAgent(opts: { vip?: string[]; undo?: boolean; config?: string; kubeconfig?: string; node?: string; metricsAddress?: string; undoOnExit?: boolean }): Promise<void> {
+  if (opts.vip || opts.undo) throw new XdplbError('USAGE', '--k8s takes its VIPs from the cluster: no --vip or --undo with it');
+  const { validateConfig, loadConfig } = await import('../config/load.ts');
+  const config = opts.config ? await loadConfig(opts.config, { kubeconfig: opts.kubeconfig }) : validateConfig({}, { kubeconfig: opts.kubeconfig });
+  const { kubeconfig, ...settings } = config.kubernetes ?? validateConfig({ kubernetes: {} }).kubernetes!;
+  const { clusterAccess } = await import('../k8s/client.ts');
+  const { RealserverAgent } = await import('../realserver/agent.ts');
+  const { guardProcess } = await import('../guards.ts');
+  const { hostname } = await import('node:os');
+  guardProcess(log);
+  const agent = new RealserverAgent({
+    access: clusterAccess(kubeconfig),
+    settings,
+    node: opts.node ?? process.env.NODE_NAME ?? hostname(),
+    metricsAddress: opts.metricsAddress ?? '127.0.0.1:9843',
+    undoOnExit: Boolean(opts.undoOnExit),
+    log,
+  });
+  await agent.start();
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      agent.stop().then(resolve, (err: unknown) => {
+        log.error({ err }, 'stopping failed');
+        process.exitCode = EXIT.failure;
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
 }
 
 async function statusCommand(opts: { interface?: string; pinDir?: string; api?: string; stats?: boolean; rate?: boolean; json?: boolean; watch?: string | boolean }): Promise<void> {
@@ -297,9 +343,21 @@ maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n 
     .option('--vip <address...>', 'VIP(s) this host serves')
     .option('--undo', 'remove the VIPs xdplb added (only those of --vip, when given) and, once none is left, restore the sysctls it changed')
     .option('--json', 'print what changed as JSON')
-    .addHelpText('after', `\nIdempotent: running it twice changes nothing the second time. What it changed is recorded per\nnetwork namespace; --undo reverts only that.\n\nExample:\n  xdplb realserver --vip 10.240.0.201 2001:db8::201\n  xdplb realserver --undo\n${EXIT_HELP}`)
-    .action((opts: { vip?: string[]; undo?: boolean; json?: boolean }) => {
-      if (!opts.undo && !opts.vip?.length) throw new XdplbError('USAGE', 'give --vip ADDRESS... (or --undo)');
+    .option('--k8s', 'run as the Kubernetes node agent: keep lo\'s VIPs equal to those the cluster\'s Services send to this node, until stopped')
+    .option('-c, --config <file>', 'with --k8s: the config whose kubernetes: section the director uses (the same settings give the same VIPs)')
+    .option('--kubeconfig <file>', 'with --k8s: the cluster (default: the in-cluster ServiceAccount, then $KUBECONFIG)')
+    .option('--node <name>', 'with --k8s: this node\'s Node name (default: $NODE_NAME, then the host name)')
+    .option('--metrics-address <host:port>', 'with --k8s: where /metrics, /healthz and /readyz listen (default 127.0.0.1:9843)')
+    .option('--undo-on-exit', 'with --k8s: on SIGTERM, remove the VIPs the agent added and restore the sysctls')
+    .addHelpText(
+      'after',
+      `\nIdempotent: running it twice changes nothing the second time. What it changed is recorded per\nnetwork namespace; --undo reverts only that.\n\nWith --k8s it runs in the foreground (a DaemonSet) and follows the cluster: a VIP is added when a\nService starts sending this node traffic, and removed (drainTimeout later) when it stops; an\naddress it did not add is never touched. It reports a kube-proxy in IPVS mode without strictARP.\n\nExample:\n  xdplb realserver --vip 10.240.0.201 2001:db8::201\n  xdplb realserver --undo\n  xdplb realserver --k8s -c /etc/xdplb/config.yaml --undo-on-exit\n${EXIT_HELP}`,
+    )
+    .action(async (opts: { vip?: string[]; undo?: boolean; json?: boolean; k8s?: boolean; config?: string; kubeconfig?: string; node?: string; metricsAddress?: string; undoOnExit?: boolean }) => {
+      if (opts.k8s) return runAgent(opts);
+      for (const k8sOnly of ['config', 'kubeconfig', 'node', 'metricsAddress', 'undoOnExit'] as const)
+        if (opts[k8sOnly] !== undefined) throw new XdplbError('USAGE', `--${k8sOnly.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} goes with --k8s`);
+      if (!opts.undo && !opts.vip?.length) throw new XdplbError('USAGE', 'give --vip ADDRESS... (or --undo, or --k8s)');
       const vips = (opts.vip ?? []).map((text) => {
         const ip = parseIp(text);
         if (!ip) throw new XdplbError('USAGE', `--vip ${text}: not ${ipSyntaxError(text)}`);
@@ -307,7 +365,7 @@ maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n 
         if (why) throw new XdplbError('USAGE', `--vip ${why}: it cannot be a VIP`);
         return ip;
       });
-      const r: RealserverResult & { notAdded?: string[] } = opts.undo ? undoRealserver(opts.vip ? vips : undefined) : configureRealserver(vips);
+      const r: RealserverResult & { notAdded?: string[] } = opts.undo ? undoBoth(opts.vip ? vips : undefined) : configureRealserver(vips);
       const notOurs = r.notAdded?.length ? `; not added by xdplb, left alone: ${r.notAdded.join(', ')}` : '';
       process.stdout.write(
         opts.json ? `${json(r)}\n` : `${opts.undo ? 'undone' : 'configured'}: VIPs added ${r.vipsAdded.join(', ') || 'none'}, removed ${r.vipsRemoved.join(', ') || 'none'}${notOurs}; sysctls ${json(r.sysctls)}\n`,

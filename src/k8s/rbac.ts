@@ -3,6 +3,8 @@
 // Each rule says which behaviour needs it.
 
 export interface Rule {
+  /** A namespaced grant (a Role there); absent: cluster-wide (a ClusterRole). */
+  readonly namespace?: string;
   readonly apiGroups: readonly string[];
   readonly resources: readonly string[];
   readonly verbs: readonly string[];
@@ -16,4 +18,13 @@ export const DIRECTOR_RULES: readonly Rule[] = [
   { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'], why: 'which nodes have ready local endpoints (externalTrafficPolicy: Local), and which are terminating' },
   { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'], why: 'the backends: Ready nodes, their InternalIPs and labels' },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'], why: 'tell the operator, on the Service, what was allocated or refused' },
+];
+
+/** The node agent (`xdplb realserver --k8s`): it reads what the director reads, and writes only Events. */
+export const AGENT_RULES: readonly Rule[] = [
+  { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch'], why: 'which VIPs are served' },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'], why: 'the same translation as the director (its services, and so its VIPs)' },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'], why: 'whether this node is eligible, and its address families' },
+  { namespace: 'kube-system', apiGroups: [''], resources: ['configmaps'], verbs: ['get'], why: "kube-proxy's config (kube-system/kube-proxy): IPVS mode without strictARP" },
+  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'], why: 'the strictARP Warning on the Node' },
 ];

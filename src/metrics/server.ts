@@ -3,9 +3,14 @@
 import { createServer, type Server } from 'node:http';
 import { parseHostPort } from '../config/address.ts';
 import { XdplbError } from '../errors.ts';
-import type { Metrics } from './metrics.ts';
 
-export async function startMetricsServer(address: string, metrics: Metrics, ready: () => boolean): Promise<Server> {
+/** What the server serves at /metrics: the text, in pieces, and its content type. */
+export interface Exposition {
+  exposition(): Promise<string[]>;
+  readonly contentType: string;
+}
+
+export async function startMetricsServer(address: string, metrics: Exposition, ready: () => boolean): Promise<Server> {
   const hp = parseHostPort(address);
   if (typeof hp === 'string') throw new XdplbError('CONFIG_INVALID', `metricsAddress ${address}: ${hp}`);
   const { host, port } = hp;

@@ -15,9 +15,16 @@ import { formatIp, type IpAddress } from '../model/address.ts';
 import { currentNetns } from '../net/netns.ts';
 import { ensureRunDir, RUN_DIR } from '../paths.ts';
 
-/** The record of this network namespace ("realserver-4026531840.json"). */
-function stateFile(): string {
-  return `${RUN_DIR}/realserver-${currentNetns().replace(/\D/g, '')}.json`;
+/**
+ * Who changes the host: the command line (`xdplb realserver --vip`), or the
+ * Kubernetes agent (`--k8s`). Each keeps its own record, so neither removes
+ * an address the other added.
+ */
+export type Changer = 'cli' | 'agent';
+
+/** The record of this network namespace ("realserver-4026531840.json", the agent's "realserver-k8s-4026531840.json"). */
+function stateFile(by: Changer): string {
+  return `${RUN_DIR}/realserver-${by === 'agent' ? 'k8s-' : ''}${currentNetns().replace(/\D/g, '')}.json`;
 }
 
 interface SavedState {
@@ -38,15 +45,15 @@ function writeSysctl(key: string, value: string): void {
   writeFileSync(`/proc/sys/${key}`, value);
 }
 
-function loadState(): SavedState {
-  const file = stateFile();
+function loadState(by: Changer): SavedState {
+  const file = stateFile(by);
   if (!existsSync(file)) return { vips: [], sysctls: {} };
   return JSON.parse(readFileSync(file, 'utf8')) as SavedState;
 }
 
-function saveState(s: SavedState): void {
+function saveState(s: SavedState, by: Changer): void {
   ensureRunDir();
-  writeFileSync(stateFile(), JSON.stringify(s, null, 2));
+  writeFileSync(stateFile(by), JSON.stringify(s, null, 2));
 }
 
 export interface RealserverResult {
@@ -62,8 +69,13 @@ function strictRpFilters(): string[] {
   return keys.filter((k) => existsSync(`/proc/sys/${k}`) && readSysctl(k) === '1');
 }
 
-export function configureRealserver(vips: readonly IpAddress[]): RealserverResult {
-  const state = loadState();
+/** The VIPs xdplb added to lo in this network namespace (and has not removed). */
+export function addedVips(by: Changer = 'cli'): string[] {
+  return loadState(by).vips;
+}
+
+export function configureRealserver(vips: readonly IpAddress[], by: Changer = 'cli'): RealserverResult {
+  const state = loadState(by);
   const lo = native.interfaceInfo('lo').ifindex;
   const present = new Set(native.addresses(lo).map((a) => formatIp(a.address, a.family)));
   const added: string[] = [];
@@ -83,17 +95,19 @@ export function configureRealserver(vips: readonly IpAddress[]): RealserverResul
     writeSysctl(k, v);
     changed[k] = v;
   }
-  saveState(state);
+  saveState(state, by);
   return { vipsAdded: added, vipsRemoved: [], sysctls: changed };
 }
 
 /**
  * Removes the VIPs it added (only `vips`, when given) and, once none it
- * added is left, restores the sysctls it changed. A VIP it did not add is
+ * added is left, restores the sysctls it changed (unless keepSysctls: the
+ * Kubernetes agent keeps them while it runs, with or without VIPs). A VIP it did not add is
  * left alone, and named in `notAdded`.
  */
-export function undoRealserver(vips?: readonly IpAddress[]): RealserverResult & { notAdded: string[] } {
-  const state = loadState();
+export function undoRealserver(vips?: readonly IpAddress[], o: { keepSysctls?: boolean; by?: Changer } = {}): RealserverResult & { notAdded: string[] } {
+  const by = o.by ?? 'cli';
+  const state = loadState(by);
   const lo = native.interfaceInfo('lo').ifindex;
   const present = new Map(native.addresses(lo).map((a) => [formatIp(a.address, a.family), a]));
   const chosen = vips ? vips.map((v) => v.text) : state.vips;
@@ -106,11 +120,11 @@ export function undoRealserver(vips?: readonly IpAddress[]): RealserverResult & 
     removed.push(text);
   }
   state.vips = state.vips.filter((t) => !removed.includes(t));
-  if (state.vips.length > 0) {
-    saveState(state);
+  if (state.vips.length > 0 || o.keepSysctls) {
+    saveState(state, by);
     return { vipsAdded: [], vipsRemoved: removed, sysctls: {}, notAdded };
   }
   for (const [k, v] of Object.entries(state.sysctls)) writeSysctl(k, v);
-  rmSync(stateFile(), { force: true });
+  rmSync(stateFile(by), { force: true });
   return { vipsAdded: [], vipsRemoved: removed, sysctls: state.sysctls, notAdded };
 }

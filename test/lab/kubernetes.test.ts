@@ -31,6 +31,25 @@ let core: k8s.CoreV1Api;
 let discovery: k8s.DiscoveryV1Api;
 let relay: Relay;
 const kubeProxies = new Map<number, ChildProcessWithoutNullStreams>();
+/** The real-server agent (`xdplb realserver --k8s`) of each node, and what the node's lo held before it started. */
+const agents = new Map<number, { child: ChildProcess; log: () => string; exited: Promise<void>; relay: Relay }>();
+const loBefore = new Map<number, string>();
+
+const runDirOf = (i: number) => `${LAB.runDir}/${LAB.backendNs(i)}`;
+
+function loAddresses(i: number): string {
+  return execFileSync('ip', ['-n', LAB.backendNs(i), '-o', 'addr', 'show', 'dev', 'lo'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(/\s+/)[3])
+    .filter(Boolean)
+    .sort()
+    .join(' ');
+}
+
+function sysctls(i: number): string {
+  const argv = inNs(LAB.backendNs(i), ['sysctl', '-n', 'net.ipv4.conf.all.arp_ignore', 'net.ipv4.conf.all.arp_announce', 'net.ipv4.conf.all.rp_filter']);
+  return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }).trim().replace(/\n/g, ' ');
+}
 
 /**
  * kube-proxy's health servers on node i: 10256 answers 200; "port P CODE"
@@ -54,6 +73,11 @@ async function kubeProxySays(i: number, port: number, code: 200 | 503): Promise<
   const answered = new Promise((r) => p.stdout.once('data', r));
   p.stdin.write(`port ${port} ${code}\n`);
   await answered;
+}
+
+/** The inode of a network namespace (what names the real-server records). */
+function inode(ns: string): string {
+  return execFileSync('stat', ['-L', '-c', '%i', `/var/run/netns/${ns}`], { encoding: 'utf8' }).trim();
 }
 
 function directorLog(): string {
@@ -138,8 +162,6 @@ before(async () => {
   await labUp({ backends: NODES.length, mode: 'native' });
   await stopDirector(); // the lab's static director, replaced by one in Kubernetes mode
   for (const i of NODES) {
-    const rs = inNs(LAB.backendNs(i), [`${ROOT}bin/xdplb`, 'realserver', '--vip', POOL_IP]);
-    execFileSync(rs[0]!, rs.slice(1), { env: { ...process.env, XDPLB_RUN_DIR: `${LAB.runDir}/${LAB.backendNs(i)}` }, stdio: ['ignore', 'ignore', 'pipe'] });
     const argv = inNs(LAB.backendNs(i), [process.execPath, '-e', KUBE_PROXY]);
     const p = spawn(argv[0]!, argv.slice(1));
     await new Promise((r) => p.stdout.once('data', r));
@@ -154,11 +176,26 @@ before(async () => {
   const kubeconfig = join(LAB.runDir, 'kubeconfig');
   writeFileSync(kubeconfig, kube.admin.exportConfig());
   writeFileSync(LAB.configPath, CONFIG);
+  // each node's agent, from the same config as the director (the lab's VIP 10.240.0.201 was put on lo by
+  // `xdplb lab up` with `xdplb realserver --vip`: the agent must leave it alone)
+  for (const i of NODES) {
+    loBefore.set(i, `${loAddresses(i)} | ${sysctls(i)}`);
+    const agentRelay = await relayIntoNetns(LAB.backendNs(i), Number(new URL(kube.server).port));
+    const argv = inNs(LAB.backendNs(i), [`${ROOT}bin/xdplb`, 'realserver', '--k8s', '-c', LAB.configPath, '--kubeconfig', kubeconfig, '--node', nodeName(i), '--undo-on-exit']);
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, XDPLB_RUN_DIR: runDirOf(i), XDPLB_LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let text = '';
+    child.stderr!.on('data', (c: Buffer) => (text += c.toString()));
+    agents.set(i, { child, log: () => text, exited: new Promise((r) => child.once('exit', () => r())), relay: agentRelay });
+  }
   startDirector('native', ['--kubeconfig', kubeconfig]);
   await eventually('the director ready', () => directorLog().includes('"msg":"ready"'));
 });
 
 after(async () => {
+  for (const a of agents.values()) {
+    a.child.kill('SIGKILL');
+    await a.relay.stop();
+  }
   for (const p of kubeProxies.values()) p.kill('SIGKILL');
   await relay?.stop();
   await labDown();
@@ -201,6 +238,7 @@ spec:
     shopHealthPort = shop.spec!.healthCheckNodePort!;
     assert.ok(shopHealthPort > 0, 'the API server allocated a healthCheckNodePort');
     for (const i of NODES) await kubeProxySays(i, shopHealthPort, i === 3 ? 503 : 200);
+    for (const i of NODES) await eventually(`the agent of node ${i} putting ${POOL_IP} on lo`, () => loAddresses(i).includes(`${POOL_IP}/32`));
     await setEndpoints('shop', [{ node: 1 }, { node: 2 }]);
     const ingress = await eventually('the address in status', async () => (await core.readNamespacedServiceStatus({ namespace: 'default', name: 'shop' })).status?.loadBalancer?.ingress?.[0]);
     assert.deepEqual({ ip: ingress.ip, ipMode: ingress.ipMode }, { ip: POOL_IP, ipMode: 'VIP' });
@@ -267,11 +305,28 @@ spec:
     assert.deepEqual(rewrites, [], 'no reconcile wrote anything');
   });
 
-  test('deleted: the VIP is gone from the director and the data plane', async () => {
+  test('deleted: the VIP is gone from the director and the data plane, and (drainTimeout later) from every node\'s lo', async () => {
     await core.deleteNamespacedService({ namespace: 'default', name: 'shop' });
     await eventually('shop gone', () => !readLabStatus().services.some((s) => s.vip === POOL_IP));
     const addrs = execFileSync('ip', ['-n', LAB.directorNs, '-o', 'addr', 'show', 'dev', LAB.nic], { encoding: 'utf8' });
     assert.ok(!addrs.includes(`${POOL_IP}/`), `the director no longer holds ${POOL_IP}`);
     assert.ok(directorPid() !== null);
+    for (const i of NODES) await eventually(`${POOL_IP} off the lo of node ${i}`, () => !loAddresses(i).includes(`${POOL_IP}/32`), 15_000);
+    for (const i of NODES) assert.ok(loAddresses(i).includes(`${LAB.vip}/32`), `node ${i} keeps ${LAB.vip}, which the agent did not add`);
+  });
+
+  test('a Service created again: its VIP comes back on lo; the agents stopped (--undo-on-exit) leave every node as it was', async () => {
+    await core.createNamespacedService({ namespace: 'default', body: { metadata: { name: 'again' }, spec: { type: 'LoadBalancer', loadBalancerClass: 'xdplb.io/dr', selector: { app: 'again' }, ports: [{ name: 'http', port: 8080, protocol: 'TCP' }] } } });
+    for (const i of NODES) await eventually(`${POOL_IP} on the lo of node ${i} again`, () => loAddresses(i).includes(`${POOL_IP}/32`));
+    for (const [i, a] of agents) {
+      const record = `${runDirOf(i)}/realserver-k8s-${inode(LAB.backendNs(i))}.json`;
+      assert.ok(existsSync(record), `the agent keeps its record of what it added (${record})`);
+      a.child.kill('SIGTERM');
+      await a.exited;
+      assert.match(a.log(), /"msg":"undone: the VIPs the agent added removed, the sysctls restored"/);
+      assert.equal(`${loAddresses(i)} | ${sysctls(i)}`, loBefore.get(i), `node ${i} as it was before its agent`);
+      assert.ok(!existsSync(record), 'the agent\'s record is gone');
+    }
+    await core.deleteNamespacedService({ namespace: 'default', name: 'again' });
   });
 });
