@@ -17,6 +17,7 @@ import * as k8s from '@kubernetes/client-node';
 import { clientRequests, directorPid, inNs, LAB, labDown, labUp, readLabStatus, startDirector, stopDirector } from '../../src/lab/lab.ts';
 import { startKube, type KubeCluster } from '../helpers/kube.ts';
 import { relayIntoNetns, type Relay } from '../helpers/relay.ts';
+import { AGENT_RULES } from '../../src/k8s/rbac.ts';
 import { eventually as waitFor } from '../helpers/eventually.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -73,6 +74,20 @@ async function kubeProxySays(i: number, port: number, code: 200 | 503): Promise<
   const answered = new Promise((r) => p.stdout.once('data', r));
   p.stdin.write(`port ${port} ${code}\n`);
   await answered;
+}
+
+/** A ServiceAccount in default bound to exactly these rules (a ClusterRole, and a Role where a rule names a namespace). */
+async function serviceAccountWith(name: string, rules: typeof AGENT_RULES): Promise<k8s.KubeConfig> {
+  const rbac = kube.admin.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const plain = (r: (typeof rules)[number]) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] });
+  const subjects = [{ kind: 'ServiceAccount', name, namespace: 'default' }];
+  await rbac.createClusterRole({ body: { metadata: { name }, rules: rules.filter((r) => !r.namespace).map(plain) } });
+  await rbac.createClusterRoleBinding({ body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects } });
+  for (const ns of new Set(rules.flatMap((r) => r.namespace ?? []))) {
+    await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name }, rules: rules.filter((r) => r.namespace === ns).map(plain) } });
+    await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects } });
+  }
+  return kube.asServiceAccount('default', name);
 }
 
 /** The inode of a network namespace (what names the real-server records). */
@@ -177,11 +192,15 @@ before(async () => {
   writeFileSync(kubeconfig, kube.admin.exportConfig());
   writeFileSync(LAB.configPath, CONFIG);
   // each node's agent, from the same config as the director (the lab's VIP 10.240.0.201 was put on lo by
-  // `xdplb lab up` with `xdplb realserver --vip`: the agent must leave it alone)
+  // `xdplb lab up` with `xdplb realserver --vip`: the agent must leave it alone), as a ServiceAccount bound to
+  // exactly AGENT_RULES; kube-proxy's ConfigMap says IPVS without strictARP, which each agent must report
+  const agentKubeconfig = join(LAB.runDir, 'agent.kubeconfig');
+  writeFileSync(agentKubeconfig, (await serviceAccountWith('xdplb-realserver', AGENT_RULES)).exportConfig());
+  await core.createNamespacedConfigMap({ namespace: 'kube-system', body: { metadata: { name: 'kube-proxy' }, data: { 'config.conf': 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\nipvs:\n  strictARP: false\n' } } });
   for (const i of NODES) {
     loBefore.set(i, `${loAddresses(i)} | ${sysctls(i)}`);
     const agentRelay = await relayIntoNetns(LAB.backendNs(i), Number(new URL(kube.server).port));
-    const argv = inNs(LAB.backendNs(i), [`${ROOT}bin/xdplb`, 'realserver', '--k8s', '-c', LAB.configPath, '--kubeconfig', kubeconfig, '--node', nodeName(i), '--undo-on-exit']);
+    const argv = inNs(LAB.backendNs(i), [`${ROOT}bin/xdplb`, 'realserver', '--k8s', '-c', LAB.configPath, '--kubeconfig', agentKubeconfig, '--node', nodeName(i), '--undo-on-exit']);
     const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, XDPLB_RUN_DIR: runDirOf(i), XDPLB_LOG_FORMAT: 'json' }, stdio: ['ignore', 'ignore', 'pipe'] });
     let text = '';
     child.stderr!.on('data', (c: Buffer) => (text += c.toString()));
@@ -313,6 +332,18 @@ spec:
     assert.ok(directorPid() !== null);
     for (const i of NODES) await eventually(`${POOL_IP} off the lo of node ${i}`, () => !loAddresses(i).includes(`${POOL_IP}/32`), 15_000);
     for (const i of NODES) assert.ok(loAddresses(i).includes(`${LAB.vip}/32`), `node ${i} keeps ${LAB.vip}, which the agent did not add`);
+  });
+
+  test('each agent reports kube-proxy in IPVS mode without strictARP: in its log and as a Warning Event on its Node', async () => {
+    const events = kube.admin.makeApiClient(k8s.EventsV1Api);
+    for (const i of NODES) {
+      const e = await eventually(`the Event on node ${i}`, async () =>
+        (await events.listNamespacedEvent({ namespace: 'default', fieldSelector: `regarding.name=${nodeName(i)}` })).items.find((x) => x.reason === 'KubeProxyIPVSWithoutStrictARP'),
+      );
+      assert.equal(e.type, 'Warning');
+      assert.equal(e.regarding?.kind, 'Node');
+      assert.match(agents.get(i)!.log(), /IPVS mode without strictARP/);
+    }
   });
 
   test('a Service created again: its VIP comes back on lo; the agents stopped (--undo-on-exit) leave every node as it was', async () => {
