@@ -39,6 +39,8 @@ export class BackendPaths {
   /** The other NICs in use, by name. */
   nics = new Map<string, Nic>();
   private readonly neighbours = new Neighbours();
+  /** The targets of the last resolve (what the next one need not wait for again). */
+  lastTargets: ReadonlyMap<string, NeighbourTarget> = new Map();
   private readonly dp: DataPlane;
   /** The NIC the program runs on. */
   private readonly ifindex: number;
@@ -97,6 +99,7 @@ export class BackendPaths {
    */
   async resolve(services: readonly ServiceConfig[], ms: number, known?: ReadonlyMap<string, NeighbourTarget>): Promise<void> {
     const all = this.targets(services);
+    this.lastTargets = all;
     this.neighbours.want([...all.values()]);
     const waitFor = [...all].filter(([k]) => !known?.has(k)).map(([, t]) => t);
     const deadline = Date.now() + ms;

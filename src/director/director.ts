@@ -443,7 +443,7 @@ export class Director {
     const nics = lookupNics(next.services); // before anything changes: a missing NIC refuses the config
     const previous = this.config;
     const previousNics = this.paths.nics;
-    const known = this.paths.targets(previous.services);
+    const known = this.paths.lastTargets; // the previous config's, from its resolve: not walked again
     this.config = next;
     this.paths.nics = nics;
     try {

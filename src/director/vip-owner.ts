@@ -42,6 +42,8 @@ export function forgetRole(key: string): void {
 
 export class VipOwner {
   private current: Role;
+  /** The role and VIPs of the last sync that succeeded. */
+  private lastSynced = '';
   private readonly o: VipOwnerOptions;
 
   constructor(role: Role, options: VipOwnerOptions) {
@@ -57,7 +59,11 @@ export class VipOwner {
   /** Makes the NIC hold exactly `vips` (active) or none (standby); with takeover, announces them all. */
   sync(vips: readonly IpAddress[], takeover = false): void {
     if (!this.o.enabled()) return;
+    // the same VIPs in the same role: nothing to do (a Kubernetes change of backends must not cost a netlink dump)
+    const wanted = `${this.current} ${vips.map((v) => v.text).join(',')}`;
+    if (!takeover && wanted === this.lastSynced) return;
     const changed = ownVips(this.o.key, this.o.ifindex, this.o.mac, this.current === 'active' ? vips : [], takeover && this.current === 'active');
+    this.lastSynced = wanted;
     if (changed.added.length || changed.removed.length || changed.announced.length) this.o.log.info({ role: this.current, ...changed }, 'VIPs on the interface');
   }
 

@@ -41,11 +41,17 @@ export function statusChanges(services: readonly V1Service[], allocations: Reado
   return changes;
 }
 
+/** Writes in flight at once: a thousand new LoadBalancers must not be a thousand PATCHes at once (the API server answers 429). */
+const MAX_IN_FLIGHT = 8;
+/** A write that succeeded is not sent again for this long, while the informer catches up with it. */
+const SETTLE_MS = 5000;
+
 /**
  * Applies status changes, one request per Service (a JSON merge patch of
- * status.loadBalancer, so nothing else in the status is touched). A write
- * still in flight is not sent again; a failed one is retried when the writer
- * is next given changes (onRetry asks for that after a backoff).
+ * status.loadBalancer, so nothing else in the status is touched), at most
+ * MAX_IN_FLIGHT at once. A write still queued, in flight, or just made is not
+ * sent again; a failed one is retried when the writer is next given changes
+ * (onRetry asks for that after a backoff: 1 s doubling to 30 s).
  */
 export class StatusWriter {
   private readonly core: CoreV1Api;
@@ -53,8 +59,12 @@ export class StatusWriter {
   private readonly onRetry: () => void;
   /** Services whose status this process set to one of our addresses. */
   readonly written = new Set<string>();
-  /** The ingress being written, by Service. */
-  private readonly inFlight = new Map<string, string>();
+  /** The ingress (JSON) queued or in flight, by Service. */
+  private readonly pending = new Map<string, string>();
+  private readonly queue: StatusChange[] = [];
+  private inFlight = 0;
+  /** The ingress (JSON) last written, and when, by Service. */
+  private readonly recent = new Map<string, { body: string; at: number }>();
   private retry: NodeJS.Timeout | null = null;
   private failures = 0;
   writes = 0;
@@ -66,37 +76,52 @@ export class StatusWriter {
   }
 
   apply(changes: readonly StatusChange[]): void {
+    const now = Date.now();
     for (const c of changes) {
       const body = JSON.stringify(c.ingress);
-      if (this.inFlight.get(c.service) === body) continue;
-      this.inFlight.set(c.service, body);
-      this.core
-        .patchNamespacedServiceStatus({ name: c.name, namespace: c.namespace, body: { status: { loadBalancer: { ingress: c.ingress } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))
-        .then(
-          () => {
-            this.writes++;
-            this.failures = 0;
-            if (c.ingress.length > 0) this.written.add(c.service);
-            else this.written.delete(c.service);
-            this.log.info({ service: c.service, ingress: c.ingress.map((i) => i.ip) }, c.ingress.length > 0 ? 'status.loadBalancer written' : 'status.loadBalancer released');
-          },
-          (err: unknown) => {
-            const code = (err as { code?: number }).code;
-            if (code === 404) return; // deleted meanwhile: nothing to say
-            this.failures++;
-            this.log.warn({ service: c.service, err }, 'status.loadBalancer write failed; retried');
-            this.scheduleRetry();
-          },
-        )
-        .finally(() => {
-          if (this.inFlight.get(c.service) === body) this.inFlight.delete(c.service);
-        });
+      if (this.pending.get(c.service) === body) continue;
+      const recent = this.recent.get(c.service);
+      if (recent && recent.body === body && now - recent.at < SETTLE_MS) continue;
+      this.pending.set(c.service, body);
+      this.queue.push(c);
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
+      const c = this.queue.shift()!;
+      this.inFlight++;
+      void this.write(c).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async write(c: StatusChange): Promise<void> {
+    const body = JSON.stringify(c.ingress);
+    try {
+      await this.core.patchNamespacedServiceStatus({ name: c.name, namespace: c.namespace, body: { status: { loadBalancer: { ingress: c.ingress } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+      this.writes++;
+      this.failures = 0;
+      this.recent.set(c.service, { body, at: Date.now() });
+      if (c.ingress.length > 0) this.written.add(c.service);
+      else this.written.delete(c.service);
+      this.log.info({ service: c.service, ingress: c.ingress.map((i) => i.ip) }, c.ingress.length > 0 ? 'status.loadBalancer written' : 'status.loadBalancer released');
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return; // deleted meanwhile: nothing to say
+      this.failures++;
+      this.log.warn({ service: c.service, err }, 'status.loadBalancer write failed; retried');
+      this.scheduleRetry();
+    } finally {
+      if (this.pending.get(c.service) === body) this.pending.delete(c.service);
     }
   }
 
   private scheduleRetry(): void {
     if (this.retry) return;
-    const delay = Math.min(1000 * 2 ** Math.min(this.failures, 5), 30_000);
+    const delay = Math.min(1000 * 2 ** Math.min(this.failures - 1, 5), 30_000);
     this.retry = setTimeout(() => {
       this.retry = null;
       this.onRetry();
@@ -105,5 +130,6 @@ export class StatusWriter {
 
   stop(): void {
     if (this.retry) clearTimeout(this.retry);
+    this.queue.length = 0;
   }
 }
