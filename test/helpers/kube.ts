@@ -1,5 +1,5 @@
 // A real Kubernetes control plane for tests: etcd and kube-apiserver (built by
-// test/kube-server/build, with the kubectl of the same release) on 127.0.0.1,
+// test/kube-server/build, with the kubectl of the same release and helm) on 127.0.0.1,
 // free ports, a temporary directory, RBAC on, dual-stack Service ranges, a
 // bootstrap admin token, and ServiceAccount identities on demand. stop()
 // always kills both and removes their files; so does process exit.
@@ -15,6 +15,8 @@ import * as k8s from '@kubernetes/client-node';
 export interface KubeOptions {
   /** Watches end after [n, 2n) seconds, so informers reconnect often. */
   minRequestTimeoutSeconds?: number;
+  /** Admit privileged containers (--allow-privileged), as kubeadm's and most clusters' API servers do. */
+  allowPrivileged?: boolean;
 }
 
 export interface KubeCluster {
@@ -50,6 +52,11 @@ export function kubeBinDir(): string {
 /** The kubectl of the test server's release, for tests that need no running server. */
 export function kubectlPath(): string {
   return join(kubeBinDir(), 'kubectl');
+}
+
+/** The helm built beside the API server (never the one on PATH), for the chart's tests. */
+export function helmPath(): string {
+  return join(kubeBinDir(), 'helm');
 }
 
 async function freePort(): Promise<number> {
@@ -167,6 +174,7 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeCluster>
         '--watch-cache-sizes=services#0',
         `--min-request-timeout=${options.minRequestTimeoutSeconds ?? 1800}`,
         '--enable-priority-and-fairness=false',
+        ...(options.allowPrivileged ? ['--allow-privileged=true'] : []),
         '--profiling=false',
       ],
       join(dir, 'kube-apiserver.log'),

@@ -1,0 +1,330 @@
+// deploy/helm/xdplb: the chart passes `helm lint --strict`; it renders with
+// its default values and with values that change every setting, and the
+// objects are what the README and the templates' comments say (host network,
+// exactly the documented capabilities, the host's bpffs, probes on the metrics
+// address, one ServiceAccount per component, RBAC equal to src/k8s/rbac.ts, a
+// config that xdplb's own schema accepts); everything rendered passes
+// `kubectl apply --dry-run=server` on a real API server; templates/rbac.yaml
+// and deploy/k8s/ are their generators' output. helm, kubectl and the API
+// server are built by test/kube-server/build: a failed build fails the tests.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { dump, loadAll } from 'js-yaml';
+import { parseConfigText, validateConfig } from '../../src/config/load.ts';
+import { AGENT_RULES, DIRECTOR_RULES, type Rule } from '../../src/k8s/rbac.ts';
+import { COMPONENT_RULES, RBAC_TEMPLATE, rbacTemplate } from '../../deploy/helm/generate.ts';
+import { CHART, helmTemplate, MANIFESTS, NAMESPACE, renderManifests } from '../../deploy/helm/render.ts';
+import { helmPath, startKube, type KubeCluster } from '../helpers/kube.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The capabilities the director adds (README, "Install on Kubernetes"; director.yaml says why each). */
+const DIRECTOR_CAPABILITIES = ['NET_ADMIN', 'NET_RAW', 'BPF', 'PERFMON', 'SYS_ADMIN'];
+/** The agent's, with realserver.writeSysctls false (else it is privileged). */
+const AGENT_CAPABILITIES = ['NET_ADMIN'];
+
+/** Values that change every setting the chart has. */
+const CUSTOM_VALUES = {
+  image: { repository: 'registry.example/xdplb', tag: '9.9.9', pullPolicy: 'Always' },
+  imagePullSecrets: [{ name: 'pull' }],
+  interface: 'ens5',
+  mode: 'generic',
+  kubernetes: {
+    externalIPs: ['198.51.100.0/24', '2001:db8:e::/64'],
+    loadBalancerClass: 'example.com/dr',
+    defaultClass: true,
+    pools: ['198.51.100.64/26', '2001:db8:64::/120'],
+    nodeSelector: 'node-role.kubernetes.io/worker,!example.com/no-lb',
+    nodeHealthCheck: { port: 10257, path: '/livez', interval: '3s', timeout: '500ms', rise: 3, fall: 4 },
+    drainTimeout: '2m',
+  },
+  config: { hashSeed: 7, capacity: { services: 1024, backends: 8192, flows: 65536 } },
+  metrics: { host: '::', directorPort: 19842, realserverPort: 19843, serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'prom' } } },
+  director: {
+    nodeSelector: { 'example.com/lb': 'director', 'xdplb.io/director': null }, // null: Helm drops the default's key
+    tolerations: [{ key: 'example.com/lb', operator: 'Exists', effect: 'NoSchedule' }],
+    resources: { requests: { cpu: '1', memory: '512Mi' }, limits: { memory: '4Gi' } },
+    extraCapabilities: ['SYS_RESOURCE'],
+    seLinuxOptions: { type: 'spc_t', level: 's0' },
+    priorityClassName: 'system-node-critical',
+    terminationGracePeriodSeconds: 45,
+  },
+  realserver: {
+    nodeSelector: { 'node-role.kubernetes.io/worker': '' },
+    tolerations: [{ operator: 'Exists' }],
+    resources: { requests: { cpu: '5m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+    writeSysctls: false,
+    undoOnExit: false,
+    priorityClassName: 'system-node-critical',
+    terminationGracePeriodSeconds: 60,
+  },
+};
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+/** A rendered object, read field by field (every field read is asserted). */
+type Any = any;
+
+let helmBin: string | null = null;
+/** The built helm; building it fails the test that asks, loudly (kubeBinDir throws). */
+function helm(): string {
+  return (helmBin ??= helmPath());
+}
+
+function run(bin: string, args: string[], input?: string): { status: number | null; out: string } {
+  const r = spawnSync(bin, args, { cwd: ROOT, encoding: 'utf8', input });
+  assert.equal(r.error, undefined, `${bin} could not be run: ${r.error?.message}`);
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+let dir = '';
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'xdplb-helm-'));
+  writeFileSync(join(dir, 'custom.yaml'), dump(CUSTOM_VALUES));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function objects(text: string): K8sObject[] {
+  return (loadAll(text) as (K8sObject | null)[]).filter((o): o is K8sObject => o !== null);
+}
+
+function one(objs: K8sObject[], kind: string, name: string): Any {
+  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
+  assert.equal(found.length, 1, `one ${kind} ${name} (found ${found.length}; rendered: ${objs.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')})`);
+  return found[0];
+}
+
+/** The rules bound to a ServiceAccount by the rendered (Cluster)RoleBindings, as rbac.ts writes them. */
+function boundRules(objs: K8sObject[], serviceAccount: string, namespace: string): Omit<Rule, 'why'>[] {
+  const rules: Omit<Rule, 'why'>[] = [];
+  for (const b of objs.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding') as Any[]) {
+    if (!b.subjects.some((s: Any) => s.kind === 'ServiceAccount' && s.name === serviceAccount && s.namespace === namespace)) continue;
+    const role: Any = one(objs, b.roleRef.kind, b.roleRef.name);
+    if (b.kind === 'RoleBinding') assert.equal(role.metadata.namespace, b.metadata.namespace, `${b.metadata.name} binds a Role of its own namespace`);
+    for (const r of role.rules) rules.push({ ...(role.kind === 'Role' ? { namespace: role.metadata.namespace } : {}), apiGroups: r.apiGroups, resources: r.resources, verbs: r.verbs });
+  }
+  return rules;
+}
+
+const withoutWhy = (rules: readonly Rule[]) => rules.map(({ why: _why, ...r }) => r);
+const sortRules = <T extends Omit<Rule, 'why'>>(rules: T[]) => [...rules].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+
+function container(ds: Any): Any {
+  assert.equal(ds.spec.template.spec.containers.length, 1, `${ds.metadata.name} has one container`);
+  return ds.spec.template.spec.containers[0];
+}
+
+function mountOf(ds: Any, path: string): { mount: Any; volume: Any } {
+  const mount = container(ds).volumeMounts.find((m: Any) => m.mountPath === path);
+  assert.ok(mount, `${ds.metadata.name} mounts ${path}`);
+  return { mount, volume: ds.spec.template.spec.volumes.find((v: Any) => v.name === mount.name) };
+}
+
+/** The director's and the agent's config, parsed and validated as the daemons do (the same text, the same schema). */
+function configOf(objs: K8sObject[]) {
+  const cm: Any = one(objs, 'ConfigMap', 'xdplb-config');
+  return validateConfig(parseConfigText(cm.data['config.yaml'], 'the ConfigMap xdplb-config'));
+}
+
+/** What every rendering must hold, whatever the values. */
+function assertInvariants(objs: K8sObject[], text: string): void {
+  const director: Any = one(objs, 'DaemonSet', 'xdplb-director');
+  const agent: Any = one(objs, 'DaemonSet', 'xdplb-realserver');
+  for (const ds of [director, agent]) {
+    const pod = ds.spec.template.spec;
+    assert.equal(pod.hostNetwork, true, `${ds.metadata.name}: the host's network`);
+    assert.equal(pod.dnsPolicy, 'ClusterFirstWithHostNet', `${ds.metadata.name}: the cluster's DNS despite hostNetwork`);
+    assert.equal(ds.spec.selector.matchLabels['app.kubernetes.io/component'], ds.metadata.name.replace('xdplb-', ''));
+    const c = container(ds);
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true, `${ds.metadata.name}: a read-only root filesystem`);
+    const config = mountOf(ds, '/etc/xdplb');
+    assert.equal(config.mount.readOnly, true);
+    assert.equal(config.volume.configMap.name, 'xdplb-config', `${ds.metadata.name} reads the shared ConfigMap`);
+    const run = mountOf(ds, '/run/xdplb');
+    assert.deepEqual(run.volume.hostPath, { path: '/run/xdplb', type: 'DirectoryOrCreate' }, `${ds.metadata.name}: the host's run directory`);
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+    assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+    assert.equal(c.readinessProbe.httpGet.port, 'metrics');
+    assert.equal(c.livenessProbe.httpGet.port, 'metrics');
+    assert.ok(pod.terminationGracePeriodSeconds >= 30, `${ds.metadata.name}: time to stop in order`);
+  }
+  // the director
+  const d = container(director);
+  assert.deepEqual(d.command, ['xdplb', 'attach', '-c', '/etc/xdplb/config.yaml']);
+  assert.equal(director.spec.template.spec.serviceAccountName, 'xdplb-director');
+  assert.equal(director.spec.updateStrategy.rollingUpdate.maxSurge, 0, 'the old director stops before the new one takes the pins');
+  assert.deepEqual(d.securityContext.capabilities.drop, ['ALL']);
+  assert.equal(d.securityContext.privileged, undefined, 'the director is not privileged');
+  assert.equal(d.securityContext.allowPrivilegeEscalation, false);
+  const bpffs = mountOf(director, '/sys/fs/bpf');
+  assert.deepEqual(bpffs.volume.hostPath, { path: '/sys/fs/bpf', type: 'Directory' }, "the host's bpffs, whose pins outlive the pod");
+  assert.equal(bpffs.mount.mountPropagation, 'HostToContainer');
+  const metricsPort = d.ports.find((p: Any) => p.name === 'metrics').containerPort;
+  const config = configOf(objs);
+  assert.equal(config.metricsAddress.replace(/^.*:/, ''), String(metricsPort), "the probes' port is where the director's metrics listen");
+  assert.doesNotMatch(config.metricsAddress, /^(127\.|localhost|\[::1\])/, 'the kubelet probes the node address, not loopback');
+  assert.ok(config.kubernetes, 'the config has a kubernetes: section');
+  assert.equal(config.kubernetes.kubeconfig, undefined, "the pods' ServiceAccounts, not a kubeconfig");
+  // the agent
+  const a = container(agent);
+  assert.deepEqual(a.command.slice(0, 5), ['xdplb', 'realserver', '--k8s', '-c', '/etc/xdplb/config.yaml']);
+  assert.equal(agent.spec.template.spec.serviceAccountName, 'xdplb-realserver');
+  assert.deepEqual(a.env.find((e: Any) => e.name === 'NODE_NAME')?.valueFrom, { fieldRef: { fieldPath: 'spec.nodeName' } });
+  const agentPort = a.ports.find((p: Any) => p.name === 'metrics').containerPort;
+  const metricsAddress = a.command[a.command.indexOf('--metrics-address') + 1];
+  assert.equal(metricsAddress.replace(/^.*:/, ''), String(agentPort), "the probes' port is where the agent's metrics listen");
+  // one ServiceAccount per component, and RBAC equal to src/k8s/rbac.ts, each rule with its why above it
+  for (const [component, rules] of Object.entries(COMPONENT_RULES)) {
+    const sa = one(objs, 'ServiceAccount', `xdplb-${component}`);
+    assert.equal(sa.metadata.namespace, NAMESPACE);
+    assert.deepEqual(sortRules(boundRules(objs, `xdplb-${component}`, NAMESPACE)), sortRules(withoutWhy(rules)), `the ${component}'s RBAC is ${component === 'director' ? 'DIRECTOR_RULES' : 'AGENT_RULES'}`);
+    for (const r of rules) assert.ok(text.includes(`  # ${r.why}\n  - apiGroups: ${JSON.stringify(r.apiGroups)}`), `the rule for ${r.resources.join(',')} says why: ${r.why}`);
+  }
+  assert.equal(objs.filter((o) => o.kind === 'ServiceAccount').length, 2, 'a ServiceAccount per component, no more');
+}
+
+describe('the Helm chart', () => {
+  test('helm lint --strict passes, with the default values and with values that change every setting', () => {
+    for (const args of [[], ['-f', join(dir, 'custom.yaml')]]) {
+      const r = run(helm(), ['lint', '--strict', CHART, ...args]);
+      assert.equal(r.status, 0, `helm lint --strict ${args.join(' ')}:\n${r.out}`);
+      assert.match(r.out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+
+  test('templates/rbac.yaml is generated from src/k8s/rbac.ts, and deploy/k8s/ is the chart rendered with its defaults', () => {
+    assert.equal(readFileSync(RBAC_TEMPLATE, 'utf8'), rbacTemplate(), 'deploy/helm/xdplb/templates/rbac.yaml is stale: run scripts/node deploy/helm/generate.ts');
+    assert.equal(readFileSync(MANIFESTS, 'utf8'), renderManifests(helm()), 'deploy/k8s/xdplb.yaml is stale: run scripts/node deploy/helm/render.ts');
+    assert.deepEqual(COMPONENT_RULES, { director: DIRECTOR_RULES, realserver: AGENT_RULES });
+  });
+
+  test('the default values render the director and the agent as documented', () => {
+    const text = helmTemplate(helm());
+    const objs = objects(text);
+    assertInvariants(objs, text);
+    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'DaemonSet', 'Role', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
+    const director: Any = one(objs, 'DaemonSet', 'xdplb-director');
+    const d = container(director);
+    assert.deepEqual(d.securityContext.capabilities.add, DIRECTOR_CAPABILITIES);
+    assert.deepEqual(director.spec.template.spec.nodeSelector, { 'xdplb.io/director': 'true' });
+    assert.equal(d.image, 'xdplb:0.1.0');
+    assert.equal(d.resources.limits, undefined, "no memory limit: the BPF maps are charged to the director's memory cgroup");
+    const a = container(one(objs, 'DaemonSet', 'xdplb-realserver'));
+    assert.equal(a.securityContext.privileged, true, 'writing the host sysctls needs /proc/sys writable: only privileged has that');
+    assert.equal(a.securityContext.capabilities, undefined, 'a privileged container has every capability: no list pretends otherwise');
+    assert.deepEqual(a.command.slice(5), ['--metrics-address', '0.0.0.0:9843', '--undo-on-exit']);
+    const config = configOf(objs);
+    assert.equal(config.interface, undefined, 'no interface until the operator names one (the director refuses to start)');
+    assert.equal(config.metricsAddress, '0.0.0.0:9842');
+    assert.deepEqual(config.kubernetes, {
+      externalIPs: [],
+      loadBalancerClass: 'xdplb.io/dr',
+      defaultClass: false,
+      pools: [],
+      nodeSelector: '!xdplb.io/director',
+      nodeHealthCheck: { port: 10256, path: '/healthz', interval: 2000, timeout: 1000, rise: 2, fall: 2 },
+      drainTimeout: 60_000,
+    });
+  });
+
+  test('values that change every setting reach the objects and the config', () => {
+    const text = helmTemplate(helm(), '-f', join(dir, 'custom.yaml'));
+    const objs = objects(text);
+    assertInvariants(objs, text);
+    const director: Any = one(objs, 'DaemonSet', 'xdplb-director');
+    const pod = director.spec.template.spec;
+    const d = container(director);
+    assert.deepEqual(d.securityContext.capabilities.add, [...DIRECTOR_CAPABILITIES, 'SYS_RESOURCE']);
+    assert.deepEqual(d.securityContext.seLinuxOptions, CUSTOM_VALUES.director.seLinuxOptions);
+    assert.deepEqual(pod.nodeSelector, { 'example.com/lb': 'director' });
+    assert.deepEqual(pod.tolerations, CUSTOM_VALUES.director.tolerations);
+    assert.deepEqual(d.resources, CUSTOM_VALUES.director.resources);
+    assert.equal(pod.priorityClassName, 'system-node-critical');
+    assert.equal(pod.terminationGracePeriodSeconds, 45);
+    assert.deepEqual(pod.imagePullSecrets, [{ name: 'pull' }]);
+    assert.equal(d.image, 'registry.example/xdplb:9.9.9');
+    assert.equal(d.imagePullPolicy, 'Always');
+    assert.equal(d.ports[0].containerPort, 19842);
+    const agent: Any = one(objs, 'DaemonSet', 'xdplb-realserver');
+    const a = container(agent);
+    assert.equal(a.securityContext.privileged, undefined, 'writeSysctls false: not privileged');
+    assert.deepEqual(a.securityContext.capabilities, { drop: ['ALL'], add: AGENT_CAPABILITIES });
+    assert.equal(a.securityContext.allowPrivilegeEscalation, false);
+    assert.deepEqual(a.command.slice(5), ['--metrics-address', '[::]:19843'], 'no --undo-on-exit');
+    assert.deepEqual(agent.spec.template.spec.nodeSelector, { 'kubernetes.io/os': 'linux', ...CUSTOM_VALUES.realserver.nodeSelector }, 'merged with the default');
+    assert.deepEqual(agent.spec.template.spec.tolerations, CUSTOM_VALUES.realserver.tolerations);
+    assert.deepEqual(a.resources, CUSTOM_VALUES.realserver.resources);
+    assert.equal(agent.spec.template.spec.terminationGracePeriodSeconds, 60);
+    const config = configOf(objs);
+    assert.equal(config.interface, 'ens5');
+    assert.equal(config.mode, 'generic');
+    assert.equal(config.metricsAddress, '[::]:19842');
+    assert.equal(config.hashSeed, 7);
+    assert.deepEqual(config.capacity, CUSTOM_VALUES.config.capacity);
+    const k = CUSTOM_VALUES.kubernetes;
+    assert.deepEqual(config.kubernetes, {
+      ...k,
+      nodeHealthCheck: { ...k.nodeHealthCheck, interval: 3000, timeout: 500 },
+      drainTimeout: 120_000,
+    });
+    for (const [component, port] of [['director', 19842], ['realserver', 19843]] as const) {
+      const svc: Any = one(objs, 'Service', `xdplb-${component}-metrics`);
+      assert.equal(svc.spec.clusterIP, 'None');
+      assert.deepEqual(svc.spec.ports, [{ name: 'metrics', port, targetPort: 'metrics', protocol: 'TCP' }]);
+      assert.equal(svc.spec.selector['app.kubernetes.io/component'], component);
+      const sm: Any = one(objs, 'ServiceMonitor', `xdplb-${component}`);
+      assert.equal(sm.apiVersion, 'monitoring.coreos.com/v1');
+      assert.equal(sm.metadata.labels.release, 'prom');
+      for (const [key, value] of Object.entries(sm.spec.selector.matchLabels)) assert.equal(svc.metadata.labels[key], value, `the ServiceMonitor selects its Service (${key})`);
+      assert.equal(sm.spec.selector.matchLabels['app.kubernetes.io/component'], component);
+      assert.deepEqual(sm.spec.endpoints, [{ port: 'metrics', path: '/metrics', interval: '15s' }]);
+    }
+  });
+
+  test('the README documents the capabilities the chart gives', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Install on Kubernetes'));
+    assert.ok(readme.includes('## Install on Kubernetes'), 'the README has "Install on Kubernetes"');
+    const rows = [...section.matchAll(/^\| (director|agent) \| `([A-Z_]+|privileged)` \|/gm)].map((m) => `${m[1]} ${m[2]}`);
+    assert.deepEqual(rows, [...DIRECTOR_CAPABILITIES.map((c) => `director ${c}`), 'agent privileged', ...AGENT_CAPABILITIES.map((c) => `agent ${c}`)]);
+  });
+});
+
+describe('the rendered objects on a real API server', () => {
+  let kube: KubeCluster;
+  before(async () => {
+    kube = await startKube({ allowPrivileged: true }); // as kubeadm's API server: the agent is privileged by default
+  });
+  after(async () => kube?.stop());
+
+  function kubectl(args: string[], input?: string) {
+    return run(kube.kubectl, ['--kubeconfig', kube.kubeconfigPath, ...args], input);
+  }
+
+  test('kubectl apply --dry-run=server accepts deploy/k8s/xdplb.yaml (the default values) and the other values', () => {
+    const manifests = readFileSync(MANIFESTS, 'utf8');
+    const all = objects(manifests);
+    // a dry run creates nothing, so the namespace the other objects go in is applied for real first
+    const ns = kubectl(['apply', '-f', '-'], JSON.stringify(one(all, 'Namespace', NAMESPACE)));
+    assert.equal(ns.status, 0, ns.out);
+    const r = kubectl(['apply', '--dry-run=server', '-f', fileURLToPath(MANIFESTS)]);
+    assert.equal(r.status, 0, `kubectl apply --dry-run=server -f deploy/k8s/xdplb.yaml:\n${r.out}`);
+    for (const o of all) assert.match(r.out, new RegExp(`^${o.kind.toLowerCase()}[./].*${o.metadata.name} (created|configured|unchanged) \\(server dry run\\)$`, 'm'), `${o.kind} ${o.metadata.name} accepted`);
+    assert.doesNotMatch(r.out, /Warning/, 'no warnings');
+    // the other values, but for the ServiceMonitors: this server has no prometheus-operator CRDs
+    const custom = objects(helmTemplate(helm(), '-f', join(dir, 'custom.yaml'))).filter((o) => o.kind !== 'ServiceMonitor');
+    const c = kubectl(['apply', '--dry-run=server', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: custom }));
+    assert.equal(c.status, 0, `kubectl apply --dry-run=server of the other values:\n${c.out}`);
+    assert.equal(c.out.match(/\(server dry run\)/g)?.length, custom.length, c.out);
+  });
+});
