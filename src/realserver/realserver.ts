@@ -76,15 +76,8 @@ export function addedVips(by: Changer = 'cli'): string[] {
 
 export function configureRealserver(vips: readonly IpAddress[], by: Changer = 'cli'): RealserverResult {
   const state = loadState(by);
-  const lo = native.interfaceInfo('lo').ifindex;
-  const present = new Set(native.addresses(lo).map((a) => formatIp(a.address, a.family)));
-  const added: string[] = [];
-  for (const v of vips) {
-    if (present.has(v.text)) continue;
-    native.addAddress(lo, v.family, v.bytes, v.family === 4 ? 32 : 128);
-    added.push(v.text);
-  }
-  state.vips = [...new Set([...state.vips, ...added])];
+  // the sysctls first: a VIP on lo while arp_ignore is still 0 would make this host answer ARP for it, taking it
+  // from the director; each change is recorded as it is made, so that a failure part way leaves nothing unrecorded
   const changed: Record<string, string> = {};
   const wanted: Record<string, string> = { ...SYSCTLS };
   for (const k of strictRpFilters()) wanted[k] = '2';
@@ -92,8 +85,19 @@ export function configureRealserver(vips: readonly IpAddress[], by: Changer = 'c
     const before = readSysctl(k);
     if (before === v) continue;
     if (!(k in state.sysctls)) state.sysctls[k] = before;
+    saveState(state, by);
     writeSysctl(k, v);
     changed[k] = v;
+  }
+  const lo = native.interfaceInfo('lo').ifindex;
+  const present = new Set(native.addresses(lo).map((a) => formatIp(a.address, a.family)));
+  const added: string[] = [];
+  for (const v of vips) {
+    if (present.has(v.text)) continue;
+    state.vips = [...new Set([...state.vips, v.text])];
+    saveState(state, by);
+    native.addAddress(lo, v.family, v.bytes, v.family === 4 ? 32 : 128);
+    added.push(v.text);
   }
   saveState(state, by);
   return { vipsAdded: added, vipsRemoved: [], sysctls: changed };
