@@ -201,9 +201,19 @@ int DeleteAddress(int ifindex, uint8_t family, const uint8_t *address, uint8_t p
   return ChangeAddress(RTM_DELADDR, 0, ifindex, family, address, prefix_length);
 }
 
+// One packet socket for every announcement, kept open: closing a packet
+// socket waits for an RCU grace period (synchronize_net), ~13 ms here, so a
+// socket per ARP made announcing 2,000 VIPs take 13 s (0.04 ms each with one
+// socket). Protocol 0: it receives nothing, it only sends.
+static int ArpSocket() {
+  static int fd = -1;
+  if (fd < 0) fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
+
 int SendGratuitousArp(int ifindex, const uint8_t *mac, const uint8_t *ipv4) {
-  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ARP));
-  if (fd < 0) return -errno;
+  int fd = ArpSocket();
+  if (fd < 0) return fd;
   uint8_t frame[42] = {};
   memset(frame, 0xff, 6);                 // broadcast
   memcpy(frame + 6, mac, 6);
@@ -217,12 +227,11 @@ int SendGratuitousArp(int ifindex, const uint8_t *mac, const uint8_t *ipv4) {
   memcpy(frame + 38, ipv4, 4);
   sockaddr_ll to = {};
   to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_ARP);
   to.sll_ifindex = ifindex;
   to.sll_halen = 6;
   memset(to.sll_addr, 0xff, 6);
-  int rc = sendto(fd, frame, sizeof(frame), 0, reinterpret_cast<sockaddr *>(&to), sizeof(to)) < 0 ? -errno : 0;
-  close(fd);
-  return rc;
+  return sendto(fd, frame, sizeof(frame), 0, reinterpret_cast<sockaddr *>(&to), sizeof(to)) < 0 ? -errno : 0;
 }
 
 int SendUnsolicitedNa(int ifindex, const uint8_t *mac, const uint8_t *ipv6) {
