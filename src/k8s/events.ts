@@ -6,7 +6,7 @@
 // Writes are bounded: at most MAX_IN_FLIGHT at once, and a backlog over
 // MAX_QUEUED drops the oldest (counted and logged), so a flood of bad
 // Services cannot make the director queue without end.
-import { EventsV1Api, V1MicroTime, type KubeConfig, type V1Service } from '@kubernetes/client-node';
+import { EventsV1Api, V1MicroTime, type EventsV1Event, type KubeConfig, type V1ObjectReference, type V1Service } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.ts';
 import type { KubeEvent } from './translate.ts';
@@ -36,6 +36,27 @@ export function noteOf(message: string): string {
 /** What the event says it did: the action field, a machine-readable verb per reason. */
 function actionOf(e: KubeEvent): string {
   return e.type === 'Normal' ? 'Allocate' : 'Refuse';
+}
+
+/**
+ * An Event as xdplb writes it (the director's and the node agent's): named
+ * after what it regards, reported by REPORTING_CONTROLLER, at a MicroTime the
+ * server accepts, its note cut to the server's 1024 bytes.
+ */
+export function eventBody(o: { namespace: string; instance: string; action: string; reason: string; note: string; type: 'Normal' | 'Warning'; regarding: V1ObjectReference }): EventsV1Event {
+  return {
+    apiVersion: 'events.k8s.io/v1',
+    kind: 'Event',
+    metadata: { name: `${o.regarding.name ?? 'xdplb'}.${randomBytes(8).toString('hex')}`, namespace: o.namespace },
+    eventTime: new V1MicroTime(), // six fractional digits: a Date is sent with three, which the server refuses
+    reportingController: REPORTING_CONTROLLER,
+    reportingInstance: o.instance,
+    action: o.action,
+    reason: o.reason,
+    note: noteOf(o.note),
+    type: o.type,
+    regarding: o.regarding,
+  };
 }
 
 export class EventRecorder {
@@ -93,19 +114,7 @@ export class EventRecorder {
     try {
       await this.api.createNamespacedEvent({
         namespace,
-        body: {
-          apiVersion: 'events.k8s.io/v1',
-          kind: 'Event',
-          metadata: { name: `${name}.${randomBytes(8).toString('hex')}`, namespace },
-          eventTime: new V1MicroTime(), // six fractional digits: a Date is sent with three, which the server refuses
-          reportingController: REPORTING_CONTROLLER,
-          reportingInstance: this.instance,
-          action: actionOf(e),
-          reason: e.reason,
-          note: noteOf(e.message),
-          type: e.type,
-          regarding: { apiVersion: 'v1', kind: 'Service', namespace, name, ...(uid ? { uid } : {}) },
-        },
+        body: eventBody({ namespace, instance: this.instance, action: actionOf(e), reason: e.reason, note: e.message, type: e.type, regarding: { apiVersion: 'v1', kind: 'Service', namespace, name, ...(uid ? { uid } : {}) } }),
       });
       this.written++;
     } catch (err) {

@@ -21,7 +21,7 @@ import type { ServiceSource } from '../sources/source.ts';
 import type { ClusterAccess } from './client.ts';
 import { EventRecorder } from './events.ts';
 import { statusChanges, StatusWriter } from './status.ts';
-import { translate, type KubeEvent, type KubernetesSettings, type ServiceInput, type Translation } from './translate.ts';
+import { originOf, translate, type KubeEvent, type KubernetesSettings, type ServiceInput, type Translation } from './translate.ts';
 import { ClusterWatch, type WatchView } from './watch.ts';
 import { withDepartures, type Departures } from './departures.ts';
 import { StableServices } from './stable.ts';
@@ -75,7 +75,7 @@ export function withoutClaimed(services: readonly ServiceInput[], claimed: Reado
     const key = serviceKeyText(s.protocol ?? 'tcp', mustParseIp(s.vip), s.port ?? 0);
     const owner = claimed.get(key);
     if (owner === undefined) kept.push(s);
-    else events.push({ service: s.name.slice(0, s.name.indexOf(':')), type: 'Warning', reason: 'PortConflict', message: `${key} is not served: the director's static service ${owner} has it` });
+    else events.push({ service: originOf(s.name), type: 'Warning', reason: 'PortConflict', message: `${key} is not served: the director's static service ${owner} has it` });
   }
   return { services: kept, events };
 }
@@ -258,7 +258,7 @@ export class KubernetesSource implements ServiceSource {
       lastTranslationMs: this.lastTranslationMs,
       lastTranslationDurationMs: this.lastTranslationDurationMs,
       watches: this.watch.views(),
-      servedServices: new Set(this.stable.current().inputs.map((s) => s.name.slice(0, s.name.indexOf(':')))).size,
+      servedServices: new Set(this.stable.current().inputs.map((s) => originOf(s.name))).size,
       refusals,
       events: { written: this.events.written, failed: this.events.failed, dropped: this.events.dropped },
       statusWrites: this.status.writes,

@@ -109,6 +109,11 @@ export const ALLOW_SHARED_IP_ANNOTATION = 'xdplb.io/allow-shared-ip';
 
 const FAMILY_NAME: Readonly<Record<Family, string>> = { 4: 'IPv4', 6: 'IPv6' };
 
+/** The "namespace/name" of the Service a translated service comes from ("shop/web:http/203.0.113.1" → "shop/web"). */
+export function originOf(serviceName: string): string {
+  return serviceName.slice(0, serviceName.indexOf(':')); // namespaces and names are DNS labels: no ':'
+}
+
 /** "namespace/name" of an object. */
 export function objectKey(o: { metadata?: { namespace?: string; name?: string } }): string {
   return `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`;

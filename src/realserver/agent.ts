@@ -9,9 +9,8 @@
 // realserver --vip`), keeps the Direct-Routing sysctls while it runs, and
 // reports a kube-proxy in IPVS mode without strictARP: that node answers ARP
 // for every VIP kube-proxy binds on kube-ipvs0, taking them from the director.
-import { CoreV1Api, EventsV1Api, V1MicroTime, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, EventsV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
-import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { Gauge, Registry } from 'prom-client';
 import { errorMessage } from '../errors.ts';
@@ -21,7 +20,7 @@ import { startMetricsServer } from '../metrics/server.ts';
 import type { ClusterAccess } from '../k8s/client.ts';
 import { compileSettings, eligibleNodes, translate, type EligibleNode, type KubernetesSettings, type ServiceInput } from '../k8s/translate.ts';
 import { ClusterWatch } from '../k8s/watch.ts';
-import { REPORTING_CONTROLLER } from '../k8s/events.ts';
+import { eventBody } from '../k8s/events.ts';
 import { addedVips, configureRealserver, undoRealserver } from './realserver.ts';
 
 /**
@@ -164,17 +163,7 @@ export class RealserverAgent {
     try {
       await kc.makeApiClient(EventsV1Api).createNamespacedEvent({
         namespace: 'default',
-        body: {
-          metadata: { name: `${this.o.node}.${randomBytes(8).toString('hex')}`, namespace: 'default' },
-          eventTime: new V1MicroTime(),
-          reportingController: REPORTING_CONTROLLER,
-          reportingInstance: this.o.node,
-          action: 'Check',
-          reason: 'KubeProxyIPVSWithoutStrictARP',
-          note,
-          type: 'Warning',
-          regarding: { apiVersion: 'v1', kind: 'Node', name: this.o.node },
-        },
+        body: eventBody({ namespace: 'default', instance: this.o.node, action: 'Check', reason: 'KubeProxyIPVSWithoutStrictARP', note, type: 'Warning', regarding: { apiVersion: 'v1', kind: 'Node', name: this.o.node } }),
       });
     } catch (err) {
       this.o.log.warn({ err: errorMessage(err) }, 'writing the strictARP Event on the Node failed');
