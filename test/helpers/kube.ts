@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
+import type { Rule } from '../../src/k8s/rbac.ts';
 
 export interface KubeOptions {
   /** Watches end after [n, 2n) seconds, so informers reconnect often. */
@@ -30,6 +31,12 @@ export interface KubeCluster {
   readonly kubectl: string;
   /** A kubeconfig that acts as a ServiceAccount (created if missing). */
   asServiceAccount(namespace: string, name: string): Promise<k8s.KubeConfig>;
+  /**
+   * A ServiceAccount default/name bound to exactly these rules, as the chart
+   * binds them: a ClusterRole for the cluster-wide ones, a Role in each
+   * namespace that a rule names. Its kubeconfig.
+   */
+  boundTo(name: string, rules: readonly Rule[]): Promise<k8s.KubeConfig>;
   /** Compacts etcd at its current revision; returns that revision. */
   compactEtcd(): Promise<number>;
   stop(): Promise<void>;
@@ -196,6 +203,19 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeCluster>
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
     writeFileSync(kubeconfigPath, admin.exportConfig());
 
+    const asServiceAccount = async (namespace: string, name: string): Promise<k8s.KubeConfig> => {
+      const core = admin.makeApiClient(k8s.CoreV1Api);
+      await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((err: { code?: number }) => {
+        if (err.code !== 409) throw err;
+      });
+      const tr = await core.createNamespacedServiceAccountToken({
+        namespace,
+        name,
+        body: { spec: { audiences: ['https://kubernetes.default.svc'], expirationSeconds: 3600 } },
+      });
+      return kubeconfigFor(server, ca, `system:serviceaccount:${namespace}:${name}`, tr.status?.token ?? '');
+    };
+
     return {
       server,
       etcdUrl,
@@ -203,17 +223,18 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeCluster>
       admin,
       kubeconfigPath,
       kubectl: join(bin, 'kubectl'),
-      async asServiceAccount(namespace: string, name: string) {
-        const core = admin.makeApiClient(k8s.CoreV1Api);
-        await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } }).catch((err: { code?: number }) => {
-          if (err.code !== 409) throw err;
-        });
-        const tr = await core.createNamespacedServiceAccountToken({
-          namespace,
-          name,
-          body: { spec: { audiences: ['https://kubernetes.default.svc'], expirationSeconds: 3600 } },
-        });
-        return kubeconfigFor(server, ca, `system:serviceaccount:${namespace}:${name}`, tr.status?.token ?? '');
+      asServiceAccount,
+      async boundTo(name: string, rules: readonly Rule[]) {
+        const rbac = admin.makeApiClient(k8s.RbacAuthorizationV1Api);
+        const plain = (r: Rule) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] });
+        const subjects = [{ kind: 'ServiceAccount', name, namespace: 'default' }];
+        await rbac.createClusterRole({ body: { metadata: { name }, rules: rules.filter((r) => !r.namespace).map(plain) } });
+        await rbac.createClusterRoleBinding({ body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects } });
+        for (const ns of new Set(rules.flatMap((r) => r.namespace ?? []))) {
+          await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name }, rules: rules.filter((r) => r.namespace === ns).map(plain) } });
+          await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects } });
+        }
+        return asServiceAccount('default', name);
       },
       async compactEtcd() {
         const range = await fetch(`${etcdUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) });

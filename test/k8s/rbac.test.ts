@@ -35,14 +35,10 @@ after(async () => {
 
 let serial = 0;
 
-/** A ServiceAccount bound (by a ClusterRole) to exactly these rules, as a ClusterAccess. */
+/** A ServiceAccount bound to exactly these rules, as a ClusterAccess. */
 async function accessWith(rules: readonly Rule[]) {
   const name = `director-${++serial}`;
-  const rbac = kube.admin.makeApiClient(k8s.RbacAuthorizationV1Api);
-  await rbac.createClusterRole({ body: { metadata: { name }, rules: rules.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })) } });
-  await rbac.createClusterRoleBinding({ body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects: [{ kind: 'ServiceAccount', name, namespace: 'default' }] } });
-  const kubeconfig = await kube.asServiceAccount('default', name);
-  return { kubeconfig, from: name, server: kube.server, pin: `/sys/fs/bpf/xdplb-rbac-${serial}` };
+  return { kubeconfig: await kube.boundTo(name, rules), from: name, server: kube.server, pin: `/sys/fs/bpf/xdplb-rbac-${serial}` };
 }
 
 /** What the director's source does with these rules, in 8 s: synced, the LoadBalancer's status written, Events written. */

@@ -76,20 +76,6 @@ async function kubeProxySays(i: number, port: number, code: 200 | 503): Promise<
   await answered;
 }
 
-/** A ServiceAccount in default bound to exactly these rules (a ClusterRole, and a Role where a rule names a namespace). */
-async function serviceAccountWith(name: string, rules: typeof AGENT_RULES): Promise<k8s.KubeConfig> {
-  const rbac = kube.admin.makeApiClient(k8s.RbacAuthorizationV1Api);
-  const plain = (r: (typeof rules)[number]) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] });
-  const subjects = [{ kind: 'ServiceAccount', name, namespace: 'default' }];
-  await rbac.createClusterRole({ body: { metadata: { name }, rules: rules.filter((r) => !r.namespace).map(plain) } });
-  await rbac.createClusterRoleBinding({ body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects } });
-  for (const ns of new Set(rules.flatMap((r) => r.namespace ?? []))) {
-    await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name }, rules: rules.filter((r) => r.namespace === ns).map(plain) } });
-    await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects } });
-  }
-  return kube.asServiceAccount('default', name);
-}
-
 /** The inode of a network namespace (what names the real-server records). */
 function inode(ns: string): string {
   return execFileSync('stat', ['-L', '-c', '%i', `/var/run/netns/${ns}`], { encoding: 'utf8' }).trim();
@@ -195,7 +181,7 @@ before(async () => {
   // `xdplb lab up` with `xdplb realserver --vip`: the agent must leave it alone), as a ServiceAccount bound to
   // exactly AGENT_RULES; kube-proxy's ConfigMap says IPVS without strictARP, which each agent must report
   const agentKubeconfig = join(LAB.runDir, 'agent.kubeconfig');
-  writeFileSync(agentKubeconfig, (await serviceAccountWith('xdplb-realserver', AGENT_RULES)).exportConfig());
+  writeFileSync(agentKubeconfig, (await kube.boundTo('xdplb-realserver', AGENT_RULES)).exportConfig());
   await core.createNamespacedConfigMap({ namespace: 'kube-system', body: { metadata: { name: 'kube-proxy' }, data: { 'config.conf': 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\nipvs:\n  strictARP: false\n' } } });
   for (const i of NODES) {
     loBefore.set(i, `${loAddresses(i)} | ${sysctls(i)}`);
