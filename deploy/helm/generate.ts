@@ -2,14 +2,23 @@
 // src/k8s/rbac.ts, the one definition of the API access each component
 // needs: per component a ClusterRole for its cluster-wide rules, a Role in
 // each namespace that its namespaced rules name, the bindings to its
-// ServiceAccount, and each rule's `why` as a comment above it. Run
-// `scripts/node deploy/helm/generate.ts` after changing the rules; a test
-// fails while the file is stale.
-import { writeFileSync } from 'node:fs';
+// ServiceAccount, and each rule's `why` as a comment above it. And copies
+// into deploy/helm/xdplb/files/ the Grafana dashboard and the alert rules
+// that the chart ships (a ConfigMap, a PrometheusRule): Helm's .Files reads
+// only inside the chart, and deploy/grafana/ and deploy/prometheus/ stay their
+// one definition. Run `scripts/node deploy/helm/generate.ts` after changing
+// any of them; a test fails while a file is stale.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AGENT_RULES, DIRECTOR_RULES, type Rule } from '../../src/k8s/rbac.ts';
 
 export const RBAC_TEMPLATE = new URL('./xdplb/templates/rbac.yaml', import.meta.url);
+
+/** The chart's copies (templates/dashboard.yaml and prometheusrule.yaml read them) and the file each copies. */
+export const CHART_COPIES: readonly { readonly copy: URL; readonly source: URL }[] = [
+  { copy: new URL('./xdplb/files/xdplb.json', import.meta.url), source: new URL('../grafana/xdplb.json', import.meta.url) },
+  { copy: new URL('./xdplb/files/xdplb.rules.yml', import.meta.url), source: new URL('../prometheus/xdplb.rules.yml', import.meta.url) },
+];
 
 /** The chart's components and the rules of each (the names of their ServiceAccounts, "<release>-<component>"). */
 export const COMPONENT_RULES: Readonly<Record<'director' | 'realserver', readonly Rule[]>> = {
@@ -82,4 +91,10 @@ export function rbacTemplate(): string {
   return `${parts.join('\n')}\n`;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) writeFileSync(RBAC_TEMPLATE, rbacTemplate());
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  writeFileSync(RBAC_TEMPLATE, rbacTemplate());
+  for (const { copy, source } of CHART_COPIES) {
+    mkdirSync(new URL('.', copy), { recursive: true });
+    writeFileSync(copy, readFileSync(source));
+  }
+}

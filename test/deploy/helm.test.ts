@@ -3,10 +3,13 @@
 // objects are what the README and the templates' comments say (host network,
 // exactly the documented capabilities, the host's bpffs, probes on the metrics
 // address, one ServiceAccount per component, RBAC equal to src/k8s/rbac.ts, a
-// config that xdplb's own schema accepts); everything rendered passes
-// `kubectl apply --dry-run=server` on a real API server; templates/rbac.yaml
-// and deploy/k8s/ are their generators' output. helm, kubectl and the API
-// server are built by test/kube-server/build: a failed build fails the tests.
+// config that xdplb's own schema accepts, the dashboard and the alerts exactly
+// deploy/grafana/xdplb.json and deploy/prometheus/xdplb.rules.yml); everything
+// rendered passes `kubectl apply --dry-run=server` on a real API server with
+// prometheus-operator's CRDs, which refuse a broken rule; templates/rbac.yaml,
+// files/ and deploy/k8s/ are their generators' output. helm, kubectl, the API
+// server and the CRDs come from test/kube-server/build: a failed build fails
+// the tests.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,14 +17,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { dump, loadAll } from 'js-yaml';
+import { dump, load, loadAll } from 'js-yaml';
 import { parseConfigText, validateConfig } from '../../src/config/load.ts';
 import { AGENT_RULES, DIRECTOR_RULES, type Rule } from '../../src/k8s/rbac.ts';
-import { COMPONENT_RULES, RBAC_TEMPLATE, rbacTemplate } from '../../deploy/helm/generate.ts';
+import { CHART_COPIES, COMPONENT_RULES, RBAC_TEMPLATE, rbacTemplate } from '../../deploy/helm/generate.ts';
 import { CHART, helmTemplate, MANIFESTS, NAMESPACE, renderManifests } from '../../deploy/helm/render.ts';
-import { helmPath, startKube, type KubeCluster } from '../helpers/kube.ts';
+import { helmPath, prometheusOperatorCrdDir, startKube, type KubeCluster } from '../helpers/kube.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The one definition of the dashboard and of the alerts that the chart ships. */
+const DASHBOARD = join(ROOT, 'deploy/grafana/xdplb.json');
+const RULES = join(ROOT, 'deploy/prometheus/xdplb.rules.yml');
+/** The ServiceMonitors, the PrometheusRule and the dashboard's ConfigMap on, every other value its default. */
+const MONITORING_ON = ['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true', '--set', 'metrics.grafanaDashboard.enabled=true'];
 
 /** The capabilities the director adds (README, "Install on Kubernetes"; director.yaml says why each). */
 const DIRECTOR_CAPABILITIES = ['NET_ADMIN', 'NET_RAW', 'BPF', 'PERFMON', 'SYS_ADMIN'];
@@ -44,7 +52,15 @@ const CUSTOM_VALUES = {
     drainTimeout: '2m',
   },
   config: { hashSeed: 7, capacity: { services: 1024, backends: 8192, flows: 65536 } },
-  metrics: { host: '::', directorPort: 19842, realserverPort: 19843, serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'prom' } } },
+  metrics: {
+    host: '::',
+    directorPort: 19842,
+    realserverPort: 19843,
+    serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'prom' } },
+    prometheusRule: { enabled: true, labels: { release: 'prom' } },
+    // null: Helm drops the default's key (another sidecar label)
+    grafanaDashboard: { enabled: true, labels: { grafana_dashboard: null, 'example.com/dashboard': 'lb' }, annotations: { grafana_folder: 'Load balancing' }, namespace: 'monitoring' },
+  },
   director: {
     nodeSelector: { 'example.com/lb': 'director', 'xdplb.io/director': null }, // null: Helm drops the default's key
     tolerations: [{ key: 'example.com/lb', operator: 'Exists', effect: 'NoSchedule' }],
@@ -81,10 +97,10 @@ function helm(): string {
   return (helmBin ??= helmPath());
 }
 
-function run(bin: string, args: string[], input?: string): { status: number | null; out: string } {
-  const r = spawnSync(bin, args, { cwd: ROOT, encoding: 'utf8', input });
+function run(bin: string, args: string[], input?: string): { status: number | null; out: string; stdout: string } {
+  const r = spawnSync(bin, args, { cwd: ROOT, encoding: 'utf8', input, maxBuffer: 64 << 20 });
   assert.equal(r.error, undefined, `${bin} could not be run: ${r.error?.message}`);
-  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  return { status: r.status, out: `${r.stdout}${r.stderr}`, stdout: r.stdout };
 }
 
 let dir = '';
@@ -114,6 +130,42 @@ function boundRules(objs: K8sObject[], serviceAccount: string, namespace: string
     for (const r of role.rules) rules.push({ ...(role.kind === 'Role' ? { namespace: role.metadata.namespace } : {}), apiGroups: r.apiGroups, resources: r.resources, verbs: r.verbs });
   }
   return rules;
+}
+
+/** The groups of deploy/prometheus/xdplb.rules.yml, as Prometheus reads them. */
+function ruleGroups(): unknown[] {
+  return (load(readFileSync(RULES, 'utf8')) as { groups: unknown[] }).groups;
+}
+
+/** Every job="…" a query of the alerts or of the dashboard selects. */
+function jobsSelected(): Set<string> {
+  const text = `${readFileSync(RULES, 'utf8')}${readFileSync(DASHBOARD, 'utf8')}`;
+  return new Set([...text.matchAll(/job=\\?"([^"\\]+)\\?"/g)].map((m) => m[1] as string));
+}
+
+/**
+ * The dashboard's ConfigMap and the PrometheusRule: the files' own content, where the values put
+ * them; the director's ServiceMonitor gives its metrics the job the alerts and the dashboard select.
+ */
+function assertMonitoring(objs: K8sObject[], expect: { dashboardNamespace: string; dashboardLabels: Record<string, string>; ruleLabels: Record<string, string> }): void {
+  const cm: Any = one(objs, 'ConfigMap', 'xdplb-dashboard');
+  assert.equal(cm.metadata.namespace, expect.dashboardNamespace);
+  for (const [key, value] of Object.entries(expect.dashboardLabels)) assert.equal(cm.metadata.labels[key], value, `the dashboard's ConfigMap has the sidecar's label ${key}`);
+  assert.deepEqual(Object.keys(cm.data), ['xdplb.json'], 'one file, the dashboard');
+  assert.equal(cm.data['xdplb.json'], readFileSync(DASHBOARD, 'utf8'), 'the ConfigMap holds deploy/grafana/xdplb.json byte for byte');
+  const rule: Any = one(objs, 'PrometheusRule', 'xdplb');
+  assert.equal(rule.apiVersion, 'monitoring.coreos.com/v1');
+  assert.equal(rule.metadata.namespace, NAMESPACE);
+  for (const [key, value] of Object.entries(expect.ruleLabels)) assert.equal(rule.metadata.labels[key], value, `the PrometheusRule has the label ${key} for the ruleSelector`);
+  assert.deepEqual(Object.keys(rule.spec), ['groups']);
+  assert.deepEqual(rule.spec.groups, ruleGroups(), "the PrometheusRule's groups are deploy/prometheus/xdplb.rules.yml's");
+  const sm: Any = one(objs, 'ServiceMonitor', 'xdplb-director');
+  const svc: Any = one(objs, 'Service', 'xdplb-director-metrics');
+  assert.ok(sm.spec.jobLabel, 'the ServiceMonitor names the job (else it is the Service name)');
+  assert.deepEqual(jobsSelected(), new Set([svc.metadata.labels[sm.spec.jobLabel]]), "the alerts and the dashboard select the director's job");
+  const agentSm: Any = one(objs, 'ServiceMonitor', 'xdplb-realserver');
+  const agentSvc: Any = one(objs, 'Service', 'xdplb-realserver-metrics');
+  assert.notEqual(agentSvc.metadata.labels[agentSm.spec.jobLabel], svc.metadata.labels[sm.spec.jobLabel], "the agents' targets are not in the director's job (XdplbDown is the director's)");
 }
 
 const withoutWhy = (rules: readonly Rule[]) => rules.map(({ why: _why, ...r }) => r);
@@ -202,8 +254,13 @@ describe('the Helm chart', () => {
     }
   });
 
-  test('templates/rbac.yaml is generated from src/k8s/rbac.ts, and deploy/k8s/ is the chart rendered with its defaults', () => {
+  test('templates/rbac.yaml is generated from src/k8s/rbac.ts, files/ are the dashboard and the alerts, and deploy/k8s/ is the chart rendered with its defaults', () => {
     assert.equal(readFileSync(RBAC_TEMPLATE, 'utf8'), rbacTemplate(), 'deploy/helm/xdplb/templates/rbac.yaml is stale: run scripts/node deploy/helm/generate.ts');
+    assert.deepEqual(CHART_COPIES.map((c) => fileURLToPath(c.source)).sort(), [DASHBOARD, RULES].sort());
+    for (const { copy, source } of CHART_COPIES) {
+      const name = fileURLToPath(copy).slice(ROOT.length);
+      assert.ok(readFileSync(copy).equals(readFileSync(source)), `${name} is stale (a copy of ${fileURLToPath(source).slice(ROOT.length)}, which is the one to edit): run scripts/node deploy/helm/generate.ts`);
+    }
     assert.equal(readFileSync(MANIFESTS, 'utf8'), renderManifests(helm()), 'deploy/k8s/xdplb.yaml is stale: run scripts/node deploy/helm/render.ts');
     assert.deepEqual(COMPONENT_RULES, { director: DIRECTOR_RULES, realserver: AGENT_RULES });
   });
@@ -289,6 +346,18 @@ describe('the Helm chart', () => {
       assert.equal(sm.spec.selector.matchLabels['app.kubernetes.io/component'], component);
       assert.deepEqual(sm.spec.endpoints, [{ port: 'metrics', path: '/metrics', interval: '15s' }]);
     }
+    assertMonitoring(objs, { dashboardNamespace: 'monitoring', dashboardLabels: { 'example.com/dashboard': 'lb' }, ruleLabels: { release: 'prom' } });
+    const cm: Any = one(objs, 'ConfigMap', 'xdplb-dashboard');
+    assert.equal(cm.metadata.labels.grafana_dashboard, undefined, 'the default sidecar label dropped (null)');
+    assert.deepEqual(cm.metadata.annotations, { grafana_folder: 'Load balancing' });
+  });
+
+  test("the dashboard and the alerts, turned on with their defaults: kube-prometheus-stack's sidecar label, the files' content", () => {
+    const objs = objects(helmTemplate(helm(), ...MONITORING_ON));
+    assertMonitoring(objs, { dashboardNamespace: NAMESPACE, dashboardLabels: { grafana_dashboard: '1' }, ruleLabels: {} });
+    assert.equal(one(objs, 'ConfigMap', 'xdplb-dashboard').metadata.annotations, undefined);
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { templating: { list: { name: string; type: string }[] } };
+    assert.ok(dashboard.templating.list.some((v) => v.type === 'datasource'), 'the dashboard asks for its data source (the sidecar resolves no import inputs)');
   });
 
   test('the README documents the capabilities the chart gives', () => {
@@ -304,6 +373,14 @@ describe('the rendered objects on a real API server', () => {
   let kube: KubeCluster;
   before(async () => {
     kube = await startKube({ allowPrivileged: true }); // as kubeadm's API server: the agent is privileged by default
+    // prometheus-operator's CRDs, as a cluster that runs it has them (server-side: upstream's advice, for their size)
+    const crds = kubectl(['apply', '--server-side', '-f', prometheusOperatorCrdDir()]);
+    assert.equal(crds.status, 0, `kubectl apply of prometheus-operator's CRDs:\n${crds.out}`);
+    const established = kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/servicemonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com']);
+    assert.equal(established.status, 0, `the CRDs are established:\n${established.out}`);
+    // a dry run creates nothing, so the namespace of the custom values' dashboard is made for real
+    const ns = kubectl(['create', 'namespace', 'monitoring']);
+    assert.equal(ns.status, 0, ns.out);
   });
   after(async () => kube?.stop());
 
@@ -311,7 +388,10 @@ describe('the rendered objects on a real API server', () => {
     return run(kube.kubectl, ['--kubeconfig', kube.kubeconfigPath, ...args], input);
   }
 
-  test('kubectl apply --dry-run=server accepts deploy/k8s/xdplb.yaml (the default values) and the other values', () => {
+  /** A v1 List of the objects, for one `kubectl apply -f -`. */
+  const list = (items: unknown[]) => JSON.stringify({ apiVersion: 'v1', kind: 'List', items });
+
+  test('kubectl apply --dry-run=server accepts deploy/k8s/xdplb.yaml (the default values) and the other values, ServiceMonitors, PrometheusRule and dashboard too', () => {
     const manifests = readFileSync(MANIFESTS, 'utf8');
     const all = objects(manifests);
     // a dry run creates nothing, so the namespace the other objects go in is applied for real first
@@ -321,10 +401,43 @@ describe('the rendered objects on a real API server', () => {
     assert.equal(r.status, 0, `kubectl apply --dry-run=server -f deploy/k8s/xdplb.yaml:\n${r.out}`);
     for (const o of all) assert.match(r.out, new RegExp(`^${o.kind.toLowerCase()}[./].*${o.metadata.name} (created|configured|unchanged) \\(server dry run\\)$`, 'm'), `${o.kind} ${o.metadata.name} accepted`);
     assert.doesNotMatch(r.out, /Warning/, 'no warnings');
-    // the other values, but for the ServiceMonitors: this server has no prometheus-operator CRDs
-    const custom = objects(helmTemplate(helm(), '-f', join(dir, 'custom.yaml'))).filter((o) => o.kind !== 'ServiceMonitor');
-    const c = kubectl(['apply', '--dry-run=server', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: custom }));
-    assert.equal(c.status, 0, `kubectl apply --dry-run=server of the other values:\n${c.out}`);
-    assert.equal(c.out.match(/\(server dry run\)/g)?.length, custom.length, c.out);
+    for (const [what, args] of [['the other values', ['-f', join(dir, 'custom.yaml')]], ['the defaults with the monitoring objects on', MONITORING_ON]] as const) {
+      const rendered = objects(helmTemplate(helm(), ...args));
+      for (const kind of ['ServiceMonitor', 'PrometheusRule']) assert.ok(rendered.some((o) => o.kind === kind), `${what} render a ${kind}`);
+      const c = kubectl(['apply', '--dry-run=server', '-f', '-'], list(rendered));
+      assert.equal(c.status, 0, `kubectl apply --dry-run=server of ${what}:\n${c.out}`);
+      assert.equal(c.out.match(/\(server dry run\)/g)?.length, rendered.length, c.out);
+      assert.doesNotMatch(c.out, /Warning/, 'no warnings');
+    }
+  });
+
+  test("the server keeps the PrometheusRule's groups and the dashboard as rendered (its CRD prunes nothing)", () => {
+    const rendered = objects(helmTemplate(helm(), ...MONITORING_ON)).filter((o) => o.kind === 'PrometheusRule' || o.metadata.name === 'xdplb-dashboard');
+    assert.equal(rendered.length, 2);
+    const r = kubectl(['apply', '--dry-run=server', '-o', 'json', '-f', '-'], list(rendered));
+    assert.equal(r.status, 0, r.out);
+    const back = (JSON.parse(r.stdout) as { items: Any[] }).items;
+    assert.deepEqual(back.find((o) => o.kind === 'PrometheusRule')?.spec, { groups: ruleGroups() }, 'the stored groups are the rule file\'s');
+    assert.equal(back.find((o) => o.kind === 'ConfigMap')?.data['xdplb.json'], readFileSync(DASHBOARD, 'utf8'));
+  });
+
+  test("the server refuses a PrometheusRule or a ServiceMonitor that prometheus-operator's CRD does not allow", () => {
+    const rendered = objects(helmTemplate(helm(), ...MONITORING_ON));
+    const broken = (kind: string, name: string, change: (o: Any) => void): Any => {
+      const o = structuredClone(one(rendered, kind, name));
+      change(o);
+      return o;
+    };
+    const cases = [
+      { what: 'a rule whose for is no duration', obj: broken('PrometheusRule', 'xdplb', (o) => void (o.spec.groups[0].rules[0].for = 'soon')), refused: /spec\.groups\[0\]\.rules\[0\]\.for in body should match/ },
+      { what: 'a rule with a field rules do not have', obj: broken('PrometheusRule', 'xdplb', (o) => void (o.spec.groups[0].rules[0].alrt = 'XdplbDown')), refused: /unknown field "spec\.groups\[0\]\.rules\[0\]\.alrt"/ },
+      { what: 'a rule without its expression', obj: broken('PrometheusRule', 'xdplb', (o) => void delete o.spec.groups[0].rules[0].expr), refused: /spec\.groups\[0\]\.rules\[0\]\.expr: Required value/ },
+      { what: 'a ServiceMonitor whose interval is no duration', obj: broken('ServiceMonitor', 'xdplb-director', (o) => void (o.spec.endpoints[0].interval = 'often')), refused: /spec\.endpoints\[0\]\.interval in body should match/ },
+    ];
+    for (const c of cases) {
+      const r = kubectl(['apply', '--dry-run=server', '-f', '-'], JSON.stringify(c.obj));
+      assert.notEqual(r.status, 0, `${c.what} is refused:\n${r.out}`);
+      assert.match(r.out, c.refused, `${c.what} is refused for that field:\n${r.out}`);
+    }
   });
 });

@@ -66,6 +66,14 @@ export function helmPath(): string {
   return join(kubeBinDir(), 'helm');
 }
 
+/**
+ * The directory of prometheus-operator's ServiceMonitor and PrometheusRule CRDs, for `kubectl apply -f`
+ * (copied beside the binaries from the release that test/kube-server/crds/go.mod pins).
+ */
+export function prometheusOperatorCrdDir(): string {
+  return join(kubeBinDir(), 'crds');
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
