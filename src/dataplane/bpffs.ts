@@ -3,8 +3,10 @@
 // machine's mount namespace, where every later process sees it. In a mount
 // namespace of its own (`ip netns exec` makes one per command, with a fresh
 // /sys) a mount would vanish with the process, and with it the pins and the
-// attachment: there it refuses. Every command that reads or writes pins
-// comes through here.
+// attachment: there it refuses. So it does in a container, where pid 1 is
+// the container's own and a bpffs mounted there is the container's, gone with
+// it: the host must have one (SPEC §8; the chart can mount it on the host).
+// Every command that reads or writes pins comes through here.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -45,6 +47,19 @@ function inInitMountNamespace(): boolean {
   return own !== null && own === rootMountId(1);
 }
 
+/**
+ * What says that this process runs in a container whose mounts are its own,
+ * or null. Kubernetes puts KUBERNETES_SERVICE_HOST in every container's
+ * environment, Podman writes /run/.containerenv. Not /.dockerenv: build
+ * and CI sandboxes carry it in the machine's own mount namespace, where a
+ * bpffs mounted is the machine's.
+ */
+function containerSign(): string | null {
+  if (process.env.KUBERNETES_SERVICE_HOST) return 'a Kubernetes pod (KUBERNETES_SERVICE_HOST is set)';
+  if (existsSync('/run/.containerenv')) return 'a Podman container (/run/.containerenv)';
+  return null;
+}
+
 /** The nearest existing ancestor of path (or path itself). */
 function nearestExisting(path: string): string {
   let p = path;
@@ -59,6 +74,12 @@ function nearestExisting(path: string): string {
  */
 export function ensureBpffs(): boolean {
   if (isBpffs(BPFFS)) return false;
+  const container = containerSign();
+  if (container)
+    throw new XdplbError(
+      'BPFFS',
+      `${BPFFS} is not a bpffs, and this process runs in ${container}, where a bpffs mounted now would be the container's own and vanish with it (and the pins and the attachment with it): mount one on the host (mount -t bpf bpf ${BPFFS}) and give the container the host's ${BPFFS}; the Helm chart does both with director.mountBpffs=true`,
+    );
   if (!inInitMountNamespace())
     throw new XdplbError(
       'BPFFS',

@@ -105,6 +105,16 @@ describe('exit codes', () => {
     }
   });
 
+  test('1: in a container (a Kubernetes pod) with no bpffs at /sys/fs/bpf: it refuses to mount one of its own, naming the fix', () => {
+    // as on a fresh machine (pid 1 shares the mount namespace: it would mount), but with a pod's environment
+    const script = `while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done; KUBERNETES_SERVICE_HOST=10.96.0.1 ${XDPLB} status --pin-dir /sys/fs/bpf/xdplb-cli-test-pod; echo "rc=$?"; mountpoint /sys/fs/bpf; true`;
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /rc=1\n/);
+    assert.match(r.stderr, /not a bpffs.*runs in a Kubernetes pod.*vanish with it.*director\.mountBpffs=true/s);
+    assert.match(r.stdout, /\/sys\/fs\/bpf is not a mountpoint/, 'nothing was mounted');
+  });
+
   test('a fresh machine: with nothing at /sys/fs/bpf, status mounts the bpffs itself and says so', () => {
     // A mount and pid namespace of its own, where /sys/fs/bpf is unmounted: its shell is pid 1, as init is on a machine.
     const script = `while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf; done; XDPLB_LOG_FORMAT=json ${XDPLB} status --pin-dir /sys/fs/bpf/xdplb-cli-test-none; echo "rc=$?"; mountpoint /sys/fs/bpf; true`;

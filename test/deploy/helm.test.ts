@@ -69,6 +69,7 @@ const CUSTOM_VALUES = {
     seLinuxOptions: { type: 'spc_t', level: 's0' },
     priorityClassName: 'system-node-critical',
     terminationGracePeriodSeconds: 45,
+    mountBpffs: true,
   },
   realserver: {
     nodeSelector: { 'node-role.kubernetes.io/worker': '' },
@@ -276,6 +277,7 @@ describe('the Helm chart', () => {
     assert.deepEqual(director.spec.template.spec.nodeSelector, { 'xdplb.io/director': 'true' });
     assert.equal(d.image, 'xdplb:0.1.0');
     assert.equal(d.resources.limits, undefined, "no memory limit: the BPF maps are charged to the director's memory cgroup");
+    assert.equal(director.spec.template.spec.initContainers, undefined, 'no privileged init container unless mountBpffs');
     const a = container(one(objs, 'DaemonSet', 'xdplb-realserver'));
     assert.equal(a.securityContext.privileged, true, 'writing the host sysctls needs /proc/sys writable: only privileged has that');
     assert.equal(a.securityContext.capabilities, undefined, 'a privileged container has every capability: no list pretends otherwise');
@@ -309,6 +311,11 @@ describe('the Helm chart', () => {
     assert.equal(pod.priorityClassName, 'system-node-critical');
     assert.equal(pod.terminationGracePeriodSeconds, 45);
     assert.deepEqual(pod.imagePullSecrets, [{ name: 'pull' }]);
+    const [init, ...more]: Any[] = pod.initContainers;
+    assert.deepEqual([init.name, more], ['mount-bpffs', []], 'mountBpffs: an init container mounts the bpffs on the host');
+    assert.equal(init.securityContext.privileged, true, 'Bidirectional propagation needs a privileged container');
+    assert.deepEqual(init.volumeMounts, [{ name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'Bidirectional' }]);
+    assert.match(init.command.join(' '), /mount -t bpf bpf \/sys\/fs\/bpf/);
     assert.equal(d.image, 'registry.example/xdplb:9.9.9');
     assert.equal(d.imagePullPolicy, 'Always');
     assert.equal(d.ports[0].containerPort, 19842);
