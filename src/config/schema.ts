@@ -300,6 +300,35 @@ const Cidr = z.string().superRefine((text, ctx) => {
   if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: c });
 });
 
+/** A DNS-1123 label (a namespace) or subdomain (a Lease's name). */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export const LEADER_ELECTION_DEFAULTS = { name: 'xdplb-director', leaseDuration: 1000, renewDeadline: 700, retryPeriod: 200 } as const;
+
+const LeaderElection = z
+  .strictObject({
+    /** The Lease's namespace; absent: the ServiceAccount's in a pod, else the kubeconfig context's, else default. */
+    namespace: z.string().regex(DNS_LABEL, 'a namespace: lower-case letters, digits and -, at most 63').optional(),
+    name: z.string().regex(DNS_SUBDOMAIN, "a Lease's name: lower-case letters, digits, - and .").default(LEADER_ELECTION_DEFAULTS.name),
+    /** This director in the Lease; absent: $NODE_NAME, else the host name. Unique among the candidates. */
+    identity: z.string().min(1).max(253).optional(),
+    /** How long an unchanged Lease stays its holder's: whole seconds (the Lease's leaseDurationSeconds). */
+    leaseDuration: duration(1000, HOUR_MS)
+      .refine((ms) => !Number.isFinite(ms) || ms % 1000 === 0, 'whole seconds (a Lease holds leaseDurationSeconds), such as "1s" or "2s"')
+      .default(LEADER_ELECTION_DEFAULTS.leaseDuration),
+    /** The leader lets go of the VIPs this long after sending its last successful renewal. */
+    renewDeadline: duration(50, HOUR_MS).default(LEADER_ELECTION_DEFAULTS.renewDeadline),
+    /** How often the leader renews and the others read the Lease. */
+    retryPeriod: duration(10, HOUR_MS).default(LEADER_ELECTION_DEFAULTS.retryPeriod),
+  })
+  .superRefine((l, ctx) => {
+    if (l.renewDeadline >= l.leaseDuration)
+      ctx.addIssue({ code: 'custom', path: ['renewDeadline'], message: `renewDeadline (${formatDuration(l.renewDeadline)}) must be shorter than leaseDuration (${formatDuration(l.leaseDuration)}): the leader lets go before anyone may take over` });
+    if (l.retryPeriod >= l.renewDeadline)
+      ctx.addIssue({ code: 'custom', path: ['retryPeriod'], message: `retryPeriod (${formatDuration(l.retryPeriod)}) must be shorter than renewDeadline (${formatDuration(l.renewDeadline)}): the leader renews more than once before it lets go` });
+  });
+
 /** The Kubernetes mode (SPEC §7): where the cluster is, and which of its Services this director serves. */
 const Kubernetes = z.strictObject({
   /** The kubeconfig file; absent: the in-cluster ServiceAccount, then $KUBECONFIG. */
@@ -324,19 +353,25 @@ const Kubernetes = z.strictObject({
     })
     .default(''),
   /**
-   * How nodes are checked: kube-proxy's /healthz on 10256 (KEP-3836) for
-   * externalTrafficPolicy Cluster, and the timing of the healthCheckNodePort
-   * checks of Local Services.
-   */
-  /**
    * How long a node that leaves a Service's backends (NotReady, excluded, no
    * local endpoint left) keeps the flows it has, taking no new ones.
    */
   drainTimeout: duration(1, HOUR_MS).default(60_000),
+  /**
+   * How nodes are checked: kube-proxy's /healthz on 10256 (KEP-3836) for
+   * externalTrafficPolicy Cluster, and the timing of the healthCheckNodePort
+   * checks of Local Services.
+   */
   nodeHealthCheck: z
     .strictObject({ port: Port.default(10256), path: RequestPath.default('/healthz'), ...CheckTiming, fall: integer(1, 100).default(2) })
     .refine((c) => c.timeout <= c.interval, { message: 'timeout must not exceed interval', path: ['timeout'] })
     .default({ port: 10256, path: '/healthz', interval: 2000, timeout: 1000, rise: 2, fall: 2 }),
+  /**
+   * One active director among those with this section: the holder of a
+   * coordination.k8s.io Lease (src/k8s/lease.ts says why these timings never
+   * give two owners). Absent: the role is the config's and `xdplb role`'s.
+   */
+  leaderElection: LeaderElection.optional(),
 });
 
 const ConfigObject = z.strictObject({

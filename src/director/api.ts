@@ -30,8 +30,8 @@ export interface ApiHandlers {
   state(): unknown;
   /** Returns an error message, or null when done. */
   setOverride(service: string, address: string, override: BackendOverride | null): string | null;
-  /** Makes this director active (owns and announces the VIPs) or standby (owns nothing); returns the role it had. */
-  setRole(role: Role): Role;
+  /** Makes this director active (owns and announces the VIPs) or standby (owns nothing): the role it had, or why not. */
+  setRole(role: Role): { was: Role } | { error: string };
 }
 
 /** The part of a pino logger the API uses. */
@@ -89,7 +89,13 @@ const RoleChange = z.strictObject(
 );
 
 const ROUTES = new Map<string, Route>([
-  ['/v1/role', route('POST', RoleChange, (h, b) => ({ status: 200, body: { role: b.role, was: h.setRole(b.role) } }))],
+  [
+    '/v1/role',
+    route('POST', RoleChange, (h, b) => {
+      const r = h.setRole(b.role);
+      return 'error' in r ? { status: 409, body: { error: r.error } } : { status: 200, body: { role: b.role, was: r.was } };
+    }),
+  ],
   ['/v1/daemon', route('GET', NoBody, (h) => ({ status: 200, body: h.daemon() }))],
   ['/v1/state', route('GET', NoBody, (h) => ({ status: 200, body: h.state() }))],
   ...Object.entries(ACTIONS).map(([action, override]): [string, Route] => [

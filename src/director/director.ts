@@ -34,6 +34,7 @@ import { ConfigFile, fileServices } from '../sources/config-file.ts';
 import { hostname } from 'node:os';
 import { clusterAccess, type ClusterAccess } from '../k8s/client.ts';
 import { KubernetesSource } from '../k8s/source.ts';
+import { LeaseElector } from '../k8s/lease.ts';
 import type { KubernetesConfig } from '../config/schema.ts';
 
 const log = component('director');
@@ -107,6 +108,10 @@ export class Director {
   private readonly file: ConfigFile;
   /** The Kubernetes mode's source (a `kubernetes:` section or --kubeconfig), else null. */
   private readonly kube: KubernetesSource | null;
+  /** kubernetes.leaderElection: the Lease that makes this director active, else null (the role is the config's and `xdplb role`'s). */
+  private readonly election: LeaseElector | null;
+  /** While leading: until when (performance.now()) it may claim the VIPs. */
+  private claimUntil = 0;
 
   private constructor(options: DirectorOptions, file: ConfigFile, fileConfig: Config, cluster: ClusterAccess | null, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
     this.options = options;
@@ -145,8 +150,11 @@ export class Director {
     );
     const kube = this.kube;
     if (kube) this.metrics.watchKubernetes(() => kube.view());
-    const role = recordedRole(pinDir) ?? fileConfig.role; // a restart keeps the role set at run time
-    if (role !== fileConfig.role) log.info({ role, configured: fileConfig.role }, 'role as last set by xdplb role (kept across restarts)');
+    const leaderElection = cluster ? fileConfig.kubernetes?.leaderElection : undefined;
+    this.election = cluster && leaderElection ? this.leaseElector(cluster, leaderElection) : null;
+    // a restart keeps the role set at run time; under leader election every start is a standby's, until it leads
+    const role = this.election ? 'standby' : (recordedRole(pinDir) ?? fileConfig.role);
+    if (!this.election && role !== fileConfig.role) log.info({ role, configured: fileConfig.role }, 'role as last set by xdplb role (kept across restarts)');
     this.vips = new VipOwner(role, {
       key: pinDir,
       ifindex,
@@ -154,7 +162,11 @@ export class Director {
       enabled: () => this.config.ownVips,
       log: component('vips'),
       onRole: (role) => this.metrics.role(role),
+      recordRole: !this.election,
+      claimUntil: () => (this.election ? this.claimUntil : Infinity),
     });
+    const election = this.election;
+    if (election) this.metrics.watchElection(() => election.view());
     this.health = new HealthChecker((service) => this.reconcileSoon('health', [service]), component('health'), (check, r) =>
       this.metrics.healthCheckDuration.observe({ check, result: r.ok ? 'ok' : 'failed' }, r.durationMs / 1000),
     );
@@ -231,6 +243,7 @@ export class Director {
     log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
     this.vips.sync(this.vipList(), true); // starting active is a takeover: every VIP is announced
     this.ready = true;
+    this.election?.start(); // the maps are filled: a takeover is only the VIPs and their announcement
     this.timers.push(
       setInterval(() => {
         this.pollNeighbours();
@@ -357,6 +370,7 @@ export class Director {
       lastReconcile: this.lastReconcile,
       failedServices: Object.fromEntries([...this.reconciler.results].filter(([, r]) => !r.ok)),
       role: this.vips.role,
+      ...(this.election ? { leaderElection: this.election.view() } : {}),
       overrides: Object.fromEntries(this.overrides),
       ...(this.kube ? { kubernetes: this.kube.view(), lastSourceUpdate: this.lastSourceUpdate } : {}),
     };
@@ -367,11 +381,36 @@ export class Director {
     return [...new Set(this.config.services.map((s) => s.vip))].map(mustParseIp); // the schema's canonical text: one per address
   }
 
-  /** Makes this director active (owns and announces every VIP) or standby (owns none); the maps stay filled either way. */
-  setRole(role: Role): Role {
-    const now = this.vips.set(role, this.vipList());
+  /**
+   * `xdplb role`: makes this director active (owns and announces every VIP)
+   * or standby (owns none); the maps stay filled either way. Refused under
+   * leader election, where the Lease decides.
+   */
+  setRole(role: Role): { was: Role } | { error: string } {
+    if (this.election) {
+      const v = this.election.view();
+      return { error: `the role follows the Lease ${v.lease} (kubernetes.leaderElection; held by ${v.holder || 'nobody'}): to hand over, stop this director (SIGTERM releases the Lease)` };
+    }
+    return { was: this.changeRole(role) };
+  }
+
+  private changeRole(role: Role): Role {
+    const was = this.vips.set(role, this.vipList());
     this.kube?.leadershipChanged();
-    return now;
+    return was;
+  }
+
+  /** The Lease's verdict: leading (until `until`) makes this director active, not leading standby at once. */
+  private leadershipChanged(leading: boolean, until: number): void {
+    this.claimUntil = leading ? until : 0;
+    const role: Role = leading ? 'active' : 'standby';
+    if (this.vips.role === role || (leading && this.stopped)) return; // a stopping leader still lets go
+    try {
+      this.changeRole(role);
+    } catch (err) {
+      // the NIC could not follow: as a leader it retries at the next renewal; letting go must not fail silently
+      log.error({ err, role }, 'the VIPs could not follow the leader election');
+    }
   }
 
   /**
@@ -399,6 +438,8 @@ export class Director {
       const kube = fileConfig.kubernetes;
       if ((kube === undefined) !== (this.fileConfig.kubernetes === undefined) || kube?.kubeconfig !== this.fileConfig.kubernetes?.kubeconfig)
         throw new XdplbError('CONFIG_INVALID', 'the kubernetes section (or its kubeconfig) cannot be added, removed or changed while running: restart the daemon');
+      if (JSON.stringify(kube?.leaderElection) !== JSON.stringify(this.fileConfig.kubernetes?.leaderElection))
+        throw new XdplbError('CONFIG_INVALID', 'kubernetes.leaderElection cannot change while running: restart the daemon (SIGTERM hands the Lease over)');
       const previous = this.fileConfig;
       await this.apply(this.withSources(fileConfig), `reload (${why})`);
       this.fileConfig = fileConfig;
@@ -495,6 +536,19 @@ export class Director {
     });
   }
 
+  /** The candidate for a config's kubernetes.leaderElection. */
+  private leaseElector(cluster: ClusterAccess, l: NonNullable<KubernetesConfig['leaderElection']>): LeaseElector {
+    return new LeaseElector({
+      kubeconfig: cluster.kubeconfig,
+      namespace: l.namespace ?? cluster.namespace,
+      name: l.name,
+      identity: l.identity ?? process.env.NODE_NAME ?? hostname(),
+      timings: { leaseDuration: l.leaseDuration, renewDeadline: l.renewDeadline, retryPeriod: l.retryPeriod },
+      log: component('lease'),
+      onLeading: (leading, until) => this.leadershipChanged(leading, until),
+    });
+  }
+
   /**
    * The config file's settings with the services of every source (the file's
    * own, and the Kubernetes mode's), checked against each other: the one
@@ -512,6 +566,9 @@ export class Director {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    // a leader lets go of the VIPs first, then releases the Lease: a standby takes over at once
+    await this.election?.stop().catch((err: unknown) => log.warn({ err }, 'stopping the leader election failed'));
+    this.vips.close();
     this.file.close();
     await this.kube?.stop().catch((err: unknown) => log.warn({ err }, 'stopping the Kubernetes watches failed'));
     this.reconciler.stop();

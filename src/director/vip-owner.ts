@@ -3,14 +3,20 @@
 // one of them (gratuitous ARP / unsolicited NA), not only the ones it adds:
 // the segment's caches may still point at the previous owner. Standby: the
 // NIC holds none of the VIPs xdplb added. The maps are not touched either way.
-// The role set at run time is recorded in the run directory, so that a daemon
-// restart keeps it (a standby that restarted must not take the VIPs from the
-// active director); without a record the config's role holds.
+// A takeover is announced in a burst (now, ANNOUNCE_BURST_MS later: a
+// frame lost on the wire must not leave a cache on the old owner), and the
+// VIPs are announced again every ANNOUNCE_REFRESH_MS while active; never once
+// the director may no longer claim them (claimUntil: a leader whose Lease
+// was not renewed in time). The role set at run time by `xdplb role` is
+// recorded in the run directory, so that a daemon restart keeps it (a standby
+// that restarted must not take the VIPs from the active director); without a
+// record the config's role holds. Under leader election the Lease decides,
+// and nothing is recorded.
 import { readFileSync, rmSync } from 'node:fs';
 import type { Logger } from '../log.ts';
 import type { IpAddress } from '../model/address.ts';
 import { ROLES, type Role } from '../model/role.ts';
-import { ownVips } from '../net/vips.ts';
+import { announce, ownVips } from '../net/vips.ts';
 import { runFile, writeRunFile } from '../paths.ts';
 
 /** The role recorded for this pin directory by the last `xdplb role`, if any. */
@@ -33,7 +39,16 @@ export interface VipOwnerOptions {
   log: Logger;
   /** Called with every role set (metrics). */
   onRole(role: Role): void;
+  /** Whether a role set is recorded for the next start (not under leader election). */
+  recordRole: boolean;
+  /** Until when (performance.now()) an active director may claim the VIPs: Infinity without leader election. */
+  claimUntil(): number;
 }
+
+/** After a takeover's announcement, the same again this long after it. */
+export const ANNOUNCE_BURST_MS = [200, 1000] as const;
+/** While active, every VIP is announced again this often. */
+export const ANNOUNCE_REFRESH_MS = 10_000;
 
 /** Forgets the recorded role (detach: the next start takes the config's). */
 export function forgetRole(key: string): void {
@@ -44,12 +59,40 @@ export class VipOwner {
   private current: Role;
   /** The role and VIPs of the last sync that succeeded. */
   private lastSynced = '';
+  /** The VIPs the NIC holds as the active director (of the last sync). */
+  private held: readonly IpAddress[] = [];
   private readonly o: VipOwnerOptions;
+  private burst: NodeJS.Timeout[] = [];
+  private readonly refresh: NodeJS.Timeout;
 
   constructor(role: Role, options: VipOwnerOptions) {
     this.current = role;
     this.o = options;
     options.onRole(role);
+    this.refresh = setInterval(() => this.announceHeld('refresh'), ANNOUNCE_REFRESH_MS);
+    this.refresh.unref();
+  }
+
+  /** Stops the announcements (the daemon stops). */
+  close(): void {
+    clearInterval(this.refresh);
+    for (const t of this.burst) clearTimeout(t);
+    this.burst = [];
+  }
+
+  /** Whether this director may claim the VIPs now: active, and within claimUntil. */
+  mayClaim(): boolean {
+    return this.current === 'active' && performance.now() < this.o.claimUntil();
+  }
+
+  /** Announces every VIP held, if it may still claim them. */
+  private announceHeld(why: string): void {
+    if (!this.o.enabled() || !this.mayClaim() || this.held.length === 0) return;
+    try {
+      for (const vip of this.held) announce(this.o.ifindex, this.o.mac, vip);
+    } catch (err) {
+      this.o.log.warn({ err, why }, 'announcing the VIPs failed');
+    }
   }
 
   get role(): Role {
@@ -62,8 +105,14 @@ export class VipOwner {
     // the same VIPs in the same role: nothing to do (a Kubernetes change of backends must not cost a netlink dump)
     const wanted = `${this.current} ${vips.map((v) => v.text).join(',')}`;
     if (!takeover && wanted === this.lastSynced) return;
-    const changed = ownVips(this.o.key, this.o.ifindex, this.o.mac, this.current === 'active' ? vips : [], takeover && this.current === 'active');
+    const active = this.current === 'active';
+    const changed = ownVips(this.o.key, this.o.ifindex, this.o.mac, active ? vips : [], takeover && active, () => this.mayClaim());
     this.lastSynced = wanted;
+    this.held = active ? [...vips] : [];
+    if (takeover && active) {
+      for (const t of this.burst) clearTimeout(t);
+      this.burst = ANNOUNCE_BURST_MS.map((ms) => setTimeout(() => this.announceHeld('takeover'), ms));
+    }
     if (changed.added.length || changed.removed.length || changed.announced.length) this.o.log.info({ role: this.current, ...changed }, 'VIPs on the interface');
   }
 
@@ -77,7 +126,7 @@ export class VipOwner {
       this.current = was; // the NIC could not follow: the role stays what it was
       throw err;
     }
-    writeRunFile(this.o.key, 'role', role);
+    if (this.o.recordRole) writeRunFile(this.o.key, 'role', role);
     this.o.onRole(role);
     if (role !== was) this.o.log.info({ role, was }, role === 'active' ? 'active: this director owns the VIPs' : 'standby: this director owns no VIP');
     return was;

@@ -3,12 +3,14 @@
 // ServiceAccount (a director running as a Pod), else $KUBECONFIG. Nothing
 // else is guessed: ~/.kube/config and localhost:8080, which the client would
 // fall back to, are refused, so a daemon never serves a cluster nobody named.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, XdplbError } from '../errors.ts';
 
 /** The ServiceAccount token a Pod is given: its presence (with KUBERNETES_SERVICE_HOST) means "in a cluster". */
 export const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+/** The namespace of that ServiceAccount (the Pod's). */
+const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 export interface ClusterAccess {
   readonly kubeconfig: KubeConfig;
@@ -16,6 +18,8 @@ export interface ClusterAccess {
   readonly from: string;
   /** The API server's URL. */
   readonly server: string;
+  /** The namespace this access works in by default: the Pod's in a cluster, else the kubeconfig context's, else default. */
+  readonly namespace: string;
 }
 
 /** Loads the cluster's access; throws CONFIG_INVALID naming the kubeconfig and what is wrong with it. */
@@ -44,5 +48,6 @@ export function clusterAccess(path: string | undefined, env: NodeJS.ProcessEnv =
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster || !cluster.server) throw new XdplbError('CONFIG_INVALID', `kubernetes: the kubeconfig ${from} has no current context with a cluster and server`);
-  return { kubeconfig: kc, from, server: cluster.server };
+  const own = from === 'in-cluster ServiceAccount' && existsSync(IN_CLUSTER_NAMESPACE) ? readFileSync(IN_CLUSTER_NAMESPACE, 'utf8').trim() : kc.getContextObject(kc.getCurrentContext())?.namespace;
+  return { kubeconfig: kc, from, server: cluster.server, namespace: own || 'default' };
 }

@@ -18,6 +18,7 @@ import { idLimits, type Applied } from '../reconcile/state.ts';
 import { Family, labelValue } from './exposition.ts';
 import type { Role } from '../model/role.ts';
 import type { KubernetesView } from '../k8s/source.ts';
+import type { ElectionView } from '../k8s/lease.ts';
 /** Services and backends written between two turns of the event loop during a scrape (a few ms). */
 const SERIES_SETS_PER_TURN = 500;
 
@@ -122,6 +123,33 @@ export class Metrics {
     });
     counter('xdplb_kubernetes_status_writes_total', 'status.loadBalancer writes that succeeded.', [], (c, v) => c.inc(v.statusWrites));
     gauge('xdplb_kubernetes_translation_duration_seconds', 'How long the last translation of the cluster\'s objects into services took.', [], (g, v) => g.set((v.lastTranslationDurationMs ?? 0) / 1000));
+  }
+
+  /** Series of kubernetes.leaderElection, filled from the elector's view at scrape time. */
+  watchElection(view: () => ElectionView): void {
+    const registers = [this.registry];
+    const collect = <M extends Gauge | Counter>(fill: (m: M, v: ElectionView) => void) =>
+      function (this: M) {
+        this.reset();
+        fill(this, view());
+      };
+    new Gauge({ name: 'xdplb_leader_election_leading', help: '1 while this director holds the Lease (and so is active).', labelNames: ['lease'], registers, collect: collect((g: Gauge, v) => g.set({ lease: v.lease }, v.leading ? 1 : 0)) });
+    new Gauge({
+      name: 'xdplb_leader_election_holder',
+      help: 'The Lease\'s holder as this director last read or wrote it (1 on its series; holder "" when released).',
+      labelNames: ['lease', 'holder'],
+      registers,
+      collect: collect((g: Gauge, v) => void (v.holder !== null && g.set({ lease: v.lease, holder: v.holder }, 1))),
+    });
+    new Gauge({
+      name: 'xdplb_leader_election_lease_age_seconds',
+      help: 'Seconds since the Lease last changed (a renewal or a takeover), as this director saw it: stays under leaseDuration while someone holds it.',
+      labelNames: ['lease'],
+      registers,
+      collect: collect((g: Gauge, v) => void (v.ageSeconds !== null && g.set({ lease: v.lease }, v.ageSeconds))),
+    });
+    new Gauge({ name: 'xdplb_leader_election_transitions', help: 'How often the Lease changed holder (its leaseTransitions).', labelNames: ['lease'], registers, collect: collect((g: Gauge, v) => g.set({ lease: v.lease }, v.transitions)) });
+    new Counter({ name: 'xdplb_leader_election_errors_total', help: 'Reads and writes of the Lease that failed (each retried after retryPeriod).', labelNames: ['lease'], registers, collect: collect((c: Counter, v) => c.inc({ lease: v.lease }, v.errors)) });
   }
 
   /** The director's role: 1 on its own series, 0 on the other. */

@@ -40,7 +40,7 @@ const prefix = (a: IpAddress) => (a.family === 4 ? 32 : 128);
  * ones: the segment's caches may still point at the previous owner.
  * `key` names the record (the pin directory). Returns what changed.
  */
-export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonly IpAddress[], announceAll = false): { added: string[]; removed: string[]; announced: string[] } {
+export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonly IpAddress[], announceAll = false, mayAnnounce: () => boolean = () => true): { added: string[]; removed: string[]; announced: string[] } {
   const present = new Set(native.addresses(ifindex).map((a) => formatIp(a.address, a.family)));
   const ours = new Set(readRecord(key).vips);
   const want = new Set(vips.map((v) => v.text));
@@ -61,7 +61,8 @@ export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonl
     removed.push(text);
   }
   writeRecord(key, ifindex, [...ours]);
-  const announced = announceAll ? vips.map((v) => v.text) : added;
+  // checked at the last moment: a leader whose Lease lapsed announces nothing
+  const announced = !mayAnnounce() ? [] : announceAll ? vips.map((v) => v.text) : added;
   for (const text of announced) announce(ifindex, mac, mustParseIp(text));
   return { added, removed, announced };
 }

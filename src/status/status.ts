@@ -11,6 +11,7 @@ import { observe } from '../reconcile/observe.ts';
 import { idLimits, type Applied } from '../reconcile/state.ts';
 import type { Role } from '../model/role.ts';
 import type { KubernetesView } from '../k8s/source.ts';
+import type { ElectionView } from '../k8s/lease.ts';
 import type { ReconcileResult, ServiceResult } from '../reconcile/reconciler.ts';
 
 export interface BackendStatus {
@@ -61,6 +62,8 @@ export interface DaemonState extends Status {
   failedServices: Record<string, ServiceResult>;
   /** Whether this director owns and announces the VIPs (active) or only keeps its maps filled (standby). */
   role: Role;
+  /** kubernetes.leaderElection: the Lease, its holder and age (only with it). */
+  leaderElection?: ElectionView;
   /** The Kubernetes mode's watches and decisions (only in that mode). */
   kubernetes?: KubernetesView;
   /** The last change of the Kubernetes services the daemon applied, or refused (null before the first). */
@@ -197,6 +200,13 @@ function hostPort(vip: string, port: number): string {
 }
 
 /** The ipvsadm-like table. `mode` says whether counters are totals or rates. */
+/** The leader election's line: the Lease, who holds it, and how long ago it last changed. */
+export function leaseLine(e: ElectionView): string {
+  const holder = e.holder === null ? 'not read yet' : e.holder === '' ? 'released (nobody holds it)' : `held by ${e.holder}${e.leading ? ' (this director)' : ''}`;
+  const age = e.ageSeconds === null ? '' : `, changed ${e.ageSeconds.toFixed(1)} s ago`;
+  return `leader election: Lease ${e.lease} ${holder}${age}; ${e.transitions} transitions${e.errors ? `, ${e.errors} failed requests` : ''}; this director is ${e.identity}`;
+}
+
 /** The Kubernetes mode's part of status: where, whether synced, each watch, what is refused. */
 function kubernetesLines(k: KubernetesView, last: DaemonState['lastSourceUpdate']): string[] {
   const watches = k.watches.map((w) => `${w.kind} ${w.up ? 'up' : `DOWN (${w.lastError ?? 'not listed yet'})`} ${w.objects} objects${w.relists ? `, ${w.relists} relists` : ''}`);
@@ -218,6 +228,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
     lines.push(`daemon pid ${d.daemon.pid}, config ${d.daemon.configPath}; role ${d.role ?? 'active'}; last reload ${d.lastReload.at}: ${d.lastReload.ok ? 'ok' : `REFUSED: ${d.lastReload.error}`}`);
     const o = Object.entries(d.overrides ?? {});
     if (o.length) lines.push(`overrides: ${o.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    if (d.leaderElection) lines.push(leaseLine(d.leaderElection));
     if (d.kubernetes) lines.push(...kubernetesLines(d.kubernetes, d.lastSourceUpdate ?? null));
     const failed = Object.entries(d.failedServices ?? {});
     if (failed.length) lines.push(`NOT APPLIED (retried): ${failed.map(([name, r]) => `${name}: ${r.error}`).join('; ')}`);

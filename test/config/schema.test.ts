@@ -111,7 +111,8 @@ describe('the kubernetes section', () => {
         nodeSelector: 'role in (a,b)',
         nodeHealthCheck: { port: 0, interval: '1s', timeout: '2s' },
         drainTimeout: '0s',
-        leaderElection: { namespace: 'x', name: 'y' },
+        leaderElection: { name: 'Bad_Name', leaseDuration: '1500ms' },
+        leaderElections: {},
       },
     });
     const at = (prefix: string) => got.filter((e) => e.startsWith(prefix));
@@ -123,7 +124,24 @@ describe('the kubernetes section', () => {
     assert.equal(at('kubernetes.nodeHealthCheck.port').length, 1, got.join('\n'));
     assert.equal(at('kubernetes.nodeHealthCheck.timeout: timeout must not exceed interval').length, 1, got.join('\n'));
     assert.equal(at('kubernetes.drainTimeout').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.leaderElection.name: a Lease\'s name').length, 1, got.join('\n'));
+    assert.equal(at('kubernetes.leaderElection.leaseDuration: whole seconds').length, 1, got.join('\n'));
     assert.equal(at('kubernetes: Unrecognized key').length + at('kubernetes: unrecognized key').length, 1, got.join('\n'));
+  });
+
+  test('leaderElection: its defaults; timings that could give two owners are refused, naming why', () => {
+    assert.deepEqual(validateConfig({ kubernetes: { leaderElection: {} } }).kubernetes!.leaderElection, { name: 'xdplb-director', leaseDuration: 1000, renewDeadline: 700, retryPeriod: 200 });
+    const got = errors({ kubernetes: { leaderElection: { leaseDuration: '1s', renewDeadline: '1s', retryPeriod: '1s' } } });
+    assert.ok(got.some((e) => e.startsWith('kubernetes.leaderElection.renewDeadline: renewDeadline (1s) must be shorter than leaseDuration (1s)')), got.join('\n'));
+    assert.ok(got.some((e) => e.startsWith('kubernetes.leaderElection.retryPeriod: retryPeriod (1s) must be shorter than renewDeadline (1s)')), got.join('\n'));
+    assert.deepEqual(validateConfig({ kubernetes: { leaderElection: { namespace: 'xdplb-system', identity: 'node-1', leaseDuration: '2s', renewDeadline: '1200ms', retryPeriod: '300ms' } } }).kubernetes!.leaderElection, {
+      namespace: 'xdplb-system',
+      name: 'xdplb-director',
+      identity: 'node-1',
+      leaseDuration: 2000,
+      renewDeadline: 1200,
+      retryPeriod: 300,
+    });
   });
 
   test('an empty section means every default; --kubeconfig adds a section or sets its kubeconfig', () => {

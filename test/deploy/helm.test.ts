@@ -19,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dump, load, loadAll } from 'js-yaml';
 import { parseConfigText, validateConfig } from '../../src/config/load.ts';
-import { AGENT_RULES, DIRECTOR_RULES, type Rule } from '../../src/k8s/rbac.ts';
+import { OWN_NAMESPACE, AGENT_RULES, DIRECTOR_RULES, type Rule } from '../../src/k8s/rbac.ts';
 import { CHART_COPIES, COMPONENT_RULES, RBAC_TEMPLATE, rbacTemplate } from '../../deploy/helm/generate.ts';
 import { CHART, helmTemplate, MANIFESTS, NAMESPACE, renderManifests } from '../../deploy/helm/render.ts';
 import { helmPath, prometheusOperatorCrdDir, startKube, type KubeCluster } from '../helpers/kube.ts';
@@ -42,6 +42,7 @@ const CUSTOM_VALUES = {
   imagePullSecrets: [{ name: 'pull' }],
   interface: 'ens5',
   mode: 'generic',
+  leaderElection: { enabled: true, leaseName: 'lb-lease', leaseDuration: '2s', renewDeadline: '1500ms', retryPeriod: '300ms' },
   kubernetes: {
     externalIPs: ['198.51.100.0/24', '2001:db8:e::/64'],
     loadBalancerClass: 'example.com/dr',
@@ -169,7 +170,8 @@ function assertMonitoring(objs: K8sObject[], expect: { dashboardNamespace: strin
   assert.notEqual(agentSvc.metadata.labels[agentSm.spec.jobLabel], svc.metadata.labels[sm.spec.jobLabel], "the agents' targets are not in the director's job (XdplbDown is the director's)");
 }
 
-const withoutWhy = (rules: readonly Rule[]) => rules.map(({ why: _why, ...r }) => r);
+/** The rules as the chart binds them: OWN_NAMESPACE is the release's. */
+const withoutWhy = (rules: readonly Rule[]) => rules.map(({ why: _why, chartValue: _value, ...r }) => (r.namespace === OWN_NAMESPACE ? { ...r, namespace: NAMESPACE } : r));
 const sortRules = <T extends Omit<Rule, 'why'>>(rules: T[]) => [...rules].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 
 function container(ds: Any): Any {
@@ -270,7 +272,7 @@ describe('the Helm chart', () => {
     const text = helmTemplate(helm());
     const objs = objects(text);
     assertInvariants(objs, text);
-    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'DaemonSet', 'Role', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
+    assert.deepEqual(objs.map((o) => o.kind).sort(), ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'DaemonSet', 'DaemonSet', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
     const director: Any = one(objs, 'DaemonSet', 'xdplb-director');
     const d = container(director);
     assert.deepEqual(d.securityContext.capabilities.add, DIRECTOR_CAPABILITIES);
@@ -293,7 +295,9 @@ describe('the Helm chart', () => {
       nodeSelector: '!xdplb.io/director',
       nodeHealthCheck: { port: 10256, path: '/healthz', interval: 2000, timeout: 1000, rise: 2, fall: 2 },
       drainTimeout: 60_000,
+      leaderElection: { namespace: NAMESPACE, name: 'xdplb-director', leaseDuration: 1000, renewDeadline: 700, retryPeriod: 200 },
     });
+    assert.deepEqual(d.env, [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }], "the director's identity in the Lease: its node");
   });
 
   test('values that change every setting reach the objects and the config', () => {
@@ -340,6 +344,7 @@ describe('the Helm chart', () => {
       ...k,
       nodeHealthCheck: { ...k.nodeHealthCheck, interval: 3000, timeout: 500 },
       drainTimeout: 120_000,
+      leaderElection: { namespace: NAMESPACE, name: 'lb-lease', leaseDuration: 2000, renewDeadline: 1500, retryPeriod: 300 },
     });
     for (const [component, port] of [['director', 19842], ['realserver', 19843]] as const) {
       const svc: Any = one(objs, 'Service', `xdplb-${component}-metrics`);
@@ -357,6 +362,14 @@ describe('the Helm chart', () => {
     const cm: Any = one(objs, 'ConfigMap', 'xdplb-dashboard');
     assert.equal(cm.metadata.labels.grafana_dashboard, undefined, 'the default sidecar label dropped (null)');
     assert.deepEqual(cm.metadata.annotations, { grafana_folder: 'Load balancing' });
+  });
+
+  test('leaderElection.enabled=false: no leaderElection in the config, and no Lease rule granted', () => {
+    const objs = objects(helmTemplate(helm(), '--set', 'leaderElection.enabled=false'));
+    assert.equal(configOf(objs).kubernetes!.leaderElection, undefined);
+    const granted = sortRules(boundRules(objs, 'xdplb-director', NAMESPACE));
+    assert.deepEqual(granted, sortRules(withoutWhy(DIRECTOR_RULES.filter((r) => r.chartValue !== 'leaderElection.enabled'))));
+    assert.ok(!granted.some((r) => r.resources.includes('leases')));
   });
 
   test("the dashboard and the alerts, turned on with their defaults: kube-prometheus-stack's sidecar label, the files' content", () => {

@@ -10,7 +10,7 @@ const server = await startApi(
     daemon: () => ({ pid: process.pid, pinDir: '/x', configPath: '/x' }),
     state: () => ({ maxRssKiB: process.resourceUsage().maxRSS, heapUsed: process.memoryUsage().heapUsed }),
     setOverride: () => null,
-    setRole: () => 'active',
+    setRole: () => ({ was: 'active' }),
   },
 );
 process.stdout.write('listening\n');

@@ -34,7 +34,7 @@ export function fakeHandlers(pinDir = '/sys/fs/bpf/xdplb/test0'): Fake {
       setRole: (role) => {
         const was = fake.role;
         fake.role = role;
-        return was;
+        return { was };
       },
     },
   };

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
-import type { Rule } from '../../src/k8s/rbac.ts';
+import { OWN_NAMESPACE, type Rule } from '../../src/k8s/rbac.ts';
 
 export interface KubeOptions {
   /** Watches end after [n, 2n) seconds, so informers reconnect often. */
@@ -238,8 +238,10 @@ export async function startKube(options: KubeOptions = {}): Promise<KubeCluster>
         const subjects = [{ kind: 'ServiceAccount', name, namespace: 'default' }];
         await rbac.createClusterRole({ body: { metadata: { name }, rules: rules.filter((r) => !r.namespace).map(plain) } });
         await rbac.createClusterRoleBinding({ body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name }, subjects } });
-        for (const ns of new Set(rules.flatMap((r) => r.namespace ?? []))) {
-          await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name }, rules: rules.filter((r) => r.namespace === ns).map(plain) } });
+        // the ServiceAccount's own namespace (default) is where OWN_NAMESPACE rules apply, as the chart's release namespace
+        const inNs = (r: Rule) => (r.namespace === OWN_NAMESPACE ? 'default' : r.namespace);
+        for (const ns of new Set(rules.flatMap((r) => inNs(r) ?? []))) {
+          await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name }, rules: rules.filter((r) => inNs(r) === ns).map(plain) } });
           await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name }, subjects } });
         }
         return asServiceAccount('default', name);

@@ -75,3 +75,48 @@ export async function relayIntoNetns(ns: string, port: number): Promise<Relay> {
     },
   };
 }
+
+export interface TcpRelay extends Relay {
+  readonly port: number;
+}
+
+/**
+ * A relay on 127.0.0.1 to 127.0.0.1:port, for cutting one client's way to a
+ * server: pause() blackholes it (open connections go quiet and new ones are
+ * accepted and never answered, as on a partition: the client's requests hang
+ * until its own timeouts), resume() passes connections on again.
+ */
+export async function tcpRelay(port: number): Promise<TcpRelay> {
+  const open = new Set<Socket>();
+  let cut = false;
+  const server = createServer((c) => {
+    open.add(c);
+    c.on('close', () => open.delete(c));
+    c.on('error', () => c.destroy());
+    if (cut) return; // accepted, never answered
+    const up = connect(port, '127.0.0.1');
+    up.on('error', () => c.destroy());
+    c.on('data', (d) => void (cut || up.write(d)));
+    up.on('data', (d) => void (cut || c.write(d)));
+    c.on('close', () => up.destroy());
+    up.on('close', () => c.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    async pause() {
+      cut = true;
+    },
+    async resume() {
+      cut = false;
+      for (const c of open) c.destroy(); // the quiet ones: the client reconnects
+    },
+    async stop() {
+      for (const c of open) c.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

@@ -62,6 +62,9 @@ the keys the chart sets. No kubeconfig: both use their pod's ServiceAccount.
   "nodeHealthCheck" $k.nodeHealthCheck
   "drainTimeout" $k.drainTimeout
 -}}
+{{- with .Values.leaderElection }}{{ if .enabled -}}
+{{- $_ := set $kubernetes "leaderElection" (dict "namespace" $.Release.Namespace "name" .leaseName "leaseDuration" .leaseDuration "renewDeadline" .renewDeadline "retryPeriod" .retryPeriod) -}}
+{{- end }}{{ end -}}
 {{- $config := mergeOverwrite (deepCopy .Values.config) (dict
   "mode" .Values.mode
   "metricsAddress" (include "xdplb.listen" (dict "host" .Values.metrics.host "port" .Values.metrics.directorPort))
