@@ -3,7 +3,10 @@
  * xdplb: an LVS Direct-Routing director in XDP. A packet for a service
  * (VIP, protocol, port) gets the MAC of the backend chosen by the service's
  * Maglev table and leaves through XDP_TX (or XDP_REDIRECT to another NIC);
- * its IP packet is untouched. Everything else goes to the kernel unchanged.
+ * its IP packet is untouched. ARP requests and neighbour solicitations for
+ * the VIPs this director owns reach the kernel only while its ownership
+ * deadline lies ahead (lib/owner.h). Everything else goes to the kernel
+ * unchanged.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -11,6 +14,7 @@
 #include "lib/parse.h"
 #include "lib/hash.h"
 #include "lib/maps.h"
+#include "lib/owner.h"
 
 /* Knobs set by user space before load. */
 const volatile __u32 maglev_size = XDPLB_DEFAULT_MAGLEV_SIZE;
@@ -185,9 +189,9 @@ int xdplb_ingress(struct xdp_md *ctx)
 	struct xdplb_dest *d;
 	struct xdplb_slot *slot, cur;
 	struct ethhdr *eth = data;
-	void *table;
+	void *table, *l3;
 	__u32 zero = 0, hash, index, dest_id;
-	int new_flow = 0, err;
+	int new_flow = 0, err, verdict;
 	__be16 ethertype;
 
 	g = bpf_map_lookup_elem(&global_stats, &zero);
@@ -195,16 +199,29 @@ int xdplb_ingress(struct xdp_md *ctx)
 		return XDP_ABORTED;
 
 	ethertype = parse_ethernet(&c);
+	l3 = c.pos;
 	if (ethertype == bpf_htons(ETH_P_IP))
 		err = parse_ipv4(&c, &pkt);
 	else if (ethertype == bpf_htons(ETH_P_IPV6))
 		err = parse_ipv6(&c, &pkt);
+	else if (ethertype == bpf_htons(ETH_P_ARP))
+		return owner_gate_arp(g, &c);
 	else
 		return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
 	if (!pkt.flow.family)	/* addresses unreadable: not known to be ours */
 		return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
-	if (!vip_filter_has(&pkt))
+	if (!vip_filter_has(&pkt)) {
+		/* a solicitation to a solicited-node group, or to any address
+		 * but a VIP (proto is set only when the IPv6 headers parsed
+		 * whole) */
+		if (pkt.flow.proto == IPPROTO_ICMPV6 && pkt.flow.family == XDPLB_FAMILY_IPV6 &&
+		    !pkt.fragment) {
+			verdict = owner_gate_ns(c.pos, c.end, l3);
+			if (verdict != OWNER_NOT_GATED)
+				return verdict;
+		}
 		return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
+	}
 	if (err == PARSE_TRUNCATED)
 		return count(g, XDPLB_STAT_DROP_MALFORMED, XDP_DROP);
 	if (err == PARSE_UNSUPPORTED) {
@@ -228,8 +245,16 @@ int xdplb_ingress(struct xdp_md *ctx)
 			if (!icmp)
 				return count(g, XDPLB_STAT_DROP_MALFORMED, XDP_DROP);
 			if (pkt.flow.proto == IPPROTO_ICMP ? !icmp4_is_error(icmp[0])
-							  : !icmp6_is_error(icmp[0]))
+							  : !icmp6_is_error(icmp[0])) {
+				/* a solicitation sent to the VIP itself */
+				if (pkt.flow.proto == IPPROTO_ICMPV6 &&
+				    pkt.flow.family == XDPLB_FAMILY_IPV6) {
+					verdict = owner_gate_ns(icmp, c.end, l3);
+					if (verdict != OWNER_NOT_GATED)
+						return verdict;
+				}
 				return count(g, XDPLB_STAT_PASS_UNSUPPORTED, XDP_PASS);
+			}
 			err = parse_quoted_flow(&c, &pkt);
 		} else {
 			err = parse_l4(&c, &pkt);

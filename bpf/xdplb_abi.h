@@ -15,7 +15,11 @@
 
 /* Bumped whenever a pinned map's layout changes. User space records it in the
  * pinned xdplb_abi map (lib/maps.h) and refuses to adopt pins that hold
- * another version, so that an old layout is never misread. */
+ * another version, so that an old layout is never misread. A bump makes the
+ * upgrade a cold start (detach, counters reset), so state is added without
+ * one: a new map is no layout change (a daemon creates and pins the maps not
+ * pinned yet beside those it adopts), and a new global counter goes into
+ * global_ext (below), never into global_stats. */
 #define XDPLB_ABI_VERSION 1
 
 #define XDPLB_FAMILY_IPV4 4
@@ -144,6 +148,31 @@ struct xdplb_flow {
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() of the last packet */
 };
 
+/*
+ * The ownership gate (lib/owner.h): owned_vips holds the VIPs this director
+ * holds on its NIC, vip_owner until when it may claim them. An ARP request or
+ * a neighbour solicitation for an owned VIP reaches the kernel (which answers
+ * it) only while vip_owner's deadline lies ahead, so that a director whose
+ * daemon died stops claiming its VIPs by itself.
+ */
+struct xdplb_vip_key {
+	__u8 addr[16];	  /* IPv4 in the first 4 bytes, rest zero (network order),
+			   * as in xdplb_service_key */
+	__u8 family;	  /* XDPLB_FAMILY_IPV4 / _IPV6 */
+	__u8 reserved[3]; /* zero */
+};
+
+/* vip_owner's one entry, read and written as one 8-byte word (an mmapable
+ * array: user space stores it atomically). */
+struct xdplb_vip_owner {
+	__u64 until_ns;	/* CLOCK_MONOTONIC (bpf_ktime_get_ns(), Node's
+			 * process.hrtime.bigint()): the VIPs are claimed while
+			 * now < until_ns. 0: not owned (claimed never);
+			 * XDPLB_VIP_OWNER_FOREVER: claimed always */
+} __attribute__((aligned(8)));
+
+#define XDPLB_VIP_OWNER_FOREVER (~0ULL) /* UINT64_MAX: a director without redundancy */
+
 /* Per-CPU traffic counters, for a service and for a destination. */
 struct xdplb_traffic {
 	__u64 packets;
@@ -151,7 +180,10 @@ struct xdplb_traffic {
 	__u64 new_flows; /* TCP SYNs and flows created in the flow table */
 };
 
-/* Global per-CPU counters: one array of __u64 indexed by this list. */
+/* Global per-CPU counters: one array of __u64 indexed by this list, in the
+ * pinned global_stats. Frozen at ABI 1 (17 counters, asserted below): one
+ * more would change the value size of a pinned map. Add to
+ * XDPLB_GLOBAL_EXT_STATS instead. */
 #define XDPLB_GLOBAL_STATS(X)                                                  \
 	X(TX, "xdp_tx")                                                        \
 	X(REDIRECT, "xdp_redirect")                                            \
@@ -179,6 +211,31 @@ struct xdplb_global {
 	__u64 count[XDPLB_STAT__COUNT];
 };
 
+/*
+ * Global per-CPU counters added after ABI 1, in global_ext: one entry of
+ * XDPLB_GLOBAL_EXT_SLOTS __u64 slots, the first XDPLB_EXT_STAT__COUNT named
+ * by this list, the rest spare (0). APPEND-ONLY: a new counter goes at the
+ * end and takes the next spare slot, so the pinned layout never changes: a
+ * program that does not know a slot leaves it 0, user space that does not
+ * know it does not read it. Never remove, reorder or insert one (a slot's
+ * index is its identity in the pins: a retired counter keeps its place).
+ * Changing XDPLB_GLOBAL_EXT_SLOTS changes the layout (bump the ABI). The
+ * names share one namespace with XDPLB_GLOBAL_STATS'; the enumerators are
+ * XDPLB_EXT_STAT_*, never an index of global_stats.
+ */
+#define XDPLB_GLOBAL_EXT_SLOTS 64
+#define XDPLB_GLOBAL_EXT_STATS(X)                                              \
+	X(PASS_NEIGH_OWNED, "pass_neigh_owned")                                \
+	X(DROP_NEIGH_EXPIRED, "drop_neigh_expired")
+
+#define XDPLB_EXT_STAT_ENUM(name, text) XDPLB_EXT_STAT_##name,
+enum xdplb_global_ext_stat { XDPLB_GLOBAL_EXT_STATS(XDPLB_EXT_STAT_ENUM) XDPLB_EXT_STAT__COUNT };
+#undef XDPLB_EXT_STAT_ENUM
+
+struct xdplb_global_ext {
+	__u64 count[XDPLB_GLOBAL_EXT_SLOTS];
+};
+
 /* Build-time layout checks; the addon exports the same sizes to TypeScript. */
 #ifdef __cplusplus
 #define _Static_assert static_assert
@@ -193,6 +250,10 @@ _Static_assert(sizeof(struct xdplb_service_info) == 72, "service info");
 _Static_assert(sizeof(struct xdplb_flow_key) == 40, "flow key");
 _Static_assert(sizeof(struct xdplb_flow) == 16, "flow");
 _Static_assert(sizeof(struct xdplb_traffic) == 24, "traffic");
-_Static_assert(sizeof(struct xdplb_global) == 8 * XDPLB_STAT__COUNT, "global");
+_Static_assert(sizeof(struct xdplb_vip_key) == 20, "vip key");
+_Static_assert(sizeof(struct xdplb_vip_owner) == 8, "vip owner");
+_Static_assert(sizeof(struct xdplb_global) == 8 * 17, "global: frozen at ABI 1, add to XDPLB_GLOBAL_EXT_STATS");
+_Static_assert(XDPLB_EXT_STAT__COUNT <= XDPLB_GLOBAL_EXT_SLOTS, "global_ext: no spare slot left");
+_Static_assert(sizeof(struct xdplb_global_ext) == 512, "global ext");
 
 #endif /* XDPLB_ABI_H */

@@ -1321,7 +1321,10 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
       {OFF(xdplb_flow, dest), OFF(xdplb_flow, service), OFF(xdplb_flow, last_seen_ns)});
   add("traffic", sizeof(xdplb_traffic),
       {OFF(xdplb_traffic, packets), OFF(xdplb_traffic, bytes), OFF(xdplb_traffic, new_flows)});
+  add("vip_key", sizeof(xdplb_vip_key), {OFF(xdplb_vip_key, addr), OFF(xdplb_vip_key, family)});
+  add("vip_owner", sizeof(xdplb_vip_owner), {OFF(xdplb_vip_owner, until_ns)});
   add("global", sizeof(xdplb_global), {OFF(xdplb_global, count)});
+  add("global_ext", sizeof(xdplb_global_ext), {OFF(xdplb_global_ext, count)});
 #undef OFF
   o.Set("layout", layout);
   Napi::Array stats = Napi::Array::New(env);
@@ -1329,6 +1332,11 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
   XDPLB_GLOBAL_STATS(STAT_NAME)
 #undef STAT_NAME
   o.Set("globalStats", stats);
+  Napi::Array ext = Napi::Array::New(env);
+#define EXT_STAT_NAME(name, text) ext[uint32_t(XDPLB_EXT_STAT_##name)] = text;
+  XDPLB_GLOBAL_EXT_STATS(EXT_STAT_NAME)
+#undef EXT_STAT_NAME
+  o.Set("globalExtStats", ext);
   Napi::Object c = Napi::Object::New(env);
   c.Set("SVC_F_SOURCE_HASH", XDPLB_SVC_F_SOURCE_HASH);
   c.Set("SVC_F_NO_BACKEND_PASS", XDPLB_SVC_F_NO_BACKEND_PASS);
@@ -1342,6 +1350,7 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
   c.Set("MAX_FLOWS", XDPLB_MAX_FLOWS);
   c.Set("SERVICE_INDEX_BITS", XDPLB_SERVICE_INDEX_BITS);
   c.Set("SERVICE_INDEX_COLLISION", XDPLB_SERVICE_INDEX_COLLISION);
+  c.Set("GLOBAL_EXT_SLOTS", XDPLB_GLOBAL_EXT_SLOTS);
   o.Set("constants", c);
   return o;
 }

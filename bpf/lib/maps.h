@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Every map of the data plane. Keys and values are the ABI structs of
- * xdplb_abi.h; user space sizes the capacities before load and pins all of
- * them, so that a restart or a new program version keeps state and counters.
+ * Every map of the data plane, and count_ext() for the counters of
+ * global_ext. Keys and values are the ABI structs of xdplb_abi.h; user space
+ * sizes the capacities before load and pins all of them, so that a restart
+ * or a new program version keeps state and counters. A pinned map keeps its
+ * layout for as long as the ABI version stays: new state takes a new map.
  */
 #ifndef XDPLB_MAPS_H
 #define XDPLB_MAPS_H
@@ -107,6 +109,25 @@ struct {
 	__type(value, struct bpf_devmap_val);
 } tx_ports SEC(".maps");
 
+/* The ownership gate (lib/owner.h): the VIPs this director holds on its NIC
+ * (a set: the value is 0), and until when it claims them. A VIP serves at
+ * least one service, so there are no more of them than services. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPLB_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdplb_vip_key);
+	__type(value, __u32);
+} owned_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xdplb_vip_owner);
+} vip_owner SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XDPLB_MAX_SERVICES);
@@ -127,5 +148,25 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xdplb_global);
 } global_stats SEC(".maps");
+
+/* Global counters added after ABI 1 (XDPLB_GLOBAL_EXT_STATS, append-only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdplb_global_ext);
+} global_ext SEC(".maps");
+
+/* Counts s in global_ext and returns verdict. One map lookup per call: fine
+ * off the fast path; a fast-path caller would look the entry up once. */
+static __always_inline int count_ext(enum xdplb_global_ext_stat s, int verdict)
+{
+	__u32 zero = 0;
+	struct xdplb_global_ext *x = bpf_map_lookup_elem(&global_ext, &zero);
+
+	if (x)
+		x->count[s]++;
+	return verdict;
+}
 
 #endif /* XDPLB_MAPS_H */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Packet parsing through a cursor: Ethernet with up to two VLAN tags, IPv4
- * (with options), IPv6 (with the common extension headers), TCP, UDP and the
- * packet quoted inside an ICMP/ICMPv6 error. Every read is bounds-checked
+ * (with options), IPv6 (with the common extension headers), TCP, UDP, the
+ * packet quoted inside an ICMP/ICMPv6 error, and the target of an ARP request
+ * or a neighbour solicitation. Every read is bounds-checked
  * against data_end. Helpers return 0 on success and a negative value when the
  * header does not fit; fields they fill keep network byte order.
  */
@@ -237,6 +238,70 @@ static __always_inline int icmp4_is_error(__u8 type)
 static __always_inline int icmp6_is_error(__u8 type)
 {
 	return type >= 1 && type <= 4;
+}
+
+/* An IPv4-over-Ethernet ARP packet (linux/if_arp.h pulls in libc headers). */
+struct arp_ipv4 {
+	__be16 htype;	/* ARP_HTYPE_* */
+	__be16 ptype;	/* ETH_P_IP */
+	__u8 hlen;	/* 6 */
+	__u8 plen;	/* 4 */
+	__be16 op;	/* ARP_OP_* */
+	__u8 sha[ETH_ALEN];
+	__u8 spa[4];
+	__u8 tha[ETH_ALEN];
+	__u8 tpa[4];
+};
+_Static_assert(sizeof(struct arp_ipv4) == 28, "arp");
+
+#define ARP_HTYPE_ETHER 1
+#define ARP_HTYPE_IEEE802 6 /* Linux answers it on Ethernet too (arp_process) */
+#define ARP_OP_REQUEST 1
+
+/*
+ * The target protocol address (4 bytes, network order) of the IPv4 ARP
+ * request at the cursor, or NULL for anything else: a reply, another
+ * hardware or protocol type, a frame too short to hold one (the kernel
+ * discards it), and a gratuitous ARP (sender address = target address:
+ * another host announcing that address, which the kernel never answers).
+ * An ARP probe (sender address 0.0.0.0) is a request: the kernel answers it
+ * for its own addresses.
+ */
+static __always_inline __u8 *arp_request_target(struct cursor *c)
+{
+	struct arp_ipv4 *arp = cursor_take(c, sizeof(*arp));
+
+	if (!arp)
+		return NULL;
+	if ((arp->htype != bpf_htons(ARP_HTYPE_ETHER) && arp->htype != bpf_htons(ARP_HTYPE_IEEE802)) ||
+	    arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != ETH_ALEN || arp->plen != 4 ||
+	    arp->op != bpf_htons(ARP_OP_REQUEST))
+		return NULL;
+	if (arp->spa[0] == arp->tpa[0] && arp->spa[1] == arp->tpa[1] && arp->spa[2] == arp->tpa[2] &&
+	    arp->spa[3] == arp->tpa[3])
+		return NULL;
+	return arp->tpa;
+}
+
+#define ICMPV6_NEIGHBOUR_SOLICITATION 135
+#define NDISC_HOP_LIMIT 255
+
+/*
+ * The target address (16 bytes, network order) of the neighbour
+ * solicitation whose ICMPv6 header is at icmp (ip6: its IPv6 header), or
+ * NULL for anything else, including the solicitations the kernel discards
+ * itself (RFC 4861 7.1.1): a hop limit other than 255, a code other than 0,
+ * fewer than 24 bytes. The destination is not checked: the kernel answers a
+ * solicitation for one of its addresses whatever local address it was sent
+ * to (the solicited-node group, the target itself, or another).
+ */
+static __always_inline __u8 *ns_target(__u8 *icmp, void *end, struct ipv6hdr *ip6)
+{
+	if ((void *)(ip6 + 1) > end || (void *)(icmp + 24) > end)
+		return NULL;
+	if (icmp[0] != ICMPV6_NEIGHBOUR_SOLICITATION || icmp[1] != 0 || ip6->hop_limit != NDISC_HOP_LIMIT)
+		return NULL;
+	return icmp + 8;
 }
 
 #endif /* XDPLB_PARSE_H */

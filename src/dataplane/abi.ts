@@ -22,10 +22,17 @@ export const LAYOUT = {
   flow_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 } },
   flow: { size: 16, offsets: { dest: 0, service: 4, last_seen_ns: 8 } },
   traffic: { size: 24, offsets: { packets: 0, bytes: 8, new_flows: 16 } },
-  global: { size: 0, offsets: { count: 0 } }, // size: 8 bytes per global counter name (from the addon)
+  vip_key: { size: 20, offsets: { addr: 0, family: 16 } },
+  vip_owner: { size: 8, offsets: { until_ns: 0 } },
+  global: { size: 136, offsets: { count: 0 } }, // frozen at ABI 1: 17 counters
+  global_ext: { size: 512, offsets: { count: 0 } }, // GLOBAL_EXT_SLOTS counters, the first named (append-only)
 } as const;
 
-/** XDPLB_ABI_VERSION: the version of the pinned layout, recorded in the xdplb_abi map. */
+/**
+ * XDPLB_ABI_VERSION: the version of the pinned layout, recorded in the
+ * xdplb_abi map. Adding a map keeps it (load() creates and pins the maps not
+ * pinned yet); a new global counter goes into global_ext, never global_stats.
+ */
 export const ABI_VERSION = 1;
 
 /** XDPLB_<name> of the header, for each name here (the addon exports the same under these names). */
@@ -42,6 +49,7 @@ export const CONSTANTS = {
   MAX_FLOWS: 262144,
   SERVICE_INDEX_BITS: 18,
   SERVICE_INDEX_COLLISION: 0xffffffff,
+  GLOBAL_EXT_SLOTS: 64,
 } as const;
 
 /** A service's flags (XDPLB_SVC_F_*) from its scheduler and no-backend policy. */
@@ -338,7 +346,7 @@ export function sumTraffic(perCpu: readonly Buffer[] | null): Traffic {
   return t;
 }
 
-/** Sums the per-CPU global counters into { name: total }, names in the order of the C enum. */
+/** Sums per-CPU global counters (global_stats or global_ext) into { name: total }, names in the order of their C enum. */
 export function sumGlobal(perCpu: readonly Buffer[] | null, names: readonly string[]): Record<string, bigint> {
   const out: Record<string, bigint> = {};
   names.forEach((name, i) => {
@@ -365,4 +373,32 @@ export function vipFilterBit(addr: Buffer, family: Family): number {
 export function addVipBit(filter: BigUint64Array, addr: Buffer, family: Family): void {
   const bit = vipFilterBit(addr, family);
   filter[bit >> 6]! |= 1n << BigInt(bit & 63);
+}
+
+/** XDPLB_VIP_OWNER_FOREVER (UINT64_MAX): a vip_owner deadline that never passes. */
+export const VIP_OWNER_FOREVER = 0xffff_ffff_ffff_ffffn;
+
+/** An owned_vips key: the address as the service key spells it (IPv4 in the first 4 bytes, the rest zero). */
+export function encodeVipKey(vip: { bytes: Buffer; family: Family }): Buffer {
+  const o = LAYOUT.vip_key.offsets;
+  const b = Buffer.alloc(LAYOUT.vip_key.size);
+  vip.bytes.copy(b, o.addr, 0, vip.family === 4 ? 4 : 16);
+  b.writeUInt8(vip.family, o.family);
+  return b;
+}
+
+export function decodeVipKey(b: Buffer): { bytes: Buffer; family: Family } {
+  const o = LAYOUT.vip_key.offsets;
+  return { bytes: Buffer.from(b.subarray(o.addr, o.addr + 16)), family: b.readUInt8(o.family) as Family };
+}
+
+/** vip_owner's value: the deadline in CLOCK_MONOTONIC nanoseconds (host order). */
+export function encodeVipOwner(untilNs: bigint): Buffer {
+  const b = Buffer.alloc(LAYOUT.vip_owner.size);
+  b.writeBigUInt64LE(untilNs, LAYOUT.vip_owner.offsets.until_ns);
+  return b;
+}
+
+export function decodeVipOwner(b: Buffer): bigint {
+  return b.readBigUInt64LE(LAYOUT.vip_owner.offsets.until_ns);
 }

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { XdplbError } from '../errors.ts';
+import { formatIp, type IpAddress } from '../model/address.ts';
 import type { ServiceKey } from '../model/keys.ts';
 import { ensureBpffsFor, ensurePinDir } from './bpffs.ts';
 import {
@@ -15,6 +16,8 @@ import {
   decodeServiceInfo,
   decodeServiceKey,
   decodeSlots,
+  decodeVipKey,
+  decodeVipOwner,
   encodeDest,
   encodeDestInfo,
   encodeService,
@@ -22,10 +25,13 @@ import {
   encodeServiceEntry,
   encodeServiceKey,
   encodeSlots,
+  encodeVipKey,
+  encodeVipOwner,
   LAYOUT,
   sumGlobal,
   sumTraffic,
   u32Key,
+  VIP_OWNER_FOREVER,
   type DestInfo,
   type DestValue,
   type ServiceInfo,
@@ -74,8 +80,39 @@ export const MAP_NAMES = [
   'service_stats',
   'dest_stats',
   'global_stats',
+  'owned_vips',
+  'vip_owner',
+  'global_ext',
 ] as const;
 type MapName = (typeof MAP_NAMES)[number];
+
+/**
+ * The maps added after ABI 1 was first released. Adding a map keeps the ABI:
+ * load() adopts the pinned maps and creates and pins those not pinned yet.
+ * Until a daemon of this build has done so, pins made by an older build of
+ * the same ABI lack these, and status from them reads them as empty. A new
+ * map goes here too.
+ */
+export const ADDED_MAPS: ReadonlySet<MapName> = new Set(['owned_vips', 'vip_owner', 'global_ext']);
+
+/**
+ * Until when the director claims its owned VIPs (the ownership gate,
+ * bpf/lib/owner.h): a process.hrtime.bigint() value (CLOCK_MONOTONIC
+ * nanoseconds, the clock of bpf_ktime_get_ns()), 'forever' (a director
+ * without redundancy: its VIPs never lapse), or 0 (not owned: a standby).
+ */
+export type OwnerDeadline = bigint | 'forever' | 0;
+
+/** What the ownership gate does now, for status. */
+export interface OwnerStatus {
+  deadline: OwnerDeadline;
+  /** Whether ARP requests and neighbour solicitations for the owned VIPs reach the kernel now. */
+  claiming: boolean;
+  /** Nanoseconds until the gate closes: 0n when closed, null for 'forever'. */
+  remainingNs: bigint | null;
+  /** The owned VIPs, as text, sorted. */
+  vips: string[];
+}
 
 export class DataPlane {
   readonly maps: Readonly<Record<MapName, NativeMap>>;
@@ -96,13 +133,16 @@ export class DataPlane {
 
   /**
    * Opens the maps pinned in pinDir, read and write, without loading a
-   * program: what `xdplb status` uses when no daemon runs.
+   * program: what `xdplb status` uses when no daemon runs. A map of
+   * ADDED_MAPS that an older build did not pin reads as empty.
    */
   static openPinned(pinDir: string): DataPlane {
     ensureBpffsFor(pinDir);
     if (!existsSync(`${pinDir}/services`)) throw new XdplbError('NOT_ATTACHED', `nothing is pinned in ${pinDir}: is xdplb attached there?`);
     checkPinnedAbi(pinDir);
-    const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, native.openPinnedMap(`${pinDir}/${n}`)])) as Record<MapName, NativeMap>;
+    const maps = Object.fromEntries(
+      MAP_NAMES.map((n) => [n, ADDED_MAPS.has(n) && !existsSync(`${pinDir}/${n}`) ? notPinnedYet(`${pinDir}/${n}`) : native.openPinnedMap(`${pinDir}/${n}`)]),
+    ) as Record<MapName, NativeMap>;
     return new DataPlane(maps, null, {
       maglevSize: pinnedMaglevSize(maps) ?? DEFAULT_CAPACITIES.maglevSize,
       maxServices: maps.services.info().maxEntries,
@@ -144,6 +184,7 @@ export class DataPlane {
           service_info: cap.maxServices,
           dest_stats: cap.maxDests,
           flows: cap.maxFlows,
+          owned_vips: cap.maxServices,
         },
         innerMaxEntries: { maglev_tables: cap.maglevSize },
         ...(req.pinDir ? { pinDir: req.pinDir } : {}),
@@ -383,11 +424,97 @@ export class DataPlane {
     }
   }
 
+  // ---- the ownership gate (bpf/lib/owner.h) ---------------------------------
+
+  /**
+   * Makes the owned-VIP set exactly `vips` (duplicates count once): deletes
+   * the VIPs not listed, then adds the missing ones; returns both, as text.
+   * More VIPs than the set holds (capacity.services: a VIP serves at least
+   * one service) is refused (CAPACITY) before anything is written. The set
+   * is pinned: it survives a daemon restart as it is. ARP requests and
+   * neighbour solicitations for these VIPs reach the kernel only while the
+   * owner deadline lies ahead (setOwnerDeadline). So that the kernel never
+   * answers for a VIP outside the gate, add a VIP here before it goes onto
+   * the NIC, and take it off the NIC before it leaves this set.
+   */
+  setOwnedVips(vips: readonly Pick<IpAddress, 'bytes' | 'family'>[]): { added: string[]; removed: string[] } {
+    const want = new Map<string, Buffer>();
+    for (const v of vips) {
+      if ((v.family !== 4 && v.family !== 6) || v.bytes.length !== 16)
+        throw new RangeError(`an owned VIP is 16 bytes of family 4 or 6, got ${v.bytes.length} bytes of family ${String(v.family)}`);
+      const key = encodeVipKey(v);
+      want.set(key.toString('hex'), key);
+    }
+    const room = this.maps.owned_vips.info().maxEntries;
+    if (want.size > room)
+      throw new XdplbError('CAPACITY', `${want.size} owned VIPs do not fit the data plane's ${room} (capacity.services): nothing was changed`);
+    const text = (key: Buffer) => {
+      const vip = decodeVipKey(key);
+      return formatIp(vip.bytes, vip.family);
+    };
+    const removed: string[] = [];
+    for (const key of [...allKeys(this.maps.owned_vips)]) {
+      if (want.delete(key.toString('hex'))) continue; // already there
+      this.maps.owned_vips.delete(key);
+      removed.push(text(key));
+    }
+    const member = Buffer.alloc(4); // a set: the value is 0
+    const added: string[] = [];
+    for (const key of want.values()) {
+      this.maps.owned_vips.update(key, member);
+      added.push(text(key));
+    }
+    return { added, removed };
+  }
+
+  /** The owned-VIP set, sorted by family, then address. */
+  ownedVips(): IpAddress[] {
+    return [...allKeys(this.maps.owned_vips)]
+      .map(decodeVipKey)
+      .sort((a, b) => a.family - b.family || Buffer.compare(a.bytes, b.bytes))
+      .map((v) => ({ text: formatIp(v.bytes, v.family), family: v.family, bytes: v.bytes }));
+  }
+
+  /**
+   * Sets until when the owned VIPs are claimed (see OwnerDeadline): an
+   * absolute process.hrtime.bigint() value, 'forever' or 0. One atomic 8-byte
+   * store (the program reads it with one load). The deadline is pinned: after
+   * a restart it stands until it is set again.
+   */
+  setOwnerDeadline(until: OwnerDeadline): void {
+    let ns: bigint;
+    if (until === 'forever') ns = VIP_OWNER_FOREVER;
+    else if (until === 0) ns = 0n;
+    else if (typeof until === 'bigint' && until >= 0n && until <= VIP_OWNER_FOREVER) ns = until;
+    else throw new RangeError(`an owner deadline is a process.hrtime.bigint() value, 'forever' or 0, got ${String(until)}`);
+    native.patchArrayMap(this.maps.vip_owner, encodeVipOwner(ns));
+  }
+
+  /** The owner deadline as set (0n reads back as 0, UINT64_MAX as 'forever'). */
+  ownerDeadline(): OwnerDeadline {
+    const value = this.maps.vip_owner.lookup(u32Key(0));
+    const ns = value ? decodeVipOwner(value) : 0n;
+    return ns === VIP_OWNER_FOREVER ? 'forever' : ns === 0n ? 0 : ns;
+  }
+
+  /** What the gate does at `now` (process.hrtime.bigint()), with the owned VIPs. */
+  ownerStatus(now: bigint = process.hrtime.bigint()): OwnerStatus {
+    const deadline = this.ownerDeadline();
+    const vips = this.ownedVips().map((v) => v.text);
+    if (deadline === 'forever') return { deadline, claiming: true, remainingNs: null, vips };
+    const remainingNs = deadline === 0 || deadline <= now ? 0n : deadline - now;
+    return { deadline, claiming: remainingNs > 0n, remainingNs, vips };
+  }
+
   // ---- counters ---------------------------------------------------------------
 
-  /** The global counters by name, in the order of the C enum. */
+  /** The global counters by name, in the order of globalStatNames(): global_stats' and global_ext's, summed over CPUs. */
   globalStats(): Record<string, bigint> {
-    return sumGlobal(this.maps.global_stats.lookupPerCpu(u32Key(0)), globalStatNames());
+    const names = globalStatLists();
+    return {
+      ...sumGlobal(this.maps.global_stats.lookupPerCpu(u32Key(0)), names.stats),
+      ...sumGlobal(this.maps.global_ext.lookupPerCpu(u32Key(0)), names.ext),
+    };
   }
 
   serviceTraffic(serviceId: number): Traffic {
@@ -417,11 +544,23 @@ export class DataPlane {
   }
 }
 
-let statNames: readonly string[] | null = null;
+let statNames: { stats: readonly string[]; ext: readonly string[]; all: readonly string[] } | null = null;
 
-/** The global counters' names, in the order of the C enum: as the addon compiled bpf/xdplb_abi.h (read once). */
+/**
+ * The names of the global counters as the addon compiled bpf/xdplb_abi.h
+ * (read once): `stats` index global_stats (XDPLB_GLOBAL_STATS, frozen at
+ * ABI 1), `ext` global_ext (XDPLB_GLOBAL_EXT_STATS, append-only), `all` is
+ * both, in that order. The header is their one definition.
+ */
+export function globalStatLists(): { stats: readonly string[]; ext: readonly string[]; all: readonly string[] } {
+  if (statNames) return statNames;
+  const abi = native.abi();
+  return (statNames = { stats: abi.globalStats, ext: abi.globalExtStats, all: [...abi.globalStats, ...abi.globalExtStats] });
+}
+
+/** Every global counter's name, in the order of globalStats(). */
 export function globalStatNames(): readonly string[] {
-  return (statNames ??= native.abi().globalStats);
+  return globalStatLists().all;
 }
 
 /** Every key of a map, read in chunks. */
@@ -453,6 +592,34 @@ function pinnedMaglevSize(maps: Record<MapName, NativeMap>): number | null {
     }
   }
   return null;
+}
+
+/**
+ * A stand-in for a map of ADDED_MAPS that an older build did not pin, for
+ * status from its pins: it reads as the empty map a daemon of this build
+ * would create; a write (or anything else) is refused, naming why.
+ */
+function notPinnedYet(path: string): NativeMap {
+  const refuse = (): never => {
+    throw new XdplbError(
+      'PIN_INCOMPATIBLE',
+      `${path} is not pinned: the data plane was pinned by an older xdplb, and a daemon of this version creates the map when it adopts it`,
+    );
+  };
+  return {
+    lookup: () => null,
+    lookupPerCpu: () => null,
+    nextKeys: () => [],
+    countEntries: () => 0,
+    close: () => {},
+    update: refuse,
+    delete: refuse,
+    updateBatch: refuse,
+    sumPerCpu: refuse,
+    lookupAll: refuse,
+    pin: refuse,
+    info: refuse,
+  };
 }
 
 /** Refuses pins written by another ABI version (recorded in their xdplb_abi map), before anything is touched. */

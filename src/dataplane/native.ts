@@ -100,7 +100,10 @@ export interface AbiDescription {
   version: number;
   possibleCpus: number;
   layout: Record<string, StructLayout>;
+  /** Names of the global_stats counters (frozen at ABI 1), in the order of their C enum. */
   globalStats: string[];
+  /** Names of the global_ext counters (added after ABI 1, append-only), in the order of their C enum. */
+  globalExtStats: string[];
   constants: Record<string, number>;
 }
 

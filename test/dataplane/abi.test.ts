@@ -15,18 +15,23 @@ import {
   decodeServiceFlags,
   decodeServiceInfo,
   decodeServiceKey,
+  decodeVipKey,
+  decodeVipOwner,
   encodeDest,
   encodeDestInfo,
   encodeService,
   encodeServiceFlags,
   encodeServiceInfo,
   encodeServiceKey,
+  encodeVipKey,
+  encodeVipOwner,
   HEALTH,
   LAYOUT,
   pinnedServiceName,
   SERVICE_NAME_LEN,
+  VIP_OWNER_FOREVER,
 } from '../../src/dataplane/abi.ts';
-import { globalStatNames } from '../../src/dataplane/dataplane.ts';
+import { globalStatLists, globalStatNames } from '../../src/dataplane/dataplane.ts';
 import { native } from '../../src/dataplane/native.ts';
 import { mustParseIp } from '../../src/model/address.ts';
 import { NO_BACKEND_POLICIES, SCHEDULERS } from '../../src/model/service.ts';
@@ -119,6 +124,11 @@ describe('the ABI against the C header', () => {
     assert.deepEqual(missing, [], 'constants of the header that src/dataplane/abi.ts does not hold (add them there, and here)');
   });
 
+  test('XDPLB_VIP_OWNER_FOREVER (not an integer literal, so not among the constants above) is UINT64_MAX on both sides', () => {
+    assert.match(readFileSync(HEADER, 'utf8'), /^#define XDPLB_VIP_OWNER_FOREVER \(~0ULL\)/m);
+    assert.equal(VIP_OWNER_FOREVER, 2n ** 64n - 1n);
+  });
+
   test('the name field is SERVICE_NAME_LEN bytes, before the entry', () => {
     assert.equal(LAYOUT.service_info.offsets.name, 0);
     assert.equal(LAYOUT.service_info.offsets.entry, SERVICE_NAME_LEN);
@@ -131,11 +141,13 @@ describe('the ABI against the addon (the same header, compiled)', () => {
     for (const [name, ts] of Object.entries(LAYOUT)) {
       const cl = c.layout[name];
       assert.ok(cl, `C layout has no struct ${name}`);
-      if (name !== 'global') assert.equal(ts.size, cl.size, `sizeof(struct xdplb_${name})`);
+      assert.equal(ts.size, cl.size, `sizeof(struct xdplb_${name})`);
       assert.deepEqual(ts.offsets, cl.offsets, `field offsets of struct xdplb_${name}`);
     }
     assert.deepEqual(Object.keys(LAYOUT).sort(), Object.keys(c.layout).sort(), 'both sides describe the same structs');
-    assert.equal(c.layout.global!.size, globalStatNames().length * 8, 'one u64 per global counter name');
+    assert.equal(c.layout.global!.size, c.globalStats.length * 8, 'global_stats: one u64 per name of XDPLB_GLOBAL_STATS');
+    assert.equal(c.layout.global_ext!.size, CONSTANTS.GLOBAL_EXT_SLOTS * 8, 'global_ext: GLOBAL_EXT_SLOTS u64 slots');
+    assert.ok(c.globalExtStats.length <= CONSTANTS.GLOBAL_EXT_SLOTS, 'global_ext: a slot for every name of XDPLB_GLOBAL_EXT_STATS');
   });
 
   test('the constants the addon exports are those of this side', () => {
@@ -144,11 +156,28 @@ describe('the ABI against the addon (the same header, compiled)', () => {
     assert.deepEqual({ ...CONSTANTS }, c.constants);
   });
 
-  test('global counter names come from the C header, in enum order', () => {
+  test('global counter names come from the C header, in enum order, one namespace for both maps', () => {
     const names = globalStatNames();
     assert.equal(names[0], 'xdp_tx');
     assert.ok(names.includes('drop_malformed') && names.includes('icmp_error_steered'));
-    assert.equal(new Set(names).size, names.length, 'names are unique');
+    assert.equal(new Set(names).size, names.length, 'names are unique across global_stats and global_ext');
+    assert.deepEqual(names, [...native.abi().globalStats, ...native.abi().globalExtStats]);
+  });
+
+  // A counter's slot is its identity in the pins: a daemon of another build
+  // reads the slot under the name its own header gives it.
+  test('global_stats holds the counters of ABI 1, in their order (frozen: a new counter goes to global_ext)', () => {
+    assert.deepEqual(globalStatLists().stats, [
+      'xdp_tx', 'xdp_redirect', 'pass_not_vip', 'pass_no_backend', 'pass_unsupported', 'drop_no_backend', 'drop_malformed',
+      'drop_fragment', 'drop_no_table', 'aborted', 'flow_hit', 'flow_miss', 'flow_insert_failed', 'icmp_error_steered',
+      'fragment', 'ipv6_ext_unknown', 'service_slow_lookup',
+    ]);
+  });
+
+  test('global_ext is append-only: the released counters keep their slots', () => {
+    const released = ['pass_neigh_owned', 'drop_neigh_expired']; // append a new counter here and at the end of XDPLB_GLOBAL_EXT_STATS
+    assert.deepEqual(globalStatLists().ext.slice(0, released.length), released, 'a released counter was removed, renamed or moved in XDPLB_GLOBAL_EXT_STATS');
+    assert.deepEqual(globalStatLists().ext, released, 'XDPLB_GLOBAL_EXT_STATS has counters this test does not list: add them to `released`, in order');
   });
 });
 
@@ -170,6 +199,21 @@ describe('codecs', () => {
         assert.equal(b[LAYOUT.dest_info.offsets.health], HEALTH[health]);
         assert.equal(b[LAYOUT.dest_info.offsets.configured], CONFIGURED[configured]);
       }
+  });
+
+  test('owned-VIP keys spell addresses as service keys do; the owner deadline is a host-order u64', () => {
+    for (const text of ['10.240.0.201', '2001:db8::201']) {
+      const ip = mustParseIp(text);
+      const key = encodeVipKey(ip);
+      assert.deepEqual(key.subarray(0, 16), encodeServiceKey({ addr: ip.bytes, family: ip.family, proto: 6, port: 80 }).subarray(0, 16), text);
+      assert.equal(key[LAYOUT.vip_key.offsets.family], ip.family);
+      assert.deepEqual(decodeVipKey(key), { bytes: ip.bytes, family: ip.family });
+    }
+    const dirty = Buffer.alloc(16, 0xee);
+    dirty.set([10, 0, 0, 1]);
+    assert.deepEqual(encodeVipKey({ bytes: dirty, family: 4 }).subarray(4, 16), Buffer.alloc(12), 'an IPv4 key is zero after its 4 bytes');
+    for (const ns of [0n, 123456789012345n, VIP_OWNER_FOREVER]) assert.equal(decodeVipOwner(encodeVipOwner(ns)), ns);
+    assert.equal(encodeVipOwner(1n)[0], 1, 'host (little-endian) order');
   });
 
   test("a service's flags say its scheduler and its no-backend policy", () => {

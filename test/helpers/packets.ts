@@ -1,6 +1,8 @@
 // Builds test frames byte by byte: Ethernet (with VLAN tags), IPv4 (with
-// options and fragments), IPv6 (with extension headers), TCP, UDP and ICMP
-// errors. Checksums are filled where a receiver would check them.
+// options and fragments), IPv6 (with extension headers), TCP, UDP, ICMP
+// errors, ARP and neighbour solicitations. Checksums are filled where a
+// receiver would check them (the XDP program checks none: ICMPv6 has none
+// here).
 import { mustParseIp } from '../../src/model/address.ts';
 
 export const MAC = {
@@ -79,7 +81,7 @@ export interface Ipv6Ext {
   moreFragments?: boolean;
 }
 
-export function ipv6(src: string, dst: string, l4: L4, ext: Ipv6Ext[] = []): Buffer {
+export function ipv6(src: string, dst: string, l4: L4, ext: Ipv6Ext[] = [], o: { hopLimit?: number } = {}): Buffer {
   const parts: Buffer[] = [];
   ext.forEach((e, i) => {
     const next = ext[i + 1]?.type ?? l4.proto;
@@ -103,7 +105,7 @@ export function ipv6(src: string, dst: string, l4: L4, ext: Ipv6Ext[] = []): Buf
   hdr.writeUInt32BE(0x60000000, 0);
   hdr.writeUInt16BE(payload.length, 4);
   hdr.writeUInt8(ext[0]?.type ?? l4.proto, 6);
-  hdr.writeUInt8(64, 7);
+  hdr.writeUInt8(o.hopLimit ?? 64, 7);
   mustParseIp(src).bytes.copy(hdr, 8);
   mustParseIp(dst).bytes.copy(hdr, 24);
   return Buffer.concat([hdr, payload]);
@@ -141,6 +143,8 @@ export interface EthOptions {
   src?: Buffer;
   /** VLAN IDs, outermost first; two tags make an 802.1ad + 802.1Q stack. */
   vlans?: number[];
+  /** The EtherType; by default IPv4 or IPv6 from the packet's version. */
+  type?: number;
 }
 
 export function ethernet(ip: Buffer, o: EthOptions = {}): Buffer {
@@ -155,7 +159,7 @@ export function ethernet(ip: Buffer, o: EthOptions = {}): Buffer {
     hdr.writeUInt16BE(id, off + 2);
     off += 4;
   });
-  hdr.writeUInt16BE(v6 ? 0x86dd : 0x0800, off);
+  hdr.writeUInt16BE(o.type ?? (v6 ? 0x86dd : 0x0800), off);
   return Buffer.concat([hdr, ip]);
 }
 
@@ -165,4 +169,54 @@ export function withMacs(frame: Buffer, dst: Buffer, src: Buffer): Buffer {
   dst.copy(out, 0);
   src.copy(out, 6);
   return out;
+}
+
+export const BROADCAST = Buffer.alloc(6, 0xff);
+export const ETH_P_ARP = 0x0806;
+
+export interface ArpOptions {
+  /** ARP hardware type: 1 Ethernet (default), 6 IEEE 802. */
+  htype?: number;
+  /** Protocol type: 0x0800 IPv4 (default). */
+  ptype?: number;
+  /** Hardware address length: 6 (default). */
+  hlen?: number;
+  senderMac?: Buffer;
+}
+
+/** An IPv4-over-Ethernet ARP packet (28 bytes): op 1 request (target MAC 0), op 2 reply; send it with ethernet(..., { type: ETH_P_ARP }). */
+export function arp(op: 'request' | 'reply' | number, sender: string, target: string, o: ArpOptions = {}): Buffer {
+  const b = Buffer.alloc(28);
+  b.writeUInt16BE(o.htype ?? 1, 0);
+  b.writeUInt16BE(o.ptype ?? 0x0800, 2);
+  b.writeUInt8(o.hlen ?? 6, 4);
+  b.writeUInt8(4, 5);
+  b.writeUInt16BE(op === 'request' ? 1 : op === 'reply' ? 2 : op, 6);
+  (o.senderMac ?? MAC.client).copy(b, 8);
+  mustParseIp(sender).bytes.copy(b, 14, 0, 4);
+  if (op === 'reply') MAC.director.copy(b, 18);
+  mustParseIp(target).bytes.copy(b, 24, 0, 4);
+  return b;
+}
+
+/** The solicited-node multicast group of an IPv6 address (ff02::1:ffXX:XXXX, RFC 4291). */
+export function solicitedNode(address: string): string {
+  const b = mustParseIp(address).bytes;
+  return `ff02::1:ff${b[13]!.toString(16).padStart(2, '0')}:${b.readUInt16BE(14).toString(16)}`;
+}
+
+/** The Ethernet group of an IPv6 multicast address (33:33 and its last 32 bits). */
+export function multicastMac(address: string): Buffer {
+  return Buffer.concat([Buffer.from([0x33, 0x33]), mustParseIp(address).bytes.subarray(12, 16)]);
+}
+
+/** ICMPv6 neighbour solicitation for target, with a source link-layer address option (none from ::, as in DAD); `type` and `code` for other ICMPv6 messages of that shape. */
+export function neighbourSolicitation(target: string, o: { sourceMac?: Buffer | null; type?: number; code?: number } = {}): L4 {
+  const lla = o.sourceMac === null ? Buffer.alloc(0) : Buffer.concat([Buffer.from([1, 1]), o.sourceMac ?? MAC.client]);
+  const b = Buffer.alloc(24 + lla.length);
+  b.writeUInt8(o.type ?? 135, 0);
+  b.writeUInt8(o.code ?? 0, 1);
+  mustParseIp(target).bytes.copy(b, 8);
+  lla.copy(b, 24);
+  return { proto: 58, bytes: b };
 }
