@@ -18,7 +18,7 @@ import { releaseVips } from '../net/vips.ts';
 import type { Director } from '../director/director.ts';
 import { PinDirLock } from '../director/lock.ts';
 import { forgetRole } from '../director/vip-owner.ts';
-import { runFile } from '../paths.ts';
+import { runFile, writeRunFile } from '../paths.ts';
 import { configureRealserver, undoRealserver, type RealserverResult } from '../realserver/realserver.ts';
 import { rates, readStatus, renderStatus, type DaemonState, type Status } from '../status/status.ts';
 import { VERSION } from '../version.ts';
@@ -87,8 +87,11 @@ function apiFor(api: string | undefined, pinDir: () => string): ApiAddress {
 
 const API_HELP = 'a socket path or HOST:PORT (apiAddress in its config; default: the socket of its pin directory)';
 
-/** POSTs an action to the running daemon; its refusal is a failure (exit 1) naming `what`. */
-async function postToDaemon(api: ApiAddress, path: string, body: unknown, what: string): Promise<unknown> {
+/**
+ * POSTs an action to the running daemon; its refusal is a failure (exit 1) naming `what`. When no daemon
+ * answers, `unreachable` (if given) decides instead: its result, or its error with the reason appended.
+ */
+async function postToDaemon(api: ApiAddress, path: string, body: unknown, what: string, unreachable?: () => unknown): Promise<unknown> {
   const where = formatApiAddress(api);
   let res: { status: number; body: unknown };
   try {
@@ -97,6 +100,13 @@ async function postToDaemon(api: ApiAddress, path: string, body: unknown, what: 
   } catch (err) {
     if (!(err instanceof ApiUnreachable)) throw new XdplbError('DAEMON', `the daemon at ${where}: ${(err as Error).message}`);
     if (err.code === 'EACCES') throw new XdplbError('DAEMON', `cannot reach the daemon at ${where}: permission denied (its API socket is for root only)`);
+    if (unreachable) {
+      try {
+        return unreachable();
+      } catch (why) {
+        throw new XdplbError('DAEMON', `no daemon answers at ${where} (${err.message}), and ${(why as Error).message}`);
+      }
+    }
     throw new XdplbError('DAEMON', `no daemon answers at ${where}: ${err.message}`);
   }
   const error = (res.body as { error?: unknown } | null)?.error;
@@ -410,8 +420,11 @@ ${EXIT_HELP}`,
       'after',
       `\nFor keepalived's notify scripts (notify_master / notify_backup / notify_fault), or by hand. A standby keeps
 its maps filled, so a takeover is only the VIPs being added and announced (gratuitous ARP / unsolicited NA for
-every VIP). The role is recorded in the run directory and kept when the daemon restarts (a standby that
+every VIP, again 0.2 s and 1 s later, and every 10 s while active). Refused (exit 1, naming the Lease) by a
+director under kubernetes.leaderElection, where the Lease decides. The role is recorded in the run directory and kept when the daemon restarts (a standby that
 restarts stays standby); without a record (first start, after detach or a reboot) the config's role holds.
+With no daemon running on the pins (it died), the role is only recorded, for its next start: a daemon
+that died active and is restarted after keepalived made the other director active comes back standby.
 
 Example:
   xdplb role standby
@@ -419,8 +432,22 @@ ${EXIT_HELP}`,
     )
     .action(async (role: string, opts: { interface?: string; pinDir?: string; api?: string; json?: boolean }) => {
       if (!(ROLES as readonly string[]).includes(role)) throw new XdplbError('USAGE', `the role is ${ROLES.join(' or ')}, not ${role}`);
-      const body = (await postToDaemon(apiFor(opts.api, () => pinDirFor(opts)), '/v1/role', { role }, `role ${role}`)) as { role: string; was: string };
-      process.stdout.write(opts.json ? `${json(body)}\n` : `role: ${body.role} (was ${body.was})\n`);
+      // the pins whose daemon this is: found as the API is (with --api alone they are unknown, and nothing is recorded)
+      const pinDir = opts.api === undefined ? pinDirFor(opts) : checkedPinDir(opts);
+      const recordForNextStart = () => {
+        if (pinDir === null) throw new Error('with --api alone the pin directory is unknown: give --pin-dir or -i to record the role for its next start');
+        const taken = PinDirLock.tryAcquire(pinDir, `xdplb role ${role}`);
+        if (!('lock' in taken)) throw new Error(`a process holds ${pinDir}${taken.holder ? ` (pid ${taken.holder.pid}, ${taken.holder.what})` : ''}: not recorded`);
+        try {
+          writeRunFile(pinDir, 'role', role);
+        } finally {
+          taken.lock.release();
+        }
+        return { role, recorded: true };
+      };
+      const body = (await postToDaemon(apiFor(opts.api, () => pinDir!), '/v1/role', { role }, `role ${role}`, recordForNextStart)) as { role: string; was?: string; recorded?: true };
+      const text = body.recorded ? `role: ${body.role} (no daemon running: recorded for its next start)` : `role: ${body.role} (was ${body.was})`;
+      process.stdout.write(opts.json ? `${json(body)}\n` : `${text}\n`);
     });
 
   const config = program.command('config').description('configuration tools');

@@ -288,6 +288,8 @@ function crossFieldChecks(c: z.output<typeof ConfigObject>, ctx: z.RefinementCtx
     if (valid(at('healthCheck', 'port')) && valid(at('port')) && !hc.port && s.port === 0)
       ctx.addIssue({ code: 'custom', path: at('healthCheck', 'port'), message: 'a port-less service needs a health-check port' });
   });
+  if (valid(['vipClaimLease']) && c.vipClaimLease !== undefined && shaped(['kubernetes']) && c.kubernetes?.leaderElection)
+    ctx.addIssue({ code: 'custom', path: ['vipClaimLease'], message: 'not with kubernetes.leaderElection, whose Lease bounds the claim on the VIPs (renewDeadline)' });
   if (valid(['capacity', 'services']) && c.services.length > c.capacity.services - 1)
     ctx.addIssue({ code: 'custom', path: ['services'], message: `${c.services.length} services exceed capacity.services - 1 (${c.capacity.services - 1})` });
   if (valid(['capacity', 'backends']) && dests > c.capacity.backends - 1)
@@ -399,6 +401,17 @@ const ConfigObject = z.strictObject({
    * Kubernetes Lease then set it: `xdplb role active|standby`).
    */
   role: z.enum(ROLES).default('active'),
+  /**
+   * For directors made redundant outside Kubernetes (keepalived): how long the
+   * data plane goes on letting the kernel answer ARP/NDP for the VIPs after
+   * the daemon last renewed its claim (every third of it, while active). A
+   * daemon that died (SIGKILL, a crash) with the machine alive stops claiming
+   * them by itself this long after, so the standby that keepalived makes
+   * active is the only owner. Absent: never lapses (a single director, whose
+   * program keeps forwarding while it restarts). Under leaderElection the
+   * Lease bounds the claim instead.
+   */
+  vipClaimLease: duration(100, HOUR_MS).optional(),
   /** HOST:PORT of /metrics, /healthz, /readyz: host an IPv4 address, [IPv6] or localhost (parseHostPort). */
   metricsAddress: parsedBy(parseHostPort).default('127.0.0.1:9842'),
   /** Per-backend series in /metrics; turn off for very large fleets (per-service series stay). */

@@ -110,8 +110,9 @@ export class Director {
   private readonly kube: KubernetesSource | null;
   /** kubernetes.leaderElection: the Lease that makes this director active, else null (the role is the config's and `xdplb role`'s). */
   private readonly election: LeaseElector | null;
-  /** While leading: until when (performance.now()) it may claim the VIPs. */
+  /** Until when (performance.now()) it may claim the VIPs: the Lease's deadline, or the last renewal of vipClaimLease. */
   private claimUntil = 0;
+  private claimTimer: NodeJS.Timeout | null = null;
 
   private constructor(options: DirectorOptions, file: ConfigFile, fileConfig: Config, cluster: ClusterAccess | null, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
     this.options = options;
@@ -163,7 +164,8 @@ export class Director {
       log: component('vips'),
       onRole: (role) => this.metrics.role(role),
       recordRole: !this.election,
-      claimUntil: () => (this.election ? this.claimUntil : Infinity),
+      claimUntil: () => (this.election || this.config.vipClaimLease !== undefined ? this.claimUntil : Infinity),
+      gate: dp,
     });
     const election = this.election;
     if (election) this.metrics.watchElection(() => election.view());
@@ -244,6 +246,7 @@ export class Director {
     this.vips.sync(this.vipList(), true); // starting active is a takeover: every VIP is announced
     this.ready = true;
     this.election?.start(); // the maps are filled: a takeover is only the VIPs and their announcement
+    this.renewStaticClaim();
     this.timers.push(
       setInterval(() => {
         this.pollNeighbours();
@@ -404,6 +407,7 @@ export class Director {
   private leadershipChanged(leading: boolean, until: number): void {
     this.claimUntil = leading ? until : 0;
     const role: Role = leading ? 'active' : 'standby';
+    if (leading) this.vips.renewClaim(); // every renewal moves the gate's deadline on
     if (this.vips.role === role || (leading && this.stopped)) return; // a stopping leader still lets go
     try {
       this.changeRole(role);
@@ -536,6 +540,20 @@ export class Director {
     });
   }
 
+  /**
+   * vipClaimLease: renews the claim every third of it while the daemon runs
+   * (a daemon that stopped renewing stops claiming the VIPs that long after).
+   */
+  private renewStaticClaim(): void {
+    if (this.election || this.stopped) return;
+    const lease = this.config.vipClaimLease;
+    if (lease !== undefined) {
+      this.claimUntil = performance.now() + lease;
+      this.vips.renewClaim();
+    }
+    this.claimTimer = setTimeout(() => this.renewStaticClaim(), lease === undefined ? 1000 : Math.max(10, lease / 3));
+  }
+
   /** The candidate for a config's kubernetes.leaderElection. */
   private leaseElector(cluster: ClusterAccess, l: NonNullable<KubernetesConfig['leaderElection']>): LeaseElector {
     return new LeaseElector({
@@ -566,6 +584,7 @@ export class Director {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    if (this.claimTimer) clearTimeout(this.claimTimer);
     // a leader lets go of the VIPs first, then releases the Lease: a standby takes over at once
     await this.election?.stop().catch((err: unknown) => log.warn({ err }, 'stopping the leader election failed'));
     this.vips.close();

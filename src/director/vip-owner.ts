@@ -1,5 +1,7 @@
 // The VIP-owner role on the director's NIC. Active: the NIC holds every VIP
-// (so the director answers ARP/NDP for them), and a takeover announces every
+// (so the director answers ARP/NDP for them, while the data plane's ownership
+// gate lets the requests through: until claimUntil, which a daemon that
+// stopped can no longer move on), and a takeover announces every
 // one of them (gratuitous ARP / unsolicited NA), not only the ones it adds:
 // the segment's caches may still point at the previous owner. Standby: the
 // NIC holds none of the VIPs xdplb added. The maps are not touched either way.
@@ -16,6 +18,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import type { Logger } from '../log.ts';
 import type { IpAddress } from '../model/address.ts';
 import { ROLES, type Role } from '../model/role.ts';
+import type { DataPlane, OwnerDeadline } from '../dataplane/dataplane.ts';
 import { announce, ownVips } from '../net/vips.ts';
 import { runFile, writeRunFile } from '../paths.ts';
 
@@ -41,8 +44,21 @@ export interface VipOwnerOptions {
   onRole(role: Role): void;
   /** Whether a role set is recorded for the next start (not under leader election). */
   recordRole: boolean;
-  /** Until when (performance.now()) an active director may claim the VIPs: Infinity without leader election. */
+  /**
+   * Until when (performance.now()) an active director may claim the VIPs:
+   * Infinity for a director without redundancy; the Lease's deadline under
+   * leader election; the last renewal plus vipClaimLease otherwise.
+   */
   claimUntil(): number;
+  /** The data plane's ownership gate: ARP/NDP for these VIPs reaches the kernel only until the deadline. */
+  gate: Pick<DataPlane, 'setOwnedVips' | 'setOwnerDeadline'>;
+}
+
+/** A claimUntil (performance.now() milliseconds) as the gate's deadline (process.hrtime nanoseconds). */
+export function gateDeadline(claimUntil: number, now = performance.now(), hrNow = process.hrtime.bigint()): OwnerDeadline {
+  if (claimUntil === Infinity) return 'forever';
+  if (claimUntil <= now) return 0;
+  return hrNow + BigInt(Math.round((claimUntil - now) * 1e6));
 }
 
 /** After a takeover's announcement, the same again this long after it. */
@@ -85,6 +101,12 @@ export class VipOwner {
     return this.current === 'active' && performance.now() < this.o.claimUntil();
   }
 
+  /** Moves the gate's deadline to claimUntil (after a Lease renewal, or the static claim's): a daemon that stops renewing stops claiming. */
+  renewClaim(): void {
+    if (!this.o.enabled() || this.current !== 'active') return;
+    this.o.gate.setOwnerDeadline(gateDeadline(this.o.claimUntil()));
+  }
+
   /** Announces every VIP held, if it may still claim them. */
   private announceHeld(why: string): void {
     if (!this.o.enabled() || !this.mayClaim() || this.held.length === 0) return;
@@ -106,7 +128,15 @@ export class VipOwner {
     const wanted = `${this.current} ${vips.map((v) => v.text).join(',')}`;
     if (!takeover && wanted === this.lastSynced) return;
     const active = this.current === 'active';
+    // the gate opens before a VIP goes onto the NIC, and closes before one leaves it
+    if (active) {
+      this.renewClaim();
+      this.o.gate.setOwnedVips(vips);
+    } else {
+      this.o.gate.setOwnerDeadline(0);
+    }
     const changed = ownVips(this.o.key, this.o.ifindex, this.o.mac, active ? vips : [], takeover && active, () => this.mayClaim());
+    if (!active) this.o.gate.setOwnedVips([]); // a standby gates nothing: no drops counted for VIPs it never held
     this.lastSynced = wanted;
     this.held = active ? [...vips] : [];
     if (takeover && active) {

@@ -1,6 +1,8 @@
 // The lab's client, run inside the client namespace. Prints JSON on stdout.
 //   requests URL N        N requests, each on a new TCP connection
-//   continuous URL        new-connection requests until SIGTERM (or stdin closes)
+//   continuous URL [MS]   new-connection requests until SIGTERM (or stdin closes),
+//                         each with a timeout of MS (default 2000); prints the
+//                         counts and each failure's start (Unix ms) and error
 //   hold URL N            N long-lived keep-alive connections; each line on
 //                         stdin ("probe") sends one request on every one of them
 //   datagrams HOST:PORT R R UDP datagrams a second until SIGTERM; prints how many
@@ -37,12 +39,16 @@ if (mode === 'requests') {
   process.stdin.resume();
   let ok = 0;
   const failures: string[] = [];
+  /** [start (Unix ms), ok] of every request that failed, and of the first one that did not after each failure. */
+  const edges: [number, boolean][] = [];
   while (running) {
-    const r = await get(url, false, 2000);
+    const at = Date.now();
+    const r = await get(url, false, Number(arg ?? 2000));
     if (r.ok) ok++;
     else failures.push(r.error);
+    if (!r.ok || edges.at(-1)?.[1] === false) edges.push([at, r.ok]);
   }
-  process.stdout.write(`${JSON.stringify({ ok, failures })}\n`);
+  process.stdout.write(`${JSON.stringify({ ok, failures, edges })}\n`);
   process.stdin.destroy(); // an open stdin would keep the process alive
 } else if (mode === 'hold') {
   const n = Number(arg ?? 10);

@@ -10,13 +10,21 @@ import { DataPlane } from '../dataplane/dataplane.ts';
 import { XdplbError } from '../errors.ts';
 import { readStatus, renderStatus, type Status } from '../status/status.ts';
 
+/**
+ * The names of the lab's namespaces, run directory and pins start with this
+ * ($XDPLB_LAB_PREFIX, default xdplb-lab): a second lab with another prefix
+ * can run beside it (its addresses are the same, each lab on its own bridge).
+ */
+const PREFIX = process.env.XDPLB_LAB_PREFIX ?? 'xdplb-lab';
+if (!/^[a-z][a-z0-9-]{0,15}$/.test(PREFIX)) throw new XdplbError('USAGE', `XDPLB_LAB_PREFIX ${JSON.stringify(PREFIX)}: 1-16 lower-case letters, digits and -, starting with a letter`);
+
 export const LAB = {
-  prefix: 'xdplb-lab',
-  bridgeNs: 'xdplb-lab-net',
-  clientNs: 'xdplb-lab-client',
-  directorNs: 'xdplb-lab-director',
-  runDir: '/run/xdplb-lab',
-  pinDir: '/sys/fs/bpf/xdplb-lab/director',
+  prefix: PREFIX,
+  bridgeNs: `${PREFIX}-net`,
+  clientNs: `${PREFIX}-client`,
+  directorNs: `${PREFIX}-director`,
+  runDir: `/run/${PREFIX}`,
+  pinDir: `/sys/fs/bpf/${PREFIX}/director`,
   nic: 'lab0',
   vip: '10.240.0.201',
   client: '10.240.0.10',
@@ -27,12 +35,43 @@ export const LAB = {
   client6: '2001:db8::10',
   director6: '2001:db8::2',
   backend6: (i: number) => `2001:db8::${100 + i}`,
-  backendNs: (i: number) => `xdplb-lab-b${i}`,
+  backendNs: (i: number) => `${PREFIX}-b${i}`,
   backendName: (i: number) => `backend-${i}`,
-  configPath: '/run/xdplb-lab/config.yaml',
+  configPath: `/run/${PREFIX}/config.yaml`,
   /** The director's run directory (its lock, API socket, VIP record): CLI commands that talk to it need it too. */
-  directorEnv: { XDPLB_RUN_DIR: '/run/xdplb-lab/director' },
+  directorEnv: { XDPLB_RUN_DIR: `/run/${PREFIX}/director` },
 } as const;
+
+/** A director of the lab: the first (LAB.directorNs, ...) or, with `directors: 2`, a second on the same segment. */
+export type DirectorId = 1 | 2;
+
+export interface LabDirector {
+  readonly ns: string;
+  readonly address: string;
+  readonly address6: string;
+  readonly mac: string;
+  readonly pinDir: string;
+  /** Its run directory (lock, API socket, VIP record), as XDPLB_RUN_DIR. */
+  readonly env: { readonly XDPLB_RUN_DIR: string };
+  /** Its port on the bridge. */
+  readonly port: string;
+  /** The name of its pid and log files in LAB.runDir. */
+  readonly name: string;
+}
+
+export function labDirector(id: DirectorId = 1): LabDirector {
+  if (id === 1) return { ns: LAB.directorNs, address: LAB.director, address6: LAB.director6, mac: mac(0x02), pinDir: LAB.pinDir, env: LAB.directorEnv, port: 'p-director', name: 'director' };
+  return {
+    ns: `${LAB.prefix}-director2`,
+    address: '10.240.0.3',
+    address6: '2001:db8::3',
+    mac: mac(0x03),
+    pinDir: `${LAB.pinDir}2`,
+    env: { XDPLB_RUN_DIR: `${LAB.runDir}/director2` },
+    port: 'p-director2',
+    name: 'director2',
+  };
+}
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const XDPLB = `${ROOT}bin/xdplb`;
@@ -107,6 +146,8 @@ async function waitPidGone(name: string, pid: number, ms: number): Promise<void>
 export interface LabOptions {
   backends: number;
   mode: 'native' | 'generic';
+  /** 2: a second director on the segment (not started: the test starts it, with startDirector(..., 2)). */
+  directors?: 1 | 2;
   /** Backends listed in the director's config (default: all). */
   configured?: number[];
 }
@@ -126,8 +167,8 @@ ${backends.map((i) => `      - { address: ${LAB.backend(i)} }`).join('\n')}
 ${extra}`;
 }
 
-export function directorPid(): number | null {
-  const file = `${LAB.runDir}/director.pid`;
+export function directorPid(id: DirectorId = 1): number | null {
+  const file = `${LAB.runDir}/${labDirector(id).name}.pid`;
   return existsSync(file) ? Number(readFileSync(file, 'utf8')) : null;
 }
 
@@ -153,20 +194,19 @@ export async function stopBackendServer(i: number): Promise<void> {
   await waitPidGone(`whoami-${i}`, pid, 5000);
 }
 
-/** Starts the lab's director (xdplb attach) in its namespace. */
-export function startDirector(mode: 'native' | 'generic', extraArgs: string[] = []): number {
-  return startDetached('director', inNs(LAB.directorNs, [XDPLB, 'attach', '-c', LAB.configPath, '--pin-dir', LAB.pinDir, '--mode', mode, ...extraArgs]), {
-    ...LAB.directorEnv,
-    XDPLB_LOG_FORMAT: 'json',
-  });
+/** Starts a director of the lab (xdplb attach) in its namespace; `config`: another config file than the lab's. */
+export function startDirector(mode: 'native' | 'generic', extraArgs: string[] = [], id: DirectorId = 1, config: string = LAB.configPath): number {
+  const d = labDirector(id);
+  return startDetached(d.name, inNs(d.ns, [XDPLB, 'attach', '-c', config, '--pin-dir', d.pinDir, '--mode', mode, ...extraArgs]), { ...d.env, XDPLB_LOG_FORMAT: 'json' });
 }
 
-/** Stops the lab's director; the data plane keeps forwarding. */
-export async function stopDirector(): Promise<void> {
-  const pid = directorPid();
+/** Stops a director of the lab (SIGTERM: in order, the data plane keeps forwarding; SIGKILL: it dies). */
+export async function stopDirector(id: DirectorId = 1, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const d = labDirector(id);
+  const pid = directorPid(id);
   if (pid === null) return;
-  stopPid('director');
-  await waitPidGone('director', pid, 10_000);
+  stopPid(d.name, signal);
+  await waitPidGone(d.name, pid, 10_000);
 }
 
 export function readLabStatus(): Status {
@@ -194,9 +234,10 @@ export async function waitForBackends(want: number, ms = 20_000): Promise<Status
 export async function labUp(o: LabOptions): Promise<void> {
   if (labNamespaces().length > 0) await labDown();
   mkdirSync(LAB.runDir, { recursive: true });
+  const directors = (o.directors === 2 ? [1, 2] : [1]).map((id) => labDirector(id as DirectorId));
   const nodes: { ns: string; addr: string; addr6: string; mac: string }[] = [
     { ns: LAB.clientNs, addr: LAB.client, addr6: LAB.client6, mac: mac(0x0a) },
-    { ns: LAB.directorNs, addr: LAB.director, addr6: LAB.director6, mac: mac(0x02) },
+    ...directors.map((d) => ({ ns: d.ns, addr: d.address, addr6: d.address6, mac: d.mac })),
     ...Array.from({ length: o.backends }, (_, k) => ({ ns: LAB.backendNs(k + 1), addr: LAB.backend(k + 1), addr6: LAB.backend6(k + 1), mac: mac(100 + k + 1, 1) })),
   ];
   try {
@@ -221,7 +262,7 @@ export async function labUp(o: LabOptions): Promise<void> {
     if (o.mode === 'native') {
       // XDP_TX in native mode on a veth needs NAPI on its peer: an XDP program there (a plain
       // XDP_PASS) or GRO on; without either every XDP_TX frame is lost, though the program counts it sent
-      ip(LAB.bridgeNs, 'link', 'set', 'dev', 'p-director', 'xdpdrv', 'obj', `${ROOT}out/bpf/baseline_pass.bpf.o`, 'sec', 'xdp');
+      for (const d of directors) ip(LAB.bridgeNs, 'link', 'set', 'dev', d.port, 'xdpdrv', 'obj', `${ROOT}out/bpf/baseline_pass.bpf.o`, 'sec', 'xdp');
     }
     for (let i = 1; i <= o.backends; i++) {
       const realserver = inNs(LAB.backendNs(i), [XDPLB, 'realserver', '--vip', LAB.vip, LAB.vip6]);
@@ -229,7 +270,7 @@ export async function labUp(o: LabOptions): Promise<void> {
       startBackendServer(i);
     }
     writeFileSync(LAB.configPath, labConfig(o.configured ?? Array.from({ length: o.backends }, (_, k) => k + 1)));
-    writeFileSync(`${LAB.runDir}/lab.json`, JSON.stringify({ backends: o.backends, mode: o.mode }));
+    writeFileSync(`${LAB.runDir}/lab.json`, JSON.stringify({ backends: o.backends, mode: o.mode, directors: directors.length }));
     startDirector(o.mode);
     await waitForBackends((o.configured ?? Array.from({ length: o.backends })).length);
   } catch (err) {
@@ -299,19 +340,22 @@ export async function labDemo(o: { requests: number }): Promise<void> {
 }
 
 export async function labDown(): Promise<void> {
-  const pid = directorPid();
-  if (pid !== null) {
-    stopPid('director');
-    await waitPidGone('director', pid, 10_000).catch(() => process.kill(pid, 'SIGKILL'));
+  for (const id of [1, 2] as const) {
+    const pid = directorPid(id);
+    if (pid === null) continue;
+    stopPid(labDirector(id).name);
+    await waitPidGone(labDirector(id).name, pid, 10_000).catch(() => process.kill(pid, 'SIGKILL'));
   }
   for (const f of existsSync(LAB.runDir) ? readdirSync(LAB.runDir) : [])
     if (f.startsWith('whoami-') && f.endsWith('.pid')) stopPid(f.slice(0, -4), 'SIGKILL');
-  try {
-    detachPins(LAB.pinDir);
-  } catch {
-    rmSync(LAB.pinDir, { recursive: true, force: true });
+  for (const pinDir of [LAB.pinDir, labDirector(2).pinDir]) {
+    try {
+      detachPins(pinDir);
+    } catch {
+      rmSync(pinDir, { recursive: true, force: true });
+    }
   }
-  rmSync('/sys/fs/bpf/xdplb-lab', { recursive: true, force: true });
+  rmSync(`/sys/fs/bpf/${LAB.prefix}`, { recursive: true, force: true });
   for (const ns of labNamespaces()) spawnSync('ip', ['netns', 'del', ns]);
   rmSync(LAB.runDir, { recursive: true, force: true });
 }
