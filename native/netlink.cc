@@ -128,6 +128,29 @@ int ChangeAddress(uint16_t type, uint16_t flags, int ifindex, uint8_t family, co
   return s.Request(&req.h, [](nlmsghdr *) {});
 }
 
+int ChangeRoute(uint16_t type, uint16_t flags, uint32_t table, uint8_t protocol, int ifindex, uint8_t family,
+                const uint8_t *dst, uint8_t prefix_length) {
+  Socket s;
+  struct {
+    nlmsghdr h;
+    rtmsg rt;
+    char attrs[64];
+  } req = {};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
+  req.h.nlmsg_type = type;
+  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+  req.rt.rtm_family = ToAf(family);
+  req.rt.rtm_dst_len = prefix_length;
+  req.rt.rtm_table = table < 256 ? table : RT_TABLE_UNSPEC;  // larger: RTA_TABLE only
+  req.rt.rtm_protocol = protocol;
+  req.rt.rtm_scope = RT_SCOPE_LINK;
+  req.rt.rtm_type = RTN_UNICAST;
+  PutAttr(&req.h, RTA_TABLE, &table, sizeof(table));
+  PutAttr(&req.h, RTA_DST, dst, family == 4 ? 4 : 16);
+  PutAttr(&req.h, RTA_OIF, &ifindex, sizeof(ifindex));
+  return s.Request(&req.h, [](nlmsghdr *) {});
+}
+
 }  // namespace
 
 namespace {
@@ -191,6 +214,31 @@ int DumpAddresses(int ifindex, std::vector<Address> &out) {
     }
     if (found) out.push_back(a);
   });
+}
+
+int DumpRoutes(uint32_t table, std::vector<Route> &out) {
+  return Dump<rtmsg>(RTM_GETROUTE, RTM_NEWROUTE, [&](rtmsg *rt, rtattr *a, int len) {
+    if ((rt->rtm_family != AF_INET && rt->rtm_family != AF_INET6) || rt->rtm_type != RTN_UNICAST) return;
+    Route r = {};
+    r.family = ToFamily(rt->rtm_family);
+    r.prefix_length = rt->rtm_dst_len;
+    r.table = rt->rtm_table;
+    r.protocol = rt->rtm_protocol;
+    for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == RTA_TABLE && RTA_PAYLOAD(a) == 4) memcpy(&r.table, RTA_DATA(a), 4);
+      else if (a->rta_type == RTA_DST && RTA_PAYLOAD(a) <= 16) memcpy(r.dst, RTA_DATA(a), RTA_PAYLOAD(a));
+      else if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) == 4) memcpy(&r.ifindex, RTA_DATA(a), 4);
+    }
+    if (r.table == table) out.push_back(r);
+  });
+}
+
+int AddRoute(uint32_t table, uint8_t protocol, int ifindex, uint8_t family, const uint8_t *dst, uint8_t prefix_length) {
+  return ChangeRoute(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, table, protocol, ifindex, family, dst, prefix_length);
+}
+
+int DeleteRoute(uint32_t table, uint8_t protocol, int ifindex, uint8_t family, const uint8_t *dst, uint8_t prefix_length) {
+  return ChangeRoute(RTM_DELROUTE, 0, table, protocol, ifindex, family, dst, prefix_length);
 }
 
 int AddAddress(int ifindex, uint8_t family, const uint8_t *address, uint8_t prefix_length) {

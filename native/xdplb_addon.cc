@@ -1243,6 +1243,41 @@ Napi::Value ChangeAddress(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// routes(table) -> [{ family, dst, prefixLength, protocol, ifindex }]: the unicast routes of a table.
+Napi::Value Routes(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::vector<netlink::Route> list;
+  uint32_t table = NumberArg(info, info[0], "table").Uint32Value();
+  if (int err = netlink::DumpRoutes(table, list)) throw NetlinkError(env, err, "RTM_GETROUTE", 0);
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("family", list[i].family);
+    o.Set("dst", Copy(env, list[i].dst, 16));
+    o.Set("prefixLength", list[i].prefix_length);
+    o.Set("protocol", list[i].protocol);
+    o.Set("ifindex", list[i].ifindex);
+    out[i] = o;
+  }
+  return out;
+}
+
+// addRoute / deleteRoute(table, protocol, ifindex, family, dst, prefixLength)
+template <bool Add>
+Napi::Value ChangeRoute(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint32_t table = NumberArg(info, info[0], "table").Uint32Value();
+  uint8_t protocol = NumberArg(info, info[1], "protocol").Uint32Value();
+  int ifindex = NumberArg(info, info[2], "ifindex").Int32Value();
+  uint8_t family = NumberArg(info, info[3], "family").Uint32Value();
+  auto dst = BufferArg(info, info[4], "dst", 16);
+  uint8_t prefix = NumberArg(info, info[5], "prefixLength").Uint32Value();
+  int err = Add ? netlink::AddRoute(table, protocol, ifindex, family, dst.Data(), prefix)
+                : netlink::DeleteRoute(table, protocol, ifindex, family, dst.Data(), prefix);
+  if (err) throw NetlinkError(env, err, Add ? "RTM_NEWROUTE" : "RTM_DELROUTE", ifindex);
+  return env.Undefined();
+}
+
 // announce(ifindex, mac, family, address): gratuitous ARP or unsolicited NA.
 Napi::Value Announce(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -1398,6 +1433,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export<Addresses>(env, exports, "addresses", 1);
   Export<ChangeAddress<true>>(env, exports, "addAddress", 4);
   Export<ChangeAddress<false>>(env, exports, "deleteAddress", 4);
+  Export<Routes>(env, exports, "routes", 1);
+  Export<ChangeRoute<true>>(env, exports, "addRoute", 6);
+  Export<ChangeRoute<false>>(env, exports, "deleteRoute", 6);
   Export<Announce>(env, exports, "announce", 4);
   Export<Abi>(env, exports, "abi", 0);
   return exports;

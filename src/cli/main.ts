@@ -15,6 +15,7 @@ import { log } from '../log.ts';
 import { ipSyntaxError, parseIp, unusableAddress, type IpAddress } from '../model/address.ts';
 import { interfaceNameProblem, pinDirProblem } from '../model/names.ts';
 import { releaseVips } from '../net/vips.ts';
+import { withdrawRoutes } from '../net/routes.ts';
 import type { Director } from '../director/director.ts';
 import { PinDirLock } from '../director/lock.ts';
 import { forgetRole } from '../director/vip-owner.ts';
@@ -323,10 +324,11 @@ ${EXIT_HELP}`,
         }
         if (named !== null && pinnedIfindex && named !== pinnedIfindex)
           throw new XdplbError('USAGE', `${pinDir} holds the attachment of ifindex ${pinnedIfindex}, not of ${opts.interface} (ifindex ${named}): nothing was removed`);
+        const routes = withdrawRoutes(pinDir);
         const vips = releaseVips(pinDir, pinnedIfindex ?? named);
         forgetRole(pinDir);
         const removed = detachPins(pinDir);
-        const result = { pinDir, detached: removed, vipsRemoved: vips };
+        const result = { pinDir, detached: removed, vipsRemoved: vips, routesWithdrawn: routes };
         process.stdout.write(opts.json ? `${json(result)}\n` : removed ? `detached ${pinDir}; VIPs removed: ${vips.join(', ') || 'none'}\n` : `nothing attached at ${pinDir}\n`);
       } finally {
         if ('lock' in taken) taken.lock.release();
@@ -448,6 +450,61 @@ ${EXIT_HELP}`,
       const body = (await postToDaemon(apiFor(opts.api, () => pinDir!), '/v1/role', { role }, `role ${role}`, recordForNextStart)) as { role: string; was?: string; recorded?: true };
       const text = body.recorded ? `role: ${body.role} (no daemon running: recorded for its next start)` : `role: ${body.role} (was ${body.was})`;
       process.stdout.write(opts.json ? `${json(body)}\n` : `${text}\n`);
+    });
+
+  program
+    .command('drain-director')
+    .description('withdraw every route of this director (routeTable) for maintenance, keep forwarding, and report when its traffic has stopped')
+    .option('-i, --interface <iface>', 'the NIC the daemon is attached to (default: the only one)')
+    .option('--pin-dir <dir>', "bpffs directory of the daemon's pins")
+    .option('--api <socket|host:port>', `the daemon's local API: ${API_HELP}`)
+    .option('--undo', 'publish the routes again (the director takes traffic again)')
+    .option('--no-wait', 'return once the routes are withdrawn, without waiting for the traffic to stop')
+    .option('--timeout <seconds>', 'how long to wait for the traffic to stop', '300')
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `\nFor directors behind ECMP (routeTable in the config, announced by BIRD or FRR): the routing daemon
+withdraws the VIPs, the routers stop sending new flows here, and the program keeps forwarding what still
+arrives (established connections) until it stops. Then the director can be stopped or upgraded without
+resetting a connection. The drain is recorded and kept across daemon restarts, until --undo. It waits
+until fewer than 1 packet a second has been forwarded for 3 seconds in a row (exit 0), or --timeout
+(exit 1, naming the rate).
+
+Example:
+  xdplb drain-director -i eth1
+  xdplb drain-director -i eth1 --undo
+${EXIT_HELP}`,
+    )
+    .action(async (opts: { interface?: string; pinDir?: string; api?: string; undo?: boolean; wait: boolean; timeout: string; json?: boolean }) => {
+      const timeout = Number(opts.timeout);
+      if (!(timeout >= 1 && timeout <= 86_400)) throw new XdplbError('USAGE', `--timeout takes 1 to 86400 seconds, got ${opts.timeout}`);
+      const pinDir = opts.api === undefined ? pinDirFor(opts) : checkedPinDir(opts);
+      const drained = !opts.undo;
+      const body = (await postToDaemon(apiFor(opts.api, () => pinDir!), '/v1/drain', { drained }, drained ? 'drain-director' : 'drain-director --undo')) as { drained: boolean; was: boolean };
+      if (!drained || !opts.wait || pinDir === null) {
+        process.stdout.write(opts.json ? `${json(body)}\n` : `${drained ? 'drained: every route withdrawn' : 'undrained: the routes are published again'}${body.was === drained ? ' (it already was)' : ''}\n`);
+        return;
+      }
+      const forwarded = () => {
+        const g = readStatus(DataPlane.openPinned(pinDir), pinDir).global;
+        return (g.xdp_tx ?? 0) + (g.xdp_redirect ?? 0);
+      };
+      const started = Date.now();
+      let last = forwarded();
+      let quiet = 0;
+      let rate = 0;
+      while (quiet < 3) {
+        if (Date.now() - started > timeout * 1000)
+          throw new XdplbError('DAEMON', `drained, but the traffic has not stopped within ${timeout} s: ${rate} packets forwarded in the last second`);
+        await new Promise((r) => setTimeout(r, 1000));
+        const now = forwarded();
+        rate = now - last;
+        last = now;
+        quiet = rate < 1 ? quiet + 1 : 0;
+      }
+      const seconds = Math.round((Date.now() - started) / 1000);
+      process.stdout.write(opts.json ? `${json({ ...body, trafficStoppedAfterSeconds: seconds })}\n` : `drained: every route withdrawn; the traffic stopped after ${seconds} s\n`);
     });
 
   const config = program.command('config').description('configuration tools');

@@ -412,6 +412,14 @@ const ConfigObject = z.strictObject({
    * Lease bounds the claim instead.
    */
   vipClaimLease: duration(100, HOUR_MS).optional(),
+  /**
+   * Scale-out behind ECMP: the kernel routing table (a number of its own, not
+   * 253-255) where the director keeps a route per VIP it can serve, for a
+   * routing daemon (BIRD, FRR) to announce (src/net/routes.ts). Absent: none.
+   */
+  routeTable: integer(1, 0xffffffff)
+    .refine((n) => !Number.isInteger(n) || n < 253 || n > 255, 'a table of its own: not 253 (default), 254 (main) or 255 (local)')
+    .optional(),
   /** HOST:PORT of /metrics, /healthz, /readyz: host an IPv4 address, [IPv6] or localhost (parseHostPort). */
   metricsAddress: parsedBy(parseHostPort).default('127.0.0.1:9842'),
   /** Per-backend series in /metrics; turn off for very large fleets (per-service series stay). */

@@ -1,6 +1,7 @@
 // The data plane as TypeScript sees it: the loaded (or adopted) XDP object,
 // its maps, and typed reads and writes of them. No decisions are made here;
 // src/reconcile decides what to write.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { XdplbError } from '../errors.ts';
@@ -319,9 +320,22 @@ export class DataPlane {
 
   /** How many slots of a service's table each destination owns (none: no table). */
   tableShares(serviceId: number): Map<number, number> {
+    return this.tableSummary(serviceId, () => undefined).shares;
+  }
+
+  /**
+   * A service's table as it is in the kernel: how many slots each
+   * destination owns, and a fingerprint: the hash of each slot's current
+   * owner, named by its address (`addressOf` of the dest id; as its rank
+   * among the table's owners in address order), so that directors given the
+   * same input show the same fingerprint whatever their dest ids and
+   * histories. (The slots' previous owners, which keep flows in transition,
+   * depend on history by design, and are left out.) One read of the table.
+   */
+  tableSummary(serviceId: number, addressOf: (destId: number) => string | undefined): { shares: Map<number, number>; fingerprint: string | null } {
     const raw = this.readTableRaw(serviceId);
     const shares = new Map<number, number>();
-    if (!raw) return shares;
+    if (!raw) return { shares, fingerprint: null };
     const words = new Uint32Array(raw.buffer, raw.byteOffset, raw.length / 4); // {dest, prev} pairs
     const counts = (this.shareCounts ??= new Uint32Array(this.capacities.maxDests)); // all 0 between calls
     for (let i = 0; i < words.length; i += 2) counts[words[i]!]!++;
@@ -330,7 +344,12 @@ export class DataPlane {
       if (counts[d]) shares.set(d, counts[d]!);
       counts[d] = 0;
     }
-    return shares;
+    const named = [...shares.keys()].map((id) => [id, addressOf(id) ?? `dest ${id}`] as const).sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+    const rank = new Map(named.map(([id], i) => [id, i]));
+    const owners = new Uint32Array(words.length / 2);
+    for (let i = 0; i < owners.length; i++) owners[i] = rank.get(words[2 * i]!)!;
+    const fingerprint = createHash('sha256').update(named.map(([, a]) => a).join(',')).update(new Uint8Array(owners.buffer)).digest('hex').slice(0, 32);
+    return { shares, fingerprint };
   }
 
   private shareCounts: Uint32Array | null = null;

@@ -129,6 +129,11 @@ export interface NativeAddon {
   addresses(ifindex: number): { family: 4 | 6; address: Buffer; prefixLength: number }[];
   addAddress(ifindex: number, family: 4 | 6, address: Buffer, prefixLength: number): void;
   deleteAddress(ifindex: number, family: 4 | 6, address: Buffer, prefixLength: number): void;
+  /** The unicast routes of a routing table (both families); dst is 16 bytes (IPv4 in the first 4). */
+  routes(table: number): { family: 4 | 6; dst: Buffer; prefixLength: number; protocol: number; ifindex: number }[];
+  /** `dst/prefixLength dev ifindex scope link proto protocol table table` (EEXIST if it is there). */
+  addRoute(table: number, protocol: number, ifindex: number, family: 4 | 6, dst: Buffer, prefixLength: number): void;
+  deleteRoute(table: number, protocol: number, ifindex: number, family: 4 | 6, dst: Buffer, prefixLength: number): void;
   /** Gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for address. */
   announce(ifindex: number, mac: Buffer, family: 4 | 6, address: Buffer): void;
   /** Receives libbpf's messages (a verifier log arrives as one message). */

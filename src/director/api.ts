@@ -3,6 +3,7 @@
 //   GET  /v1/daemon                      who answers: pid, pin directory, config (cheap)
 //   GET  /v1/state                       reload/reconcile results, overrides
 //   POST /v1/role                        { "role": "active" | "standby" }
+//   POST /v1/drain                       { "drained": true | false }
 //   POST /v1/backends/{drain,undrain,remove}  { "service": NAME, "address": IP }
 //
 // The access boundary is the socket's file permissions: by default a Unix
@@ -32,6 +33,8 @@ export interface ApiHandlers {
   setOverride(service: string, address: string, override: BackendOverride | null): string | null;
   /** Makes this director active (owns and announces the VIPs) or standby (owns nothing): the role it had, or why not. */
   setRole(role: Role): { was: Role } | { error: string };
+  /** Drains the director (withdraws every route, keeps forwarding) or undoes it: whether it was drained. */
+  setDrained(drained: boolean): { was: boolean };
 }
 
 /** The part of a pino logger the API uses. */
@@ -88,6 +91,11 @@ const RoleChange = z.strictObject(
   { error: (iss) => (iss.code === 'invalid_type' ? 'expected a JSON object {"role": "active" | "standby"}' : undefined) },
 );
 
+const DrainChange = z.strictObject(
+  { drained: z.boolean() },
+  { error: (iss) => (iss.code === 'invalid_type' ? 'expected a JSON object {"drained": true | false}' : undefined) },
+);
+
 const ROUTES = new Map<string, Route>([
   [
     '/v1/role',
@@ -96,6 +104,7 @@ const ROUTES = new Map<string, Route>([
       return 'error' in r ? { status: 409, body: { error: r.error } } : { status: 200, body: { role: b.role, was: r.was } };
     }),
   ],
+  ['/v1/drain', route('POST', DrainChange, (h, b) => ({ status: 200, body: { drained: b.drained, was: h.setDrained(b.drained).was } }))],
   ['/v1/daemon', route('GET', NoBody, (h) => ({ status: 200, body: h.daemon() }))],
   ['/v1/state', route('GET', NoBody, (h) => ({ status: 200, body: h.state() }))],
   ...Object.entries(ACTIONS).map(([action, override]): [string, Route] => [

@@ -1,7 +1,8 @@
 // The director daemon: loads or adopts the data plane, keeps it equal to the
 // configuration (reloads, neighbour changes, health), owns the VIPs, and
 // leaves the data plane forwarding when it stops (unless told to detach).
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { runFile, writeRunFile } from '../paths.ts';
 import type { ConfigOverrides } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { attachOrReplace, defaultPinDir, detachPins, linkPath } from '../dataplane/attach.ts';
@@ -22,6 +23,7 @@ import { Metrics } from '../metrics/metrics.ts';
 import { startMetricsServer } from '../metrics/server.ts';
 import { VERSION } from '../version.ts';
 import { releaseVips } from '../net/vips.ts';
+import { announcedVips, publishRoutes, withdrawRoutes } from '../net/routes.ts';
 import type { Role } from '../model/role.ts';
 import { forgetRole, recordedRole, VipOwner } from './vip-owner.ts';
 import { observe } from '../reconcile/observe.ts';
@@ -113,6 +115,12 @@ export class Director {
   /** Until when (performance.now()) it may claim the VIPs: the Lease's deadline, or the last renewal of vipClaimLease. */
   private claimUntil = 0;
   private claimTimer: NodeJS.Timeout | null = null;
+  /** `xdplb drain-director`: every route withdrawn, forwarding kept (recorded: a restart stays drained). */
+  private drained: boolean;
+  /** The table and VIPs of the last routes published ("": none yet). */
+  private publishedRoutes = '';
+  /** The VIPs whose routes are in routeTable now. */
+  private announced: string[] = [];
 
   private constructor(options: DirectorOptions, file: ConfigFile, fileConfig: Config, cluster: ClusterAccess | null, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
     this.options = options;
@@ -135,6 +143,7 @@ export class Director {
         if (!result) return void this.metrics.reconcileFailures.inc();
         this.metrics.reconcileDuration.observe(result.durationMs / 1000);
         this.lastReconcile = result;
+        this.syncRoutes(); // a backend down, up, added or gone may change what can be served
       },
     });
     this.paths = new BackendPaths(dp, ifindex, component('neighbours'));
@@ -169,10 +178,13 @@ export class Director {
     });
     const election = this.election;
     if (election) this.metrics.watchElection(() => election.view());
+    if (fileConfig.routeTable !== undefined) this.metrics.watchRoutes(() => ({ announced: this.announced.length, drained: this.drained }));
     this.health = new HealthChecker((service) => this.reconcileSoon('health', [service]), component('health'), (check, r) =>
       this.metrics.healthCheckDuration.observe({ check, result: r.ok ? 'ok' : 'failed' }, r.durationMs / 1000),
     );
     this.lastReload = { ok: true, at: new Date().toISOString() };
+    this.drained = existsSync(runFile(pinDir, 'drained'));
+    if (this.drained) log.warn({ pinDir }, 'drained (xdplb drain-director, kept across restarts): no route is published until `xdplb drain-director --undo`');
   }
 
   static async start(options: DirectorOptions): Promise<Director> {
@@ -230,6 +242,7 @@ export class Director {
       state: () => this.state(),
       setOverride: (s, a, o) => this.setOverride(s, a, o),
       setRole: (role) => this.setRole(role),
+      setDrained: (drained) => this.setDrained(drained),
     });
     this.metricsServer = await startMetricsServer(config.metricsAddress, this.metrics, () => this.ready && this.attached() && this.pinsIntact);
     this.paths.nics = lookupNics(config.services);
@@ -247,10 +260,12 @@ export class Director {
     this.ready = true;
     this.election?.start(); // the maps are filled: a takeover is only the VIPs and their announcement
     this.renewStaticClaim();
+    this.syncRoutes();
     this.timers.push(
       setInterval(() => {
         this.pollNeighbours();
         this.checkPins();
+        this.syncRoutes(true); // a route deleted under the daemon comes back within a second
       }, 1000),
     );
     this.file.watch(() => void this.reload('file changed'));
@@ -373,6 +388,8 @@ export class Director {
       lastReconcile: this.lastReconcile,
       failedServices: Object.fromEntries([...this.reconciler.results].filter(([, r]) => !r.ok)),
       role: this.vips.role,
+      drained: this.drained,
+      ...(this.config.routeTable !== undefined ? { routes: { table: this.config.routeTable, announced: this.announced } } : {}),
       ...(this.election ? { leaderElection: this.election.view() } : {}),
       overrides: Object.fromEntries(this.overrides),
       ...(this.kube ? { kubernetes: this.kube.view(), lastSourceUpdate: this.lastSourceUpdate } : {}),
@@ -398,9 +415,44 @@ export class Director {
   }
 
   private changeRole(role: Role): Role {
+    if (role === 'standby') this.syncRoutes(false, role); // routes go first: a router stops sending before the VIPs leave
     const was = this.vips.set(role, this.vipList());
     this.kube?.leadershipChanged();
+    this.syncRoutes();
     return was;
+  }
+
+  /** `xdplb drain-director [--undo]`: withdraws every route (or publishes them again); forwarding goes on. */
+  setDrained(drained: boolean): { was: boolean } {
+    const was = this.drained;
+    this.drained = drained;
+    if (drained) writeRunFile(this.pinDir, 'drained', new Date().toISOString());
+    else rmSync(runFile(this.pinDir, 'drained'), { force: true });
+    this.syncRoutes();
+    if (drained !== was) log.info({ drained, routeTable: this.config.routeTable ?? null }, drained ? 'drained: every route withdrawn, forwarding kept until the traffic stops' : 'undrained: the routes of the VIPs it can serve are published again');
+    return { was };
+  }
+
+  /**
+   * routeTable: makes the table hold a route for each VIP this director can
+   * serve now (announcedVips), and no other of ours. Unchanged since the last
+   * time: nothing to do, unless `force` (the periodic repair).
+   */
+  private syncRoutes(force = false, role: Role = this.vips?.role ?? 'standby'): void {
+    const table = this.config?.routeTable;
+    if (table === undefined || !this.ready || this.stopped) return;
+    const vips = announcedVips(this.reconciler.state, { active: role === 'active', drained: this.drained });
+    const wanted = `${table} ${vips.join(',')}`;
+    if (!force && wanted === this.publishedRoutes) return;
+    try {
+      const changed = publishRoutes(this.pinDir, table, this.ifindex, vips);
+      this.publishedRoutes = wanted;
+      this.announced = vips;
+      if (changed.added.length || changed.withdrawn.length) log.info({ table, ...changed, announced: vips.length }, 'routes for the routing daemon');
+    } catch (err) {
+      this.publishedRoutes = ''; // retried within a second
+      log.error({ err, table }, 'publishing the routes failed; retried');
+    }
   }
 
   /** The Lease's verdict: leading (until `until`) makes this director active, not leading standby at once. */
@@ -434,7 +486,7 @@ export class Director {
     try {
       if (this.stopped) throw new XdplbError('DAEMON', 'the daemon is stopping');
       const fileConfig = await this.file.read();
-      const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize', 'metricsAddress', 'apiAddress'];
+      const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize', 'metricsAddress', 'apiAddress', 'routeTable'];
       for (const k of fixed)
         if (fileConfig[k] !== this.fileConfig[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.fileConfig[k])} → ${String(fileConfig[k])}): restart the daemon`);
       if (JSON.stringify(fileConfig.capacity) !== JSON.stringify(this.fileConfig.capacity))
@@ -609,6 +661,7 @@ export class Director {
     const forwarding = this.attached() && existsSync(linkPath(this.pinDir)); // the pin keeps it once our fd is closed
     this.link?.close();
     if (this.options.detachOnExit) {
+      withdrawRoutes(this.pinDir);
       releaseVips(this.pinDir, this.ifindex);
       forgetRole(this.pinDir);
       detachPins(this.pinDir);

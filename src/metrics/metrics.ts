@@ -125,6 +125,13 @@ export class Metrics {
     gauge('xdplb_kubernetes_translation_duration_seconds', 'How long the last translation of the cluster\'s objects into services took.', [], (g, v) => g.set((v.lastTranslationDurationMs ?? 0) / 1000));
   }
 
+  /** routeTable and drain-director: what this director gives the routing daemon to announce. */
+  watchRoutes(view: () => { announced: number; drained: boolean }): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'xdplb_routes_announced', help: 'VIPs whose route this director keeps in routeTable, for the routing daemon to announce.', registers, collect() { this.set(view().announced); } });
+    new Gauge({ name: 'xdplb_director_drained', help: '1 while the director is drained (xdplb drain-director): no route published, forwarding kept.', registers, collect() { this.set(view().drained ? 1 : 0); } });
+  }
+
   /** Series of kubernetes.leaderElection, filled from the elector's view at scrape time. */
   watchElection(view: () => ElectionView): void {
     const registers = [this.registry];

@@ -49,6 +49,8 @@ export interface ServiceStatus {
   packets: number;
   bytes: number;
   newFlows: number;
+  /** Hash of the table's slots by owner address (DataPlane.tableSummary): equal on directors that agree. */
+  tableFingerprint?: string;
   backends: BackendStatus[];
 }
 
@@ -62,6 +64,10 @@ export interface DaemonState extends Status {
   failedServices: Record<string, ServiceResult>;
   /** Whether this director owns and announces the VIPs (active) or only keeps its maps filled (standby). */
   role: Role;
+  /** `xdplb drain-director`: no route published, forwarding kept. */
+  drained?: boolean;
+  /** routeTable: the table, and the VIPs whose routes it holds now (only with it). */
+  routes?: { table: number; announced: string[] };
   /** kubernetes.leaderElection: the Lease, its holder and age (only with it). */
   leaderElection?: ElectionView;
   /** The Kubernetes mode's watches and decisions (only in that mode). */
@@ -133,7 +139,8 @@ export function readStatus(dp: DataPlane, pinDir: string, known?: Applied): Stat
   const serviceTraffic = dp.serviceTrafficAll(limits.services);
   const destTraffic = dp.destTrafficAll(limits.dests);
   for (const s of applied.services.values()) {
-    const slots = dp.tableShares(s.id);
+    const table = dp.tableSummary(s.id, (id) => applied.dests.get(id)?.address.text);
+    const slots = table.shares;
     const size = dp.capacities.maglevSize;
     const backends: BackendStatus[] = [...s.dests.values()].map((id) => {
       const d = applied.dests.get(id)!;
@@ -158,6 +165,7 @@ export function readStatus(dp: DataPlane, pinDir: string, known?: Applied): Stat
       port: s.key.port,
       ...decodeServiceFlags(s.flags),
       ...num(trafficAt(serviceTraffic, s.id)),
+      ...(table.fingerprint ? { tableFingerprint: table.fingerprint } : {}),
       backends,
     });
   }
@@ -200,6 +208,13 @@ function hostPort(vip: string, port: number): string {
 }
 
 /** The ipvsadm-like table. `mode` says whether counters are totals or rates. */
+/** The routes' line: the table, what it announces, and whether the director is drained. */
+export function routesLine(r: { table: number; announced: string[] } | null, drained: boolean): string {
+  const shown = r ? `${r.announced.slice(0, 8).join(', ')}${r.announced.length > 8 ? `, … (${r.announced.length} in all)` : ''}` : '';
+  const what = r ? `routes in table ${r.table}: ${r.announced.length ? `${r.announced.length} VIPs announced (${shown})` : 'none announced'}` : 'no routeTable';
+  return `${what}${drained ? '; DRAINED (xdplb drain-director --undo to publish them again)' : ''}`;
+}
+
 /** The leader election's line: the Lease, who holds it, and how long ago it last changed. */
 export function leaseLine(e: ElectionView): string {
   const holder = e.holder === null ? 'not read yet' : e.holder === '' ? 'released (nobody holds it)' : `held by ${e.holder}${e.leading ? ' (this director)' : ''}`;
@@ -229,6 +244,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
     const o = Object.entries(d.overrides ?? {});
     if (o.length) lines.push(`overrides: ${o.map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (d.leaderElection) lines.push(leaseLine(d.leaderElection));
+    if (d.routes || d.drained) lines.push(routesLine(d.routes ?? null, Boolean(d.drained)));
     if (d.kubernetes) lines.push(...kubernetesLines(d.kubernetes, d.lastSourceUpdate ?? null));
     const failed = Object.entries(d.failedServices ?? {});
     if (failed.length) lines.push(`NOT APPLIED (retried): ${failed.map(([name, r]) => `${name}: ${r.error}`).join('; ')}`);

@@ -11,6 +11,7 @@ const server = await startApi(
     state: () => ({ maxRssKiB: process.resourceUsage().maxRSS, heapUsed: process.memoryUsage().heapUsed }),
     setOverride: () => null,
     setRole: () => ({ was: 'active' }),
+    setDrained: () => ({ was: false }),
   },
 );
 process.stdout.write('listening\n');

@@ -36,6 +36,7 @@ export function fakeHandlers(pinDir = '/sys/fs/bpf/xdplb/test0'): Fake {
         fake.role = role;
         return { was };
       },
+      setDrained: () => ({ was: false }),
     },
   };
   return fake;
