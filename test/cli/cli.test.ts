@@ -1,7 +1,7 @@
 // Every command's --help and the exit codes scripts rely on, through bin/xdplb.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -88,6 +88,32 @@ describe('exit codes', () => {
     const r = xdplb('backend', 'drain', 'web', '10.0.0.1', '--api', '127.0.0.1:1');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /no daemon answers at 127\.0\.0\.1:1/);
+  });
+
+  test('role with no daemon running on the pins: 0, recorded for its next start (keepalived\'s FAULT after the daemon died); 1 while a process holds the pins, or with --api alone', async () => {
+    const pins = '/sys/fs/bpf/xdplb-cli-test-role';
+    const record = join(dir, '_sys_fs_bpf_xdplb-cli-test-role.role');
+    const r = xdplb('role', 'standby', '--pin-dir', pins);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'role: standby (no daemon running: recorded for its next start)\n');
+    assert.equal(readFileSync(record, 'utf8'), 'standby', 'the record a daemon starts from');
+    assert.deepEqual(JSON.parse(xdplb('role', 'active', '--pin-dir', pins, '--json').stdout), { role: 'active', recorded: true });
+    assert.equal(readFileSync(record, 'utf8'), 'active');
+    const alone = xdplb('role', 'standby', '--api', '127.0.0.1:1');
+    assert.equal(alone.status, 1);
+    assert.match(alone.stderr, /no daemon answers at 127\.0\.0\.1:1 .*the pin directory is unknown/);
+    // a daemon starting (its API not up yet) or hung holds the pins' lock: nothing is recorded
+    const lock = fileURLToPath(new URL('../../src/director/lock.ts', import.meta.url));
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', `const { PinDirLock } = await import(${JSON.stringify(lock)}); PinDirLock.acquire(${JSON.stringify(pins)}, 'attach'); console.log('held'); setInterval(() => {}, 1000);`], { env: { ...process.env, XDPLB_RUN_DIR: dir }, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((ok) => holder.stdout.once('data', ok));
+      const held = xdplb('role', 'standby', '--pin-dir', pins);
+      assert.equal(held.status, 1);
+      assert.match(held.stderr, new RegExp(`a process holds ${pins} \\(pid ${holder.pid}, attach\\): not recorded`));
+      assert.equal(readFileSync(record, 'utf8'), 'active', 'the record is unchanged');
+    } finally {
+      holder.kill('SIGKILL');
+    }
   });
 
   test('1: attach without a bpffs (ip netns exec remounts /sys) fails at once, naming the fix', () => {
