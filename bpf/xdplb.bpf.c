@@ -3,8 +3,9 @@
  * xdplb: an LVS Direct-Routing director in XDP. A packet for a service
  * (VIP, protocol, port) gets the MAC of the backend chosen by the service's
  * Maglev table and leaves through XDP_TX (or XDP_REDIRECT to another NIC);
- * its IP packet is untouched. ARP requests and neighbour solicitations for
- * the VIPs this director owns reach the kernel only while its ownership
+ * its IP packet is untouched, and only a frame sent to this director's NIC
+ * is forwarded (lib/ingress_mac.h). ARP requests and neighbour solicitations
+ * for the VIPs this director owns reach the kernel only while its ownership
  * deadline lies ahead (lib/owner.h). Everything else goes to the kernel
  * unchanged.
  */
@@ -15,6 +16,7 @@
 #include "lib/hash.h"
 #include "lib/maps.h"
 #include "lib/owner.h"
+#include "lib/ingress_mac.h"
 
 /* Knobs set by user space before load. */
 const volatile __u32 maglev_size = XDPLB_DEFAULT_MAGLEV_SIZE;
@@ -269,6 +271,13 @@ int xdplb_ingress(struct xdp_md *ctx)
 		hash = svc->flags & XDPLB_SVC_F_SOURCE_HASH ? hash_source(&pkt.flow, svc->seed)
 							    : hash_flow(&pkt.flow, svc->seed);
 	}
+
+	/* A frame for a VIP sent to another host (flooded, or seen by a
+	 * promiscuous NIC), to broadcast or to a group is not ours to forward:
+	 * decided before anything is counted or recorded for its service.
+	 * Skipped while the MAC is unset (lib/ingress_mac.h). */
+	if (!sent_to_us(eth))
+		return count_ext(XDPLB_EXT_STAT_PASS_NOT_OUR_MAC, XDP_PASS);
 
 	table = bpf_map_lookup_elem(&maglev_tables, &svc->id);
 	if (!table)

@@ -173,6 +173,17 @@ struct xdplb_vip_owner {
 
 #define XDPLB_VIP_OWNER_FOREVER (~0ULL) /* UINT64_MAX: a director without redundancy */
 
+/* ingress_mac's one entry: the MAC of the NIC the program is attached to,
+ * written by the daemon when it attaches or adopts the program. Read and
+ * written as one 8-byte word (an mmapable array: user space stores it
+ * atomically). A packet for a service is forwarded only when its
+ * destination MAC is this one (lib/ingress_mac.h); all zero: unset, every
+ * destination forwarded (a data plane no daemon has attached). */
+struct xdplb_ingress_mac {
+	__u8 mac[6];	  /* the NIC's MAC, as on the wire */
+	__u8 reserved[2]; /* zero */
+} __attribute__((aligned(8)));
+
 /* Per-CPU traffic counters, for a service and for a destination. */
 struct xdplb_traffic {
 	__u64 packets;
@@ -226,7 +237,8 @@ struct xdplb_global {
 #define XDPLB_GLOBAL_EXT_SLOTS 64
 #define XDPLB_GLOBAL_EXT_STATS(X)                                              \
 	X(PASS_NEIGH_OWNED, "pass_neigh_owned")                                \
-	X(DROP_NEIGH_EXPIRED, "drop_neigh_expired")
+	X(DROP_NEIGH_EXPIRED, "drop_neigh_expired")                            \
+	X(PASS_NOT_OUR_MAC, "pass_not_our_mac")
 
 #define XDPLB_EXT_STAT_ENUM(name, text) XDPLB_EXT_STAT_##name,
 enum xdplb_global_ext_stat { XDPLB_GLOBAL_EXT_STATS(XDPLB_EXT_STAT_ENUM) XDPLB_EXT_STAT__COUNT };
@@ -252,6 +264,7 @@ _Static_assert(sizeof(struct xdplb_flow) == 16, "flow");
 _Static_assert(sizeof(struct xdplb_traffic) == 24, "traffic");
 _Static_assert(sizeof(struct xdplb_vip_key) == 20, "vip key");
 _Static_assert(sizeof(struct xdplb_vip_owner) == 8, "vip owner");
+_Static_assert(sizeof(struct xdplb_ingress_mac) == 8, "ingress mac");
 _Static_assert(sizeof(struct xdplb_global) == 8 * 17, "global: frozen at ABI 1, add to XDPLB_GLOBAL_EXT_STATS");
 _Static_assert(XDPLB_EXT_STAT__COUNT <= XDPLB_GLOBAL_EXT_SLOTS, "global_ext: no spare slot left");
 _Static_assert(sizeof(struct xdplb_global_ext) == 512, "global ext");

@@ -178,24 +178,73 @@ int Dump(uint16_t type, uint16_t reply_type, Each each) {
 
 }  // namespace
 
+namespace {
+
+// One neighbour message's entry; false if it has no IP destination.
+bool ParseNeighbour(ndmsg *nd, rtattr *a, int len, Neighbour &n) {
+  if (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6) return false;
+  n = {};
+  n.family = ToFamily(nd->ndm_family);
+  n.state = nd->ndm_state;
+  bool has_dst = false;
+  for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+    if (a->rta_type == NDA_DST && RTA_PAYLOAD(a) <= 16) {
+      memcpy(n.address, RTA_DATA(a), RTA_PAYLOAD(a));
+      has_dst = true;
+    } else if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == 6) {
+      memcpy(n.mac, RTA_DATA(a), 6);
+      n.has_mac = true;
+    }
+  }
+  return has_dst;
+}
+
+}  // namespace
+
 int DumpNeighbours(int ifindex, std::vector<Neighbour> &out) {
   return Dump<ndmsg>(RTM_GETNEIGH, RTM_NEWNEIGH, [&](ndmsg *nd, rtattr *a, int len) {
-    if (nd->ndm_ifindex != ifindex || (nd->ndm_family != AF_INET && nd->ndm_family != AF_INET6)) return;
-    Neighbour n = {};
-    n.family = ToFamily(nd->ndm_family);
-    n.state = nd->ndm_state;
-    bool has_dst = false;
-    for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-      if (a->rta_type == NDA_DST && RTA_PAYLOAD(a) <= 16) {
-        memcpy(n.address, RTA_DATA(a), RTA_PAYLOAD(a));
-        has_dst = true;
-      } else if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == 6) {
-        memcpy(n.mac, RTA_DATA(a), 6);
-        n.has_mac = true;
-      }
-    }
-    if (has_dst) out.push_back(n);
+    Neighbour n;
+    if (nd->ndm_ifindex == ifindex && ParseNeighbour(nd, a, len, n)) out.push_back(n);
   });
+}
+
+int OpenNeighbourEvents() {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+  if (fd < 0) return -errno;
+  sockaddr_nl sa = {};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = 1u << (RTNLGRP_NEIGH - 1);
+  int size = 1 << 20;  // a burst of changes (many backends at once) fits; beyond, ENOBUFS and a dump
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+  if (bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+int ReadNeighbourEvents(int fd, std::vector<NeighbourEvent> &out) {
+  std::vector<char> buf(65536);
+  for (;;) {
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -errno;
+    }
+    auto *h = reinterpret_cast<nlmsghdr *>(buf.data());
+    for (int left = int(n); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type != RTM_NEWNEIGH && h->nlmsg_type != RTM_DELNEIGH) continue;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ndmsg))) continue;
+      auto *nd = static_cast<ndmsg *>(NLMSG_DATA(h));
+      auto *first = reinterpret_cast<rtattr *>(reinterpret_cast<char *>(nd) + NLMSG_ALIGN(sizeof(ndmsg)));
+      NeighbourEvent e = {};
+      e.ifindex = nd->ndm_ifindex;
+      e.deleted = h->nlmsg_type == RTM_DELNEIGH;
+      if (ParseNeighbour(nd, first, int(NLMSG_PAYLOAD(h, sizeof(ndmsg))), e.n)) out.push_back(e);
+    }
+  }
 }
 
 int DumpAddresses(int ifindex, std::vector<Address> &out) {

@@ -42,6 +42,19 @@ struct Route {
 };
 
 int DumpNeighbours(int ifindex, std::vector<Neighbour> &out);
+
+// Neighbour changes as the kernel announces them (RTNLGRP_NEIGH), instead of
+// polling the table: a non-blocking socket subscribed to the group.
+struct NeighbourEvent {
+  int ifindex;
+  bool deleted;  // RTM_DELNEIGH
+  Neighbour n;
+};
+int OpenNeighbourEvents();  // the socket's fd, or a negative errno
+// Reads every event queued on fd into out; 0 once none is left, -ENOBUFS
+// when the kernel dropped some (the socket's buffer overflowed: dump the
+// table again), or another negative errno.
+int ReadNeighbourEvents(int fd, std::vector<NeighbourEvent> &out);
 int DumpAddresses(int ifindex, std::vector<Address> &out);
 int AddAddress(int ifindex, uint8_t family, const uint8_t *address, uint8_t prefix_length);
 int DeleteAddress(int ifindex, uint8_t family, const uint8_t *address, uint8_t prefix_length);

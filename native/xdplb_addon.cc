@@ -1212,6 +1212,82 @@ Napi::Value Neighbours(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// watchNeighbours(callback) -> stop(): the kernel's neighbour changes
+// (RTNLGRP_NEIGH), as they happen. A uv_poll on the subscribed socket, on the
+// JS thread (no thread of its own), unref'd: it keeps no process alive. The
+// callback gets an array of { ifindex, deleted, family, address, mac, state }
+// per wake-up, or null when the kernel dropped events (the socket's buffer
+// overflowed): then the caller reads the table again. stop() ends it; it is
+// idempotent.
+struct NeighbourWatch {
+  uv_poll_t poll;
+  int fd;
+  Napi::FunctionReference callback;
+  Napi::Env env;
+  bool stopped = false;
+};
+
+void OnNeighbourEvents(uv_poll_t *handle, int status, int) {
+  auto *w = static_cast<NeighbourWatch *>(handle->data);
+  Napi::HandleScope scope(w->env);
+  std::vector<netlink::NeighbourEvent> events;
+  int err = status < 0 ? status : netlink::ReadNeighbourEvents(w->fd, events);
+  Napi::Value arg;
+  if (err == -ENOBUFS) {
+    arg = w->env.Null();
+  } else {
+    Napi::Array out = Napi::Array::New(w->env, events.size());
+    for (size_t i = 0; i < events.size(); i++) {
+      const auto &e = events[i];
+      Napi::Object o = Napi::Object::New(w->env);
+      o.Set("ifindex", e.ifindex);
+      o.Set("deleted", e.deleted);
+      o.Set("family", e.n.family);
+      o.Set("address", Copy(w->env, e.n.address, 16));
+      o.Set("mac", e.n.has_mac ? Napi::Value(Copy(w->env, e.n.mac, 6)) : w->env.Null());
+      o.Set("state", e.n.state);
+      out[i] = o;
+    }
+    if (events.empty()) return;
+    arg = out;
+  }
+  try {
+    w->callback.Call({arg});
+  } catch (const Napi::Error &e) {
+    // a throwing callback must not take the watch (or the process) down: it is reported, and watching goes on
+    fprintf(stderr, "xdplb: the neighbour watch's callback threw: %s\n", e.Message().c_str());
+  }
+}
+
+Napi::Value WatchNeighbours(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsFunction()) ThrowTypeError(info, "callback", "a function", info[0]);
+  int fd = netlink::OpenNeighbourEvents();
+  if (fd < 0) throw SystemError(env, fd, "socket (NETLINK_ROUTE, RTNLGRP_NEIGH)");
+  uv_loop_t *loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  auto *w = new NeighbourWatch{{}, fd, Napi::Persistent(info[0].As<Napi::Function>()), env};
+  w->poll.data = w;
+  if (int err = uv_poll_init(loop, &w->poll, fd)) {
+    close(fd);
+    delete w;
+    throw SystemError(env, err, "uv_poll_init");
+  }
+  uv_poll_start(&w->poll, UV_READABLE, OnNeighbourEvents);
+  uv_unref(reinterpret_cast<uv_handle_t *>(&w->poll));
+  return Napi::Function::New(env, [w](const Napi::CallbackInfo &) {
+    if (w->stopped) return;
+    w->stopped = true;
+    uv_poll_stop(&w->poll);
+    w->callback.Reset();
+    uv_close(reinterpret_cast<uv_handle_t *>(&w->poll), [](uv_handle_t *h) {
+      auto *done = static_cast<NeighbourWatch *>(h->data);
+      close(done->fd);
+      delete done;
+    });
+  }, "stopWatchingNeighbours");
+}
+
 // addresses(ifindex) -> [{ family, address, prefixLength }]
 Napi::Value Addresses(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -1358,6 +1434,7 @@ Napi::Value Abi(const Napi::CallbackInfo &info) {
       {OFF(xdplb_traffic, packets), OFF(xdplb_traffic, bytes), OFF(xdplb_traffic, new_flows)});
   add("vip_key", sizeof(xdplb_vip_key), {OFF(xdplb_vip_key, addr), OFF(xdplb_vip_key, family)});
   add("vip_owner", sizeof(xdplb_vip_owner), {OFF(xdplb_vip_owner, until_ns)});
+  add("ingress_mac", sizeof(xdplb_ingress_mac), {OFF(xdplb_ingress_mac, mac)});
   add("global", sizeof(xdplb_global), {OFF(xdplb_global, count)});
   add("global_ext", sizeof(xdplb_global_ext), {OFF(xdplb_global_ext, count)});
 #undef OFF
@@ -1433,6 +1510,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export<Addresses>(env, exports, "addresses", 1);
   Export<ChangeAddress<true>>(env, exports, "addAddress", 4);
   Export<ChangeAddress<false>>(env, exports, "deleteAddress", 4);
+  Export<WatchNeighbours>(env, exports, "watchNeighbours", 1);
   Export<Routes>(env, exports, "routes", 1);
   Export<ChangeRoute<true>>(env, exports, "addRoute", 6);
   Export<ChangeRoute<false>>(env, exports, "deleteRoute", 6);

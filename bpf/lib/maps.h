@@ -128,6 +128,16 @@ struct {
 	__type(value, struct xdplb_vip_owner);
 } vip_owner SEC(".maps");
 
+/* The MAC of the NIC the program is attached to (lib/ingress_mac.h): only
+ * frames sent to it are forwarded. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct xdplb_ingress_mac);
+} ingress_mac SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XDPLB_MAX_SERVICES);

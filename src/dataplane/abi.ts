@@ -24,6 +24,7 @@ export const LAYOUT = {
   traffic: { size: 24, offsets: { packets: 0, bytes: 8, new_flows: 16 } },
   vip_key: { size: 20, offsets: { addr: 0, family: 16 } },
   vip_owner: { size: 8, offsets: { until_ns: 0 } },
+  ingress_mac: { size: 8, offsets: { mac: 0 } },
   global: { size: 136, offsets: { count: 0 } }, // frozen at ABI 1: 17 counters
   global_ext: { size: 512, offsets: { count: 0 } }, // GLOBAL_EXT_SLOTS counters, the first named (append-only)
 } as const;
@@ -139,6 +140,37 @@ export function serviceIndexHash(key: ServiceKey): number {
   for (let i = 0; i < words; i++) h = murmurRound(h, b.readUInt32LE(o.addr + 4 * i));
   h = murmurRound(h, ((b.readUInt16LE(o.port) << 16) | (b[o.proto]! << 8) | b[o.family]!) | 0);
   return murmurFinish(h, 20) >>> (32 - CONSTANTS.SERVICE_INDEX_BITS);
+}
+
+/** hash_addr() of bpf/lib/hash.h: one round per host-order (little-endian) word of the address, 1 for IPv4, 4 for IPv6. */
+function hashAddr(h: number, addr: Buffer, family: Family): number {
+  for (let i = 0; i < (family === 6 ? 4 : 1); i++) h = murmurRound(h, addr.readUInt32LE(4 * i));
+  return h;
+}
+
+/**
+ * Mirrors hash_flow() in bpf/lib/hash.h: the packet's hash over its whole
+ * 5-tuple with the service's seed. The ports enter as the program loads them:
+ * the network-order bytes of the flow key read as host-order (little-endian) u16.
+ */
+export function hashFlow(f: FlowKey, seed: number): number {
+  const key = encodeFlowKey(f);
+  const o = LAYOUT.flow_key.offsets;
+  let h = hashAddr(seed | 0, key.subarray(o.saddr, o.saddr + 16), f.family);
+  h = hashAddr(h, key.subarray(o.daddr, o.daddr + 16), f.family);
+  h = murmurRound(h, ((key.readUInt16LE(o.sport) << 16) | key.readUInt16LE(o.dport)) | 0);
+  h = murmurRound(h, f.proto);
+  return murmurFinish(h, 40);
+}
+
+/** Mirrors hash_source() in bpf/lib/hash.h: the hash of the client address alone (maglev-source, and fragments). */
+export function hashSource(f: Pick<FlowKey, 'saddr' | 'family'>, seed: number): number {
+  return murmurFinish(hashAddr(seed | 0, f.saddr, f.family), 16);
+}
+
+/** Mirrors hash_to_slot() in bpf/lib/hash.h: (hash * size) >> 32, exact in a double (hash < 2^32, size < 2^21). */
+export function hashToSlot(hash: number, size: number): number {
+  return Math.floor((hash * size) / 2 ** 32);
 }
 
 /**
@@ -298,6 +330,19 @@ export interface FlowKey {
   family: Family;
 }
 
+/** A flows key: addresses as 16 bytes (IPv4 in the first 4, the rest zero), ports in network order. */
+export function encodeFlowKey(f: FlowKey): Buffer {
+  const o = LAYOUT.flow_key.offsets;
+  const b = Buffer.alloc(LAYOUT.flow_key.size);
+  f.saddr.copy(b, o.saddr, 0, f.family === 4 ? 4 : 16);
+  f.daddr.copy(b, o.daddr, 0, f.family === 4 ? 4 : 16);
+  b.writeUInt16BE(f.sport, o.sport);
+  b.writeUInt16BE(f.dport, o.dport);
+  b.writeUInt8(f.proto, o.proto);
+  b.writeUInt8(f.family, o.family);
+  return b;
+}
+
 export function decodeFlowKey(b: Buffer): FlowKey {
   const o = LAYOUT.flow_key.offsets;
   return {
@@ -314,6 +359,15 @@ export interface FlowValue {
   dest: number;
   service: number;
   lastSeenNs: bigint;
+}
+
+export function encodeFlow(v: FlowValue): Buffer {
+  const o = LAYOUT.flow.offsets;
+  const b = Buffer.alloc(LAYOUT.flow.size);
+  b.writeUInt32LE(v.dest, o.dest);
+  b.writeUInt32LE(v.service, o.service);
+  b.writeBigUInt64LE(v.lastSeenNs, o.last_seen_ns);
+  return b;
 }
 
 export function decodeFlow(b: Buffer): FlowValue {
@@ -401,4 +455,17 @@ export function encodeVipOwner(untilNs: bigint): Buffer {
 
 export function decodeVipOwner(b: Buffer): bigint {
   return b.readBigUInt64LE(LAYOUT.vip_owner.offsets.until_ns);
+}
+
+/** ingress_mac's value: the NIC's 6 bytes as on the wire, then 2 zero bytes; all zero (null here) is unset. */
+export function encodeIngressMac(mac: Buffer | null): Buffer {
+  const b = Buffer.alloc(LAYOUT.ingress_mac.size);
+  mac?.copy(b, LAYOUT.ingress_mac.offsets.mac, 0, 6);
+  return b;
+}
+
+export function decodeIngressMac(b: Buffer): Buffer | null {
+  const o = LAYOUT.ingress_mac.offsets.mac;
+  const mac = Buffer.from(b.subarray(o, o + 6));
+  return mac.every((x) => x === 0) ? null : mac;
 }

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { XdplbError } from '../errors.ts';
-import { formatIp, type IpAddress } from '../model/address.ts';
+import { formatIp, formatMac, type IpAddress } from '../model/address.ts';
 import type { ServiceKey } from '../model/keys.ts';
 import { ensureBpffsFor, ensurePinDir } from './bpffs.ts';
 import {
@@ -13,6 +13,7 @@ import {
   CONSTANTS,
   decodeDest,
   decodeDestInfo,
+  decodeIngressMac,
   decodeService,
   decodeServiceInfo,
   decodeServiceKey,
@@ -21,6 +22,7 @@ import {
   decodeVipOwner,
   encodeDest,
   encodeDestInfo,
+  encodeIngressMac,
   encodeService,
   encodeServiceInfo,
   encodeServiceEntry,
@@ -84,6 +86,7 @@ export const MAP_NAMES = [
   'owned_vips',
   'vip_owner',
   'global_ext',
+  'ingress_mac',
 ] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
@@ -94,7 +97,7 @@ type MapName = (typeof MAP_NAMES)[number];
  * the same ABI lack these, and status from them reads them as empty. A new
  * map goes here too.
  */
-export const ADDED_MAPS: ReadonlySet<MapName> = new Set(['owned_vips', 'vip_owner', 'global_ext']);
+export const ADDED_MAPS: ReadonlySet<MapName> = new Set(['owned_vips', 'vip_owner', 'global_ext', 'ingress_mac']);
 
 /**
  * Until when the director claims its owned VIPs (the ownership gate,
@@ -523,6 +526,33 @@ export class DataPlane {
     if (deadline === 'forever') return { deadline, claiming: true, remainingNs: null, vips };
     const remainingNs = deadline === 0 || deadline <= now ? 0n : deadline - now;
     return { deadline, claiming: remainingNs > 0n, remainingNs, vips };
+  }
+
+  // ---- the ingress NIC's MAC (bpf/lib/ingress_mac.h) ---------------------------
+
+  /**
+   * Sets the MAC of the NIC the program is attached to: from then on a
+   * packet for a service is forwarded only when its Ethernet destination is
+   * this MAC (a frame flooded to this NIC, or seen by it in promiscuous mode,
+   * goes to the kernel, counted in pass_not_our_mac). null unsets it: every
+   * destination is forwarded, as in a data plane no daemon has attached.
+   * One atomic 8-byte store (the program reads it with one load); pinned, so
+   * it stands across restarts until set again. A group address (broadcast,
+   * multicast) is no NIC's and is refused.
+   */
+  setIngressMac(mac: Buffer | null): void {
+    if (mac !== null) {
+      if (mac.length !== 6) throw new RangeError(`a MAC is 6 bytes, got ${mac.length}`);
+      if (mac[0]! & 1) throw new RangeError(`${formatMac(mac)} is a group (multicast or broadcast) address, not a NIC's`);
+      if (mac.every((b) => b === 0)) throw new RangeError('00:00:00:00:00:00 is no NIC\'s MAC (null unsets it)');
+    }
+    native.patchArrayMap(this.maps.ingress_mac, encodeIngressMac(mac));
+  }
+
+  /** The ingress NIC's MAC as set, or null when unset (or pinned by a build without the map). */
+  ingressMac(): Buffer | null {
+    const value = this.maps.ingress_mac.lookup(u32Key(0));
+    return value ? decodeIngressMac(value) : null;
   }
 
   // ---- counters ---------------------------------------------------------------

@@ -129,6 +129,12 @@ export interface NativeAddon {
   addresses(ifindex: number): { family: 4 | 6; address: Buffer; prefixLength: number }[];
   addAddress(ifindex: number, family: 4 | 6, address: Buffer, prefixLength: number): void;
   deleteAddress(ifindex: number, family: 4 | 6, address: Buffer, prefixLength: number): void;
+  /**
+   * The kernel's neighbour changes as they happen (RTNLGRP_NEIGH, on the JS
+   * thread; keeps no process alive): an array per wake-up, or null when the
+   * kernel dropped some (read the tables again). Returns stop().
+   */
+  watchNeighbours(callback: (events: { ifindex: number; deleted: boolean; family: 4 | 6; address: Buffer; mac: Buffer | null; state: number }[] | null) => void): () => void;
   /** The unicast routes of a routing table (both families); dst is 16 bytes (IPv4 in the first 4). */
   routes(table: number): { family: 4 | 6; dst: Buffer; prefixLength: number; protocol: number; ifindex: number }[];
   /** `dst/prefixLength dev ifindex scope link proto protocol table table` (EEXIST if it is there). */

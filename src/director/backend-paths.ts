@@ -1,7 +1,7 @@
 // How the director reaches its backends: the NIC each one sits behind (the
 // program's own, or another one, reached with XDP_REDIRECT through the
 // devmap), and each one's MAC (the kernel's neighbour table, resolution
-// asked for when missing, polled).
+// asked for when missing, followed by the kernel's notices, polled as a safety net).
 import type { ServiceConfig } from '../config/schema.ts';
 import { CONSTANTS } from '../dataplane/abi.ts';
 import type { DataPlane } from '../dataplane/dataplane.ts';
@@ -115,12 +115,33 @@ export class BackendPaths {
     return this.neighbours.poll();
   }
 
+  /**
+   * Follows the kernel's neighbour notices: `onChanged` gets the backends
+   * whose MAC appeared or changed as it happens (or, after the kernel dropped
+   * notices, what a full read found).
+   */
+  watch(onChanged: (addresses: string[]) => void): void {
+    this.stopWatching?.();
+    this.stopWatching = native.watchNeighbours((events) => {
+      try {
+        const changed = events === null ? this.neighbours.poll() : this.neighbours.apply(events);
+        if (changed.length > 0) onChanged(changed);
+      } catch (err) {
+        this.log.error({ err }, 'a neighbour notice could not be applied; the next poll catches up');
+      }
+    });
+  }
+
+  private stopWatching: (() => void) | null = null;
+
   /** Each backend's resolution, for the metrics. */
   resolution(): ReturnType<Neighbours['resolution']> {
     return this.neighbours.resolution();
   }
 
   close(): void {
+    this.stopWatching?.();
+    this.stopWatching = null;
     this.neighbours.close();
   }
 }

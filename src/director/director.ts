@@ -18,6 +18,7 @@ import { HealthChecker } from '../health/checker.ts';
 import { readStatus, type DaemonState } from '../status/status.ts';
 import { startApi } from './api.ts';
 import { BackendPaths, lookupNics } from './backend-paths.ts';
+import { POLL_MS as NEIGHBOUR_POLL_MS } from '../net/neighbours.ts';
 import { PinDirLock } from './lock.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { startMetricsServer } from '../metrics/server.ts';
@@ -255,15 +256,17 @@ export class Director {
     this.paths.pruneTxPorts();
     const { link, outcome } = await attachOrReplace(this.dp, this.pinDir, this.ifindex, config.mode);
     this.link = link;
+    this.dp.setIngressMac(this.mac); // from now on only frames sent to this NIC are forwarded (bpf/lib/ingress_mac.h)
     log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
     this.vips.sync(this.vipList(), true); // starting active is a takeover: every VIP is announced
     this.ready = true;
     this.election?.start(); // the maps are filled: a takeover is only the VIPs and their announcement
     this.renewStaticClaim();
     this.syncRoutes();
+    this.paths.watch((changed) => this.neighboursChanged(changed, 'notice'));
+    this.timers.push(setInterval(() => this.pollNeighbours(), NEIGHBOUR_POLL_MS));
     this.timers.push(
       setInterval(() => {
-        this.pollNeighbours();
         this.checkPins();
         this.syncRoutes(true); // a route deleted under the daemon comes back within a second
       }, 1000),
@@ -311,14 +314,17 @@ export class Director {
 
   private pollNeighbours(): void {
     try {
-      const changed = this.paths.poll();
-      if (changed.length > 0) {
-        log.info({ backends: changed }, 'backend MACs resolved, changed or lost');
-        this.reconcileSoon('neighbours', changed.flatMap((a) => this.servicesOf().byBackend.get(a) ?? []));
-      }
+      this.neighboursChanged(this.paths.poll(), 'poll');
     } catch (err) {
       log.error({ err }, 'neighbour poll failed');
     }
+  }
+
+  /** Backends whose MAC was resolved, changed or lost (by the kernel's notice, or a poll): their services are planned again. */
+  private neighboursChanged(changed: string[], how: 'notice' | 'poll'): void {
+    if (changed.length === 0 || this.stopped) return;
+    log.info({ backends: changed, how }, 'backend MACs resolved, changed or lost');
+    this.reconcileSoon('neighbours', changed.flatMap((a) => this.servicesOf().byBackend.get(a) ?? []));
   }
 
   /**

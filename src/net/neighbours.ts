@@ -2,8 +2,11 @@
 // director's kernel never sends to backends itself (XDP forwards around it),
 // so entries go stale and may be collected: the last MAC seen stays known,
 // and resolution is triggered (a UDP datagram to the discard port) for
-// backends that are missing, stale or failed. A MAC change is picked up on
-// the next poll. A backend that answers no resolution for LOST_AFTER polls in
+// backends that are missing, stale or failed. The kernel's own notices of
+// neighbour changes (RTNLGRP_NEIGH: apply()) bring a new or changed MAC in as
+// it happens; the poll, every POLL_MS, is the safety net (a notice lost, an
+// entry gone stale) and asks again for what is not fresh. A backend that
+// answers no resolution for LOST_AFTER polls in
 // a row (the kernel cycles FAILED and INCOMPLETE while we keep asking) has its
 // MAC forgotten: it is unresolved, and not used, until it answers again —
 // forwarding to it would black-hole the traffic. One poll is not enough: an
@@ -17,7 +20,9 @@ import { formatIp, type IpAddress } from '../model/address.ts';
 const NUD = { INCOMPLETE: 0x01, REACHABLE: 0x02, STALE: 0x04, DELAY: 0x08, PROBE: 0x10, FAILED: 0x20, NOARP: 0x40, PERMANENT: 0x80 };
 const USABLE = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE | NUD.NOARP | NUD.PERMANENT;
 const FRESH = NUD.REACHABLE | NUD.PERMANENT | NUD.NOARP;
-/** Polls (one a second) without a usable entry before a known MAC is forgotten. */
+/** How often the neighbour tables are read in full, beside the kernel's notices. */
+export const POLL_MS = 5000;
+/** Polls without a usable entry before a known MAC is forgotten. */
 const LOST_AFTER = 3;
 
 /** A backend to resolve, on the segment of one of the director's NICs. */
@@ -91,6 +96,32 @@ export class Neighbours {
         }
       }
       if (!(state & FRESH)) this.probe(t.address);
+    }
+    return changed;
+  }
+
+  /**
+   * The kernel's notices of neighbour changes (native.watchNeighbours):
+   * returns the wanted backends whose MAC appeared or changed. A backend
+   * whose entry failed is asked again at once; losing a MAC is left to
+   * poll() (one failure is not a loss).
+   */
+  apply(events: readonly { ifindex: number; deleted: boolean; family: 4 | 6; address: Buffer; mac: Buffer | null; state: number }[]): string[] {
+    const changed: string[] = [];
+    for (const e of events) {
+      const k = keyOf(formatIp(e.address, e.family), e.ifindex);
+      const target = this.wanted.get(k);
+      if (!target) continue;
+      if (!e.deleted && e.mac && e.state & USABLE) {
+        this.misses.delete(k);
+        const before = this.known.get(k);
+        if (!before || !before.equals(e.mac)) {
+          this.known.set(k, Buffer.from(e.mac));
+          changed.push(target.address.text);
+        }
+      } else if (e.state & NUD.FAILED) {
+        this.probe(target.address);
+      }
     }
     return changed;
   }

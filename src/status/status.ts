@@ -81,6 +81,8 @@ export interface Status {
   services: ServiceStatus[];
   global: Record<string, number>;
   flowTable: { entries: number; capacity: number };
+  /** The MAC whose frames the program forwards (the NIC's, set by the daemon); null: unset, frames for a VIP are forwarded whatever their destination. */
+  ingressMac: string | null;
 }
 
 const STATE_NAME: Record<number, BackendStatus['state']> = {
@@ -170,11 +172,13 @@ export function readStatus(dp: DataPlane, pinDir: string, known?: Applied): Stat
     });
   }
   services.sort((a, b) => (a.vip + a.port < b.vip + b.port ? -1 : 1));
+  const ingressMac = dp.ingressMac();
   return {
     pinDir,
     services,
     global: Object.fromEntries(Object.entries(dp.globalStats()).map(([n, v]) => [n, Number(v)])),
     flowTable: { entries: flows.entries, capacity: dp.capacities.maxFlows },
+    ingressMac: ingressMac ? formatMac(ingressMac) : null,
   };
 }
 
@@ -279,6 +283,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
   if (opts.stats) {
     lines.push('');
     lines.push(`flow table: ${st.flowTable.entries} of ${st.flowTable.capacity}`);
+    lines.push(`forwards frames sent to ${st.ingressMac ?? 'any MAC (unset: no daemon of this version has attached it)'}`);
     const g = Object.entries(st.global).filter(([, v]) => v !== 0);
     lines.push(`global: ${g.map(([k, v]) => `${k}=${fmt(v)}`).join(' ') || '(all zero)'}`);
   }

@@ -15,6 +15,7 @@ import {
   decodeServiceFlags,
   decodeServiceInfo,
   decodeServiceKey,
+  decodeIngressMac,
   decodeVipKey,
   decodeVipOwner,
   encodeDest,
@@ -23,6 +24,7 @@ import {
   encodeServiceFlags,
   encodeServiceInfo,
   encodeServiceKey,
+  encodeIngressMac,
   encodeVipKey,
   encodeVipOwner,
   HEALTH,
@@ -175,7 +177,7 @@ describe('the ABI against the addon (the same header, compiled)', () => {
   });
 
   test('global_ext is append-only: the released counters keep their slots', () => {
-    const released = ['pass_neigh_owned', 'drop_neigh_expired']; // append a new counter here and at the end of XDPLB_GLOBAL_EXT_STATS
+    const released = ['pass_neigh_owned', 'drop_neigh_expired', 'pass_not_our_mac']; // append a new counter here and at the end of XDPLB_GLOBAL_EXT_STATS
     assert.deepEqual(globalStatLists().ext.slice(0, released.length), released, 'a released counter was removed, renamed or moved in XDPLB_GLOBAL_EXT_STATS');
     assert.deepEqual(globalStatLists().ext, released, 'XDPLB_GLOBAL_EXT_STATS has counters this test does not list: add them to `released`, in order');
   });
@@ -214,6 +216,15 @@ describe('codecs', () => {
     assert.deepEqual(encodeVipKey({ bytes: dirty, family: 4 }).subarray(4, 16), Buffer.alloc(12), 'an IPv4 key is zero after its 4 bytes');
     for (const ns of [0n, 123456789012345n, VIP_OWNER_FOREVER]) assert.equal(decodeVipOwner(encodeVipOwner(ns)), ns);
     assert.equal(encodeVipOwner(1n)[0], 1, 'host (little-endian) order');
+  });
+
+  test('the ingress MAC is its 6 bytes as on the wire, then zero; all zero is unset', () => {
+    const mac = Buffer.from('02000000abcd', 'hex');
+    const value = encodeIngressMac(mac);
+    assert.deepEqual(value, Buffer.from('02000000abcd0000', 'hex'));
+    assert.deepEqual(decodeIngressMac(value), mac);
+    assert.deepEqual(encodeIngressMac(null), Buffer.alloc(LAYOUT.ingress_mac.size), 'null: all zero');
+    assert.equal(decodeIngressMac(Buffer.alloc(8)), null, 'all zero: unset');
   });
 
   test("a service's flags say its scheduler and its no-backend policy", () => {

@@ -149,6 +149,7 @@ describe(`over the pins of the previous release (${PREVIOUS_RELEASE.commit.slice
     assert.equal(status.global.xdp_tx, 2 * SYNS);
     for (const name of globalStatLists().ext) assert.equal(status.global[name], 0, `${name}: not counted by the previous release`);
     assert.deepEqual(dp.ownerStatus(), { deadline: 0, claiming: false, remainingNs: 0n, vips: [] }, 'owns nothing');
+    assert.equal(status.ingressMac, null, 'no ingress MAC: frames for a VIP are forwarded whatever their destination');
     for (const n of ADDED_MAPS) assert.ok(!existsSync(`${pinDir}/${n}`), `status pinned nothing (${n})`);
     assert.throws(() => dp.setOwnedVips([mustParseIp(VIP4)]), (e: Error & { code?: string }) => e.code === 'PIN_INCOMPATIBLE' && /older xdplb/.test(e.message), 'and writes nothing there');
   });
@@ -196,6 +197,17 @@ describe(`over the pins of the previous release (${PREVIOUS_RELEASE.commit.slice
     assert.equal(count('pass_not_vip'), notVipBefore + 1n, 'gated requests are not counted as not-VIP');
   });
 
+  test('until the daemon sets the ingress MAC, a frame for a VIP is forwarded whatever its destination; then only one sent to the NIC', async () => {
+    const program = dp.program;
+    const flooded = ethernet(ipv4(CLIENT4, VIP4, tcp(40000, 80, 'syn')), { dst: backendMac(9) }); // for another host
+    assert.equal(dp.ingressMac(), null, 'the previous release wrote none');
+    assert.equal((await run(program, flooded)).verdict, 'TX', 'unset: forwarded, as the previous release did');
+    dp.setIngressMac(MAC.director);
+    assert.equal((await run(program, flooded)).verdict, 'PASS', 'set: a frame for another host goes to the kernel');
+    assert.equal(dp.globalStats().pass_not_our_mac, 1n);
+    assert.equal((await run(program, syn4(40000))).verdict, 'TX', 'one sent to the director is forwarded');
+  });
+
   test('Prometheus sees the adopted counters going on and the new ones', async () => {
     const metrics = new Metrics({ dp, applied: () => emptyApplied(CONSTANTS.VIP_FILTER_WORDS), perBackend: () => true }, 'test');
     const text = (await metrics.exposition()).join('');
@@ -214,6 +226,7 @@ describe(`over the pins of the previous release (${PREVIOUS_RELEASE.commit.slice
     for (const n of MAP_NAMES) assert.equal(again.maps[n].info().id, dp.maps[n].info().id, `${n}: adopted`);
     assert.deepEqual(again.globalStats(), dp.globalStats());
     assert.deepEqual(again.ownedVips().map((v) => v.text), [VIP4]);
+    assert.deepEqual(again.ingressMac(), MAC.director);
   });
 
   test('the previous release loads over the upgraded pins (a rollback keeps the maps too)', async () => {
