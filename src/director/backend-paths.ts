@@ -134,6 +134,11 @@ export class BackendPaths {
 
   private stopWatching: (() => void) | null = null;
 
+  /** Whether a backend is unresolved or stopped answering (the tables are then read every second). */
+  troubled(): boolean {
+    return this.neighbours.troubled();
+  }
+
   /** Each backend's resolution, for the metrics. */
   resolution(): ReturnType<Neighbours['resolution']> {
     return this.neighbours.resolution();

@@ -18,7 +18,7 @@ import { HealthChecker } from '../health/checker.ts';
 import { readStatus, type DaemonState } from '../status/status.ts';
 import { startApi } from './api.ts';
 import { BackendPaths, lookupNics } from './backend-paths.ts';
-import { POLL_MS as NEIGHBOUR_POLL_MS } from '../net/neighbours.ts';
+import { POLL_MS as NEIGHBOUR_POLL_MS, TROUBLE_POLL_MS } from '../net/neighbours.ts';
 import { PinDirLock } from './lock.ts';
 import { Metrics } from '../metrics/metrics.ts';
 import { startMetricsServer } from '../metrics/server.ts';
@@ -254,9 +254,9 @@ export class Director {
     this.reconciler.setConfig(config);
     this.reconciler.flush('start');
     this.paths.pruneTxPorts();
+    this.dp.setIngressMac(this.mac); // before the attach: only frames sent to this NIC are ever forwarded (bpf/lib/ingress_mac.h)
     const { link, outcome } = await attachOrReplace(this.dp, this.pinDir, this.ifindex, config.mode);
     this.link = link;
-    this.dp.setIngressMac(this.mac); // from now on only frames sent to this NIC are forwarded (bpf/lib/ingress_mac.h)
     log.info({ outcome, mode: config.mode, program: this.dp.program.info().id }, 'XDP program in place');
     this.vips.sync(this.vipList(), true); // starting active is a takeover: every VIP is announced
     this.ready = true;
@@ -264,7 +264,15 @@ export class Director {
     this.renewStaticClaim();
     this.syncRoutes();
     this.paths.watch((changed) => this.neighboursChanged(changed, 'notice'));
-    this.timers.push(setInterval(() => this.pollNeighbours(), NEIGHBOUR_POLL_MS));
+    let lastPoll = performance.now();
+    this.timers.push(
+      setInterval(() => {
+        // every POLL_MS, or every TROUBLE_POLL_MS while a backend is unresolved or stopped answering
+        if (!this.paths.troubled() && performance.now() - lastPoll < NEIGHBOUR_POLL_MS - 100) return;
+        lastPoll = performance.now();
+        this.pollNeighbours();
+      }, TROUBLE_POLL_MS),
+    );
     this.timers.push(
       setInterval(() => {
         this.checkPins();

@@ -5,7 +5,8 @@
 // backends that are missing, stale or failed. The kernel's own notices of
 // neighbour changes (RTNLGRP_NEIGH: apply()) bring a new or changed MAC in as
 // it happens; the poll, every POLL_MS, is the safety net (a notice lost, an
-// entry gone stale) and asks again for what is not fresh. A backend that
+// entry gone stale) and asks again for what is not fresh; while a backend is
+// unresolved or stops answering, it runs every TROUBLE_POLL_MS. A backend that
 // answers no resolution for LOST_AFTER polls in
 // a row (the kernel cycles FAILED and INCOMPLETE while we keep asking) has its
 // MAC forgotten: it is unresolved, and not used, until it answers again —
@@ -20,8 +21,10 @@ import { formatIp, type IpAddress } from '../model/address.ts';
 const NUD = { INCOMPLETE: 0x01, REACHABLE: 0x02, STALE: 0x04, DELAY: 0x08, PROBE: 0x10, FAILED: 0x20, NOARP: 0x40, PERMANENT: 0x80 };
 const USABLE = NUD.REACHABLE | NUD.STALE | NUD.DELAY | NUD.PROBE | NUD.NOARP | NUD.PERMANENT;
 const FRESH = NUD.REACHABLE | NUD.PERMANENT | NUD.NOARP;
-/** How often the neighbour tables are read in full, beside the kernel's notices. */
+/** How often the neighbour tables are read in full, beside the kernel's notices, while every backend is resolved. */
 export const POLL_MS = 5000;
+/** How often, while a backend is unresolved or has stopped answering (so that losing it takes LOST_AFTER seconds). */
+export const TROUBLE_POLL_MS = 1000;
 /** Polls without a usable entry before a known MAC is forgotten. */
 const LOST_AFTER = 3;
 
@@ -53,6 +56,13 @@ export class Neighbours {
 
   macOf(address: IpAddress, ifindex: number): Buffer | null {
     return this.known.get(keyOf(address, ifindex)) ?? null;
+  }
+
+  /** Whether a wanted backend is unresolved or has missed a poll: then the tables are read every TROUBLE_POLL_MS. */
+  troubled(): boolean {
+    if (this.misses.size > 0) return true;
+    for (const k of this.wanted.keys()) if (!this.known.has(k)) return true;
+    return false;
   }
 
   /** Every wanted backend address, once, and whether its MAC is known (on every NIC it is wanted on). */

@@ -368,7 +368,7 @@ describe('Direct Routing through the lab director', () => {
       // as if its entry had aged (15-45 s): stale, so the next probe asks again
       execFileSync('ip', ['-n', LAB.directorNs, 'neigh', 'change', LAB.backend(3), 'lladdr', b(3).mac, 'nud', 'stale', 'dev', LAB.nic]);
       await until('backend 3 unresolved and out', () => b(3).state === 'down');
-      assert.match(readFileSync(`${LAB.runDir}/director.log`, 'utf8'), /"backends":\["10\.240\.0\.103"\],"msg":"backend MACs resolved, changed or lost"/);
+      assert.match(readFileSync(`${LAB.runDir}/director.log`, 'utf8'), /"backends":\["10\.240\.0\.103"\],"how":"(notice|poll)","msg":"backend MACs resolved, changed or lost"/);
       const replies = clientRequests(30);
       assert.deepEqual(replies.filter((r) => !r.ok), [], 'no new connection goes to the silent backend');
       execFileSync('ip', ['-n', LAB.backendNs(3), 'link', 'set', LAB.nic, 'up']);
