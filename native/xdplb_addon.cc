@@ -20,6 +20,8 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1161,6 +1163,53 @@ Napi::Value InterfaceInfo(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// nicStats(name) -> { driver, stats: { name: number } }: the driver's name and
+// its own counters (ethtool -i, ethtool -S), through SIOCETHTOOL. The names
+// are the driver's; a driver with none gives {}.
+Napi::Value NicStats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, info[0], "name");
+  if (name.size() >= IFNAMSIZ) throw SystemError(env, ENAMETOOLONG, "SIOCETHTOOL", name);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) throw SystemError(env, errno, "socket");
+  auto call = [&](void *data) {
+    ifreq ifr = {};
+    strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    ifr.ifr_data = static_cast<char *>(data);
+    return ioctl(s, SIOCETHTOOL, &ifr) == 0 ? 0 : -errno;
+  };
+  ethtool_drvinfo drv = {};
+  drv.cmd = ETHTOOL_GDRVINFO;
+  if (int err = call(&drv)) {
+    close(s);
+    throw SystemError(env, err, "ioctl SIOCETHTOOL (ETHTOOL_GDRVINFO)", name);
+  }
+  Napi::Object stats = Napi::Object::New(env);
+  uint32_t n = drv.n_stats;
+  if (n > 0 && n < 65536) {
+    std::vector<uint8_t> strings(sizeof(ethtool_gstrings) + size_t(n) * ETH_GSTRING_LEN);
+    auto *gs = reinterpret_cast<ethtool_gstrings *>(strings.data());
+    gs->cmd = ETHTOOL_GSTRINGS;
+    gs->string_set = ETH_SS_STATS;
+    gs->len = n;
+    std::vector<uint8_t> values(sizeof(ethtool_stats) + size_t(n) * sizeof(uint64_t));
+    auto *st = reinterpret_cast<ethtool_stats *>(values.data());
+    st->cmd = ETHTOOL_GSTATS;
+    st->n_stats = n;
+    if (call(gs) == 0 && call(st) == 0) {
+      for (uint32_t i = 0; i < n && i < gs->len && i < st->n_stats; i++) {
+        const char *key = reinterpret_cast<const char *>(gs->data + size_t(i) * ETH_GSTRING_LEN);
+        stats.Set(std::string(key, strnlen(key, ETH_GSTRING_LEN)), Napi::Number::New(env, double(st->data[i])));
+      }
+    }
+  }
+  close(s);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("driver", std::string(drv.driver, strnlen(drv.driver, sizeof(drv.driver))));
+  o.Set("stats", stats);
+  return o;
+}
+
 // ---- locks ---------------------------------------------------------------------
 
 // lockFile(path) -> fd: an exclusive flock on path (made 0600 if missing),
@@ -1502,6 +1551,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export<ReadArrayMap>(env, exports, "readArrayMap", 1);
   Export<PatchArrayMap>(env, exports, "patchArrayMap", 2);
   Export<InterfaceInfo>(env, exports, "interfaceInfo", 1);
+  Export<NicStats>(env, exports, "nicStats", 1);
   Export<LockFile>(env, exports, "lockFile", 1);
   Export<UnlockFile>(env, exports, "unlockFile", 1);
   Export<SetLogger>(env, exports, "setLogger", 1);

@@ -129,6 +129,8 @@ export interface NativeAddon {
   addresses(ifindex: number): { family: 4 | 6; address: Buffer; prefixLength: number }[];
   addAddress(ifindex: number, family: 4 | 6, address: Buffer, prefixLength: number): void;
   deleteAddress(ifindex: number, family: 4 | 6, address: Buffer, prefixLength: number): void;
+  /** A NIC's driver and its own counters (`ethtool -i`, `ethtool -S`); stats {} for a driver with none. */
+  nicStats(name: string): { driver: string; stats: Record<string, number> };
   /**
    * The kernel's neighbour changes as they happen (RTNLGRP_NEIGH, on the JS
    * thread; keeps no process alive): an array per wake-up, or null when the

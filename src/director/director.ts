@@ -25,6 +25,7 @@ import { startMetricsServer } from '../metrics/server.ts';
 import { VERSION } from '../version.ts';
 import { releaseVips } from '../net/vips.ts';
 import { announcedVips, publishRoutes, withdrawRoutes } from '../net/routes.ts';
+import { xdpTxAdvice, xdpTxErrors } from '../net/nic-health.ts';
 import type { Role } from '../model/role.ts';
 import { forgetRole, recordedRole, VipOwner } from './vip-owner.ts';
 import { observe } from '../reconcile/observe.ts';
@@ -179,6 +180,7 @@ export class Director {
     });
     const election = this.election;
     if (election) this.metrics.watchElection(() => election.view());
+    this.metrics.watchNic(() => (this.nicTxErrors.first === null ? null : this.nicTxErrors.last - this.nicTxErrors.first));
     if (fileConfig.routeTable !== undefined) this.metrics.watchRoutes(() => ({ announced: this.announced.length, drained: this.drained }));
     this.health = new HealthChecker((service) => this.reconcileSoon('health', [service]), component('health'), (check, r) =>
       this.metrics.healthCheckDuration.observe({ check, result: r.ok ? 'ok' : 'failed' }, r.durationMs / 1000),
@@ -275,6 +277,7 @@ export class Director {
     );
     this.timers.push(
       setInterval(() => {
+        this.checkNic();
         this.checkPins();
         this.syncRoutes(true); // a route deleted under the daemon comes back within a second
       }, 1000),
@@ -403,6 +406,9 @@ export class Director {
       failedServices: Object.fromEntries([...this.reconciler.results].filter(([, r]) => !r.ok)),
       role: this.vips.role,
       drained: this.drained,
+      ...(this.nicTxErrors.first !== null && this.nicTxErrors.last > this.nicTxErrors.first
+        ? { nicTxErrors: { driver: this.nicTxErrors.driver, sinceStart: this.nicTxErrors.last - this.nicTxErrors.first, advice: xdpTxAdvice(this.config.interface!, this.nicTxErrors.driver, this.config.mode) } }
+        : {}),
       ...(this.config.routeTable !== undefined ? { routes: { table: this.config.routeTable, announced: this.announced } } : {}),
       ...(this.election ? { leaderElection: this.election.view() } : {}),
       overrides: Object.fromEntries(this.overrides),
@@ -619,6 +625,33 @@ export class Director {
     }
     this.claimTimer = setTimeout(() => this.renewStaticClaim(), lease === undefined ? 1000 : Math.max(10, lease / 3));
   }
+
+  /**
+   * The NIC's own counters of XDP frames it failed to send (nic-health.ts):
+   * rising, they mean the program "sends" frames that never leave. Logged
+   * with the fix at most once a minute, and counted in the metrics and status.
+   */
+  private checkNic(): void {
+    const nic = this.config.interface!;
+    let read: { driver: string; stats: Record<string, number> };
+    try {
+      read = native.nicStats(nic);
+    } catch {
+      return; // a driver without ethtool counters: nothing to tell
+    }
+    const total = xdpTxErrors(read.stats);
+    const since = (this.nicTxErrors.first ??= total);
+    const rising = total > this.nicTxErrors.last;
+    this.nicTxErrors.last = total;
+    this.nicTxErrors.driver = read.driver;
+    if (!rising || total === since) return;
+    if (performance.now() - this.nicTxErrors.warnedAt < 60_000) return;
+    this.nicTxErrors.warnedAt = performance.now();
+    log.error({ interface: nic, driver: read.driver, xdpTxErrors: total - since }, `frames the program sends are not leaving: ${xdpTxAdvice(nic, read.driver, this.config.mode)}`);
+  }
+
+  /** The NIC's XDP send errors: at the first reading, the last one, and when the last warning went out. */
+  private readonly nicTxErrors: { first: number | null; last: number; driver: string; warnedAt: number } = { first: null, last: 0, driver: '', warnedAt: -Infinity };
 
   /** The candidate for a config's kubernetes.leaderElection. */
   private leaseElector(cluster: ClusterAccess, l: NonNullable<KubernetesConfig['leaderElection']>): LeaseElector {

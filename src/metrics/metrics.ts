@@ -125,6 +125,19 @@ export class Metrics {
     gauge('xdplb_kubernetes_translation_duration_seconds', 'How long the last translation of the cluster\'s objects into services took.', [], (g, v) => g.set((v.lastTranslationDurationMs ?? 0) / 1000));
   }
 
+  /** The NIC's own count of XDP frames it failed to send (nic-health.ts), since the daemon started. */
+  watchNic(view: () => number | null): void {
+    new Gauge({
+      name: 'xdplb_nic_xdp_tx_errors',
+      help: "XDP frames the NIC's driver failed to send since the daemon started (its ethtool -S counters): rising, the program sends frames that never leave.",
+      registers: [this.registry],
+      collect() {
+        const v = view();
+        if (v !== null) this.set(v);
+      },
+    });
+  }
+
   /** routeTable and drain-director: what this director gives the routing daemon to announce. */
   watchRoutes(view: () => { announced: number; drained: boolean }): void {
     const registers = [this.registry];

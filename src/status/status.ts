@@ -35,6 +35,8 @@ export interface BackendStatus {
    * safe to remove.
    */
   activeFlows: number;
+  /** Flows pinned to it in the flow table and not seen for ACTIVE_WINDOW_S seconds (until the LRU table evicts them): ipvsadm's InActConn. */
+  inactiveFlows: number;
 }
 
 export interface ServiceStatus {
@@ -64,6 +66,8 @@ export interface DaemonState extends Status {
   failedServices: Record<string, ServiceResult>;
   /** Whether this director owns and announces the VIPs (active) or only keeps its maps filled (standby). */
   role: Role;
+  /** The NIC failed to send XDP frames since the daemon started (its driver's counters): what to do. */
+  nicTxErrors?: { driver: string; sinceStart: number; advice: string };
   /** `xdplb drain-director`: no route published, forwarding kept. */
   drained?: boolean;
   /** routeTable: the table, and the VIPs whose routes it holds now (only with it). */
@@ -99,21 +103,23 @@ export const ACTIVE_WINDOW_S = 30;
 
 /**
  * Counts flow-table entries, and per destination those seen in the last
- * ACTIVE_WINDOW_S seconds (the program stamps them with the coarse monotonic
- * clock, the clock of process.hrtime). A bounded read of the LRU map.
+ * ACTIVE_WINDOW_S seconds and the others (the program stamps them with the
+ * coarse monotonic clock, the clock of process.hrtime). A bounded read of the LRU map.
  */
-function flowsPerDest(dp: DataPlane, limit = 1_000_000): { perDest: Map<number, number>; entries: number } {
+function flowsPerDest(dp: DataPlane, limit = 1_000_000): { perDest: Map<number, number>; idlePerDest: Map<number, number>; entries: number } {
   const perDest = new Map<number, number>();
+  const idlePerDest = new Map<number, number>();
   const since = process.hrtime.bigint() - BigInt(ACTIVE_WINDOW_S) * 1_000_000_000n;
   let entries = 0;
   for (const k of allKeys(dp.maps.flows)) {
     const v = dp.maps.flows.lookup(k);
     if (!v) continue; // expired since it was listed
     const flow = decodeFlow(v);
-    if (flow.lastSeenNs >= since) perDest.set(flow.dest, (perDest.get(flow.dest) ?? 0) + 1);
+    const counts = flow.lastSeenNs >= since ? perDest : idlePerDest;
+    counts.set(flow.dest, (counts.get(flow.dest) ?? 0) + 1);
     if (++entries >= limit) break;
   }
-  return { perDest, entries };
+  return { perDest, idlePerDest, entries };
 }
 
 /**
@@ -156,6 +162,7 @@ export function readStatus(dp: DataPlane, pinDir: string, known?: Applied): Stat
         share: (slots.get(id) ?? 0) / size,
         ...num(trafficAt(destTraffic, id)),
         activeFlows: flows.perDest.get(id) ?? 0,
+        inactiveFlows: flows.idlePerDest.get(id) ?? 0,
       };
     });
     backends.sort((a, b) => (a.address < b.address ? -1 : 1));
@@ -249,6 +256,7 @@ export function renderStatus(st: Status, opts: { stats: boolean; mode: 'totals' 
     if (o.length) lines.push(`overrides: ${o.map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (d.leaderElection) lines.push(leaseLine(d.leaderElection));
     if (d.routes || d.drained) lines.push(routesLine(d.routes ?? null, Boolean(d.drained)));
+    if (d.nicTxErrors) lines.push(`NIC FAILS TO SEND: ${d.nicTxErrors.sinceStart} XDP frames dropped by the ${d.nicTxErrors.driver} driver since the daemon started; ${d.nicTxErrors.advice}`);
     if (d.kubernetes) lines.push(...kubernetesLines(d.kubernetes, d.lastSourceUpdate ?? null));
     const failed = Object.entries(d.failedServices ?? {});
     if (failed.length) lines.push(`NOT APPLIED (retried): ${failed.map(([name, r]) => `${name}: ${r.error}`).join('; ')}`);
