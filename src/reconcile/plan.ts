@@ -328,6 +328,10 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
       tables.push({ serviceId: old.id, inPlace: false, build: () => ({ dest: noSlots(ctx.maglevSize), prev: noSlots(ctx.maglevSize) }) });
       for (const destId of old.dests.values()) freeDestOf(destId, freeOps);
     }
+    // destinations of no service (an apply cut short after its destinations, before its services:
+    // a daemon killed mid-reconcile) are freed, else they would hold their slots for good
+    const owners = new Set([...applied.services.values()].map((s) => s.id));
+    for (const d of applied.dests.values()) if (!owners.has(d.info.service) && !delta.dests.has(d.id)) freeDestOf(d.id, freeOps);
   }
 
   // the index follows the services: every key at its hash, collisions marked

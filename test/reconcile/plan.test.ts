@@ -118,6 +118,23 @@ describe('plan', () => {
     assert.deepEqual(tables.tables.map((t) => t.serviceId), [before.services.get('tcp/10.240.0.201:80')!.id]);
   });
 
+  test('destinations of no service (an apply cut short before its services: a daemon killed mid-reconcile) are freed', () => {
+    const { step } = planner();
+    const want = desired(config([web(['10.240.0.101', '10.240.0.102']), dns]), facts());
+    const full = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), want).next;
+    const orphan = full.services.get('udp/10.240.0.202:53')!.dests.get('10.240.0.101')!;
+    // as observe() reads the pins back: dns's destination written, dns itself not
+    const cut: Applied = { ...full, services: new Map([...full.services].filter(([k]) => k !== 'udp/10.240.0.202:53')) };
+    const p = step(cut, want);
+    const freed = p.ops.filter((o) => o.kind === 'dest' && o.id === orphan);
+    assert.equal(freed.length, 1, `the left-over destination ${orphan} is written once: ${p.ops.map(describeOp).join('; ')}`);
+    assert.ok(freed[0]!.kind === 'dest' && freed[0]!.value.state === CONSTANTS.DEST_UNUSED && freed[0]!.info.service === 0, 'freed');
+    const ids = new Set([...p.next.services.values()].map((s) => s.id));
+    assert.deepEqual([...p.next.dests.values()].filter((d) => !ids.has(d.info.service)), [], 'every destination left belongs to a service');
+    assert.equal(p.next.dests.size, 3, 'the three of the config');
+    assert.deepEqual(step(p.next, want).ops, [], 'and nothing more to do');
+  });
+
   test('removing a backend: table first, then its destination is freed', () => {
     const { step, built } = planner();
     const before = step(emptyApplied(CONSTANTS.VIP_FILTER_WORDS), desired(config([web(['10.240.0.101', '10.240.0.102'])]), facts())).next;
