@@ -5,6 +5,11 @@
 //                         counts and each failure's start (Unix ms) and error
 //   hold URL N            N long-lived keep-alive connections; each line on
 //                         stdin ("probe") sends one request on every one of them
+//   paced URL MS [T]      a new-connection request every MS ms, not waiting for
+//                         the one before, each with a timeout of T (default 900:
+//                         a lost SYN fails, its retransmission comes at 1 s), until
+//                         SIGTERM (or stdin closes); prints each one's start (Unix
+//                         ms), whether it succeeded, and how long it took
 //   datagrams HOST:PORT R R UDP datagrams a second until SIGTERM; prints how many
 import { createSocket } from 'node:dgram';
 import { Agent, request } from 'node:http';
@@ -58,6 +63,24 @@ if (mode === 'requests') {
   process.stdout.write(`${JSON.stringify(await probe())}\n`);
   for await (const _line of createInterface({ input: process.stdin })) process.stdout.write(`${JSON.stringify(await probe())}\n`);
   for (const a of agents) a.destroy();
+} else if (mode === 'paced') {
+  const timeoutMs = Number(process.argv[5] ?? 900);
+  const attempts: Promise<[number, boolean, number]>[] = [];
+  const timer = setInterval(() => {
+    const at = Date.now();
+    attempts.push(get(url, false, timeoutMs).then((r) => [at, r.ok, Date.now() - at]));
+  }, Number(arg ?? 20));
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(timer);
+    process.stdout.write(`${JSON.stringify({ attempts: await Promise.all(attempts) })}\n`);
+    process.stdin.destroy();
+  };
+  process.on('SIGTERM', stop);
+  process.stdin.on('end', stop);
+  process.stdin.resume();
 } else if (mode === 'datagrams') {
   const [host, port] = [url.slice(0, url.lastIndexOf(':')), Number(url.slice(url.lastIndexOf(':') + 1))];
   const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
@@ -69,6 +92,6 @@ if (mode === 'requests') {
     socket.close();
   });
 } else {
-  process.stderr.write('usage: client.ts requests|continuous|hold URL [N] | datagrams HOST:PORT RATE\n');
+  process.stderr.write('usage: client.ts requests|continuous|hold URL [N] | paced URL MS [TIMEOUT] | datagrams HOST:PORT RATE\n');
   process.exitCode = 2;
 }

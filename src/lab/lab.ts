@@ -44,6 +44,8 @@ export const LAB = {
 
 /** A director of the lab: the first (LAB.directorNs, ...) or, with `directors: 2`, a second on the same segment. */
 export type DirectorId = 1 | 2;
+/** With `directors: 3`, a third on the same segment too (the ECMP lab: several active directors). */
+export type AnyDirectorId = DirectorId | 3;
 
 export interface LabDirector {
   readonly ns: string;
@@ -59,17 +61,17 @@ export interface LabDirector {
   readonly name: string;
 }
 
-export function labDirector(id: DirectorId = 1): LabDirector {
+export function labDirector(id: AnyDirectorId = 1): LabDirector {
   if (id === 1) return { ns: LAB.directorNs, address: LAB.director, address6: LAB.director6, mac: mac(0x02), pinDir: LAB.pinDir, env: LAB.directorEnv, port: 'p-director', name: 'director' };
   return {
-    ns: `${LAB.prefix}-director2`,
-    address: '10.240.0.3',
-    address6: '2001:db8::3',
-    mac: mac(0x03),
-    pinDir: `${LAB.pinDir}2`,
-    env: { XDPLB_RUN_DIR: `${LAB.runDir}/director2` },
-    port: 'p-director2',
-    name: 'director2',
+    ns: `${LAB.prefix}-director${id}`,
+    address: `10.240.0.${id + 1}`,
+    address6: `2001:db8::${id + 1}`,
+    mac: mac(id + 1),
+    pinDir: `${LAB.pinDir}${id}`,
+    env: { XDPLB_RUN_DIR: `${LAB.runDir}/director${id}` },
+    port: `p-director${id}`,
+    name: `director${id}`,
   };
 }
 
@@ -146,8 +148,8 @@ async function waitPidGone(name: string, pid: number, ms: number): Promise<void>
 export interface LabOptions {
   backends: number;
   mode: 'native' | 'generic';
-  /** 2: a second director on the segment (not started: the test starts it, with startDirector(..., 2)). */
-  directors?: 1 | 2;
+  /** 2 (3): a second (and third) director on the segment (not started: the test starts it, with startDirector(..., 2)). */
+  directors?: 1 | 2 | 3;
   /** Backends listed in the director's config (default: all). */
   configured?: number[];
 }
@@ -167,7 +169,7 @@ ${backends.map((i) => `      - { address: ${LAB.backend(i)} }`).join('\n')}
 ${extra}`;
 }
 
-export function directorPid(id: DirectorId = 1): number | null {
+export function directorPid(id: AnyDirectorId = 1): number | null {
   const file = `${LAB.runDir}/${labDirector(id).name}.pid`;
   return existsSync(file) ? Number(readFileSync(file, 'utf8')) : null;
 }
@@ -195,13 +197,13 @@ export async function stopBackendServer(i: number): Promise<void> {
 }
 
 /** Starts a director of the lab (xdplb attach) in its namespace; `config`: another config file than the lab's. */
-export function startDirector(mode: 'native' | 'generic', extraArgs: string[] = [], id: DirectorId = 1, config: string = LAB.configPath): number {
+export function startDirector(mode: 'native' | 'generic', extraArgs: string[] = [], id: AnyDirectorId = 1, config: string = LAB.configPath): number {
   const d = labDirector(id);
   return startDetached(d.name, inNs(d.ns, [XDPLB, 'attach', '-c', config, '--pin-dir', d.pinDir, '--mode', mode, ...extraArgs]), { ...d.env, XDPLB_LOG_FORMAT: 'json' });
 }
 
 /** Stops a director of the lab (SIGTERM: in order, the data plane keeps forwarding; SIGKILL: it dies). */
-export async function stopDirector(id: DirectorId = 1, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+export async function stopDirector(id: AnyDirectorId = 1, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const d = labDirector(id);
   const pid = directorPid(id);
   if (pid === null) return;
@@ -234,7 +236,7 @@ export async function waitForBackends(want: number, ms = 20_000): Promise<Status
 export async function labUp(o: LabOptions): Promise<void> {
   if (labNamespaces().length > 0) await labDown();
   mkdirSync(LAB.runDir, { recursive: true });
-  const directors = (o.directors === 2 ? [1, 2] : [1]).map((id) => labDirector(id as DirectorId));
+  const directors = Array.from({ length: o.directors ?? 1 }, (_, k) => labDirector((k + 1) as AnyDirectorId));
   const nodes: { ns: string; addr: string; addr6: string; mac: string }[] = [
     { ns: LAB.clientNs, addr: LAB.client, addr6: LAB.client6, mac: mac(0x0a) },
     ...directors.map((d) => ({ ns: d.ns, addr: d.address, addr6: d.address6, mac: d.mac })),
@@ -340,7 +342,7 @@ export async function labDemo(o: { requests: number }): Promise<void> {
 }
 
 export async function labDown(): Promise<void> {
-  for (const id of [1, 2] as const) {
+  for (const id of [1, 2, 3] as const) {
     const pid = directorPid(id);
     if (pid === null) continue;
     stopPid(labDirector(id).name);
@@ -348,7 +350,7 @@ export async function labDown(): Promise<void> {
   }
   for (const f of existsSync(LAB.runDir) ? readdirSync(LAB.runDir) : [])
     if (f.startsWith('whoami-') && f.endsWith('.pid')) stopPid(f.slice(0, -4), 'SIGKILL');
-  for (const pinDir of [LAB.pinDir, labDirector(2).pinDir]) {
+  for (const pinDir of [LAB.pinDir, labDirector(2).pinDir, labDirector(3).pinDir]) {
     try {
       detachPins(pinDir);
     } catch {
