@@ -5,24 +5,28 @@ import { Command, CommanderError, Option } from 'commander';
 import { parseApiAddress } from '../config/address.ts';
 import { loadConfig } from '../config/load.ts';
 import { checkPinLayout, defaultPinDir, detachPins, pinnedLinkIfindex, PIN_ROOT } from '../dataplane/attach.ts';
-import { ensureBpffs } from '../dataplane/bpffs.ts';
+import { ensureBpffs, ensureBpffsFor } from '../dataplane/bpffs.ts';
 import { DataPlane } from '../dataplane/dataplane.ts';
 import { native } from '../dataplane/native.ts';
 import { formatApiAddress, type ApiAddress } from '../director/api.ts';
-import { ApiUnreachable, callApi } from '../director/api-client.ts';
+import { ApiUnreachable, callApi, type ApiTarget } from '../director/api-client.ts';
+import { readApiToken } from '../director/api-token.ts';
 import { XdplbError, type ErrorCode } from '../errors.ts';
 import { log } from '../log.ts';
-import { ipSyntaxError, parseIp, unusableAddress, type IpAddress } from '../model/address.ts';
+import { ipSyntaxError, parseIp, parseMac, unusableAddress, type IpAddress } from '../model/address.ts';
 import { interfaceNameProblem, pinDirProblem } from '../model/names.ts';
 import { releaseVips } from '../net/vips.ts';
 import { withdrawRoutes } from '../net/routes.ts';
 import type { Director } from '../director/director.ts';
 import { PinDirLock } from '../director/lock.ts';
 import { forgetRole } from '../director/vip-owner.ts';
-import { runFile, writeRunFile } from '../paths.ts';
+import { writeRunFile } from '../paths.ts';
 import { configureRealserver, undoRealserver, type RealserverResult } from '../realserver/realserver.ts';
 import { rates, readStatus, renderStatus, type DaemonState, type Status } from '../status/status.ts';
+import { renderIpvsadm } from '../status/ipvsadm.ts';
 import { VERSION } from '../version.ts';
+import { addImportCommands } from './import.ts';
+import { captureUsageErrors, checkFileFlag, checkHostPortFlag, checkInterfaceFlag, checkNodeName, checkServiceName, defaultApiSocket, pinDirUsageProblem, usageLine } from './usage.ts';
 import { ROLES } from '../model/role.ts';
 
 export const EXIT = {
@@ -47,12 +51,20 @@ function json(v: unknown): string {
   return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x), 2);
 }
 
-/** A --pin-dir or -i given on the command line, checked (a bad one is a usage error, exit 2). */
-function checkedPinDir(opts: { interface?: string; pinDir?: string }): string | null {
+/**
+ * A --pin-dir or -i given on the command line, checked (a bad one is a usage error, exit 2). Both at once only
+ * where the command uses both (`both`: detach, which removes the VIPs from the NIC of -i); elsewhere -i would be ignored.
+ */
+function checkedPinDir(opts: { interface?: string; pinDir?: string }, both = false): string | null {
   if (opts.pinDir !== undefined) {
+    if (opts.interface !== undefined && !both) throw new XdplbError('USAGE', 'give -i IFACE or --pin-dir DIR, not both');
     const problem = pinDirProblem(opts.pinDir);
     if (problem) throw new XdplbError('USAGE', `--pin-dir: ${problem}`);
-    return opts.pinDir.replace(/(.)\/+$/, '$1');
+    const pinDir = opts.pinDir.replace(/(.)\/+$/, '$1');
+    const unusable = pinDirUsageProblem(pinDir);
+    if (unusable) throw new XdplbError('USAGE', `--pin-dir: ${unusable}`);
+    ensureBpffsFor(pinDir); // mounts the bpffs where there is none; refuses a directory elsewhere
+    return pinDir;
   }
   if (opts.interface !== undefined) {
     const problem = interfaceNameProblem(opts.interface);
@@ -62,9 +74,18 @@ function checkedPinDir(opts: { interface?: string; pinDir?: string }): string | 
   return null;
 }
 
+function interfaceExists(name: string): boolean {
+  try {
+    native.interfaceInfo(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The pin directory of the command: --pin-dir, -i, or the only one under /sys/fs/bpf/xdplb. */
-function pinDirFor(opts: { interface?: string; pinDir?: string }): string {
-  const given = checkedPinDir(opts);
+function pinDirFor(opts: { interface?: string; pinDir?: string }, both = false): string {
+  const given = checkedPinDir(opts, both);
   if (given) return given;
   ensureBpffs();
   let dirs: string[] = [];
@@ -78,13 +99,19 @@ function pinDirFor(opts: { interface?: string; pinDir?: string }): string {
   throw new XdplbError('USAGE', `xdplb is attached to several interfaces (${dirs.join(', ')}): say which with -i IFACE`);
 }
 
-/** Where the daemon's local API is: --api (a socket path or HOST:PORT), else the socket of its pin directory. */
-function apiFor(api: string | undefined, pinDir: () => string): ApiAddress {
-  if (api === undefined) return { kind: 'unix', path: runFile(pinDir(), 'api.sock') };
-  const address = parseApiAddress(api);
+/**
+ * Where the daemon's local API is: --api (a socket path or HOST:PORT), else the socket of its pin directory;
+ * over TCP with the token of --api-token-file.
+ */
+function apiFor(opts: { api?: string; apiTokenFile?: string }, pinDir: () => string): ApiTarget {
+  const address = opts.api === undefined ? defaultApiSocket(pinDir()) : parseApiAddress(opts.api);
   if (typeof address === 'string') throw new XdplbError('USAGE', `--api: ${address}`);
-  return address;
+  if (opts.apiTokenFile === undefined) return address;
+  if (address.kind !== 'tcp') throw new XdplbError('USAGE', '--api-token-file goes with --api HOST:PORT (the Unix socket needs no token: its mode lets root alone in)');
+  return { ...address, token: readApiToken(opts.apiTokenFile, '--api-token-file', 'USAGE', false) };
 }
+
+const API_TOKEN_FLAG = ['--api-token-file <file>', "with --api HOST:PORT: the file holding the daemon's API token (its apiTokenFile)"] as const;
 
 const API_HELP = 'a socket path or HOST:PORT (apiAddress in its config; default: the socket of its pin directory)';
 
@@ -111,19 +138,23 @@ async function postToDaemon(api: ApiAddress, path: string, body: unknown, what: 
     throw new XdplbError('DAEMON', `no daemon answers at ${where}: ${err.message}`);
   }
   const error = (res.body as { error?: unknown } | null)?.error;
-  if (res.status !== 200) throw new XdplbError('DAEMON', `${what} refused: ${typeof error === 'string' ? error : `HTTP ${res.status}`}`);
+  if (res.status !== 200)
+    throw new XdplbError('DAEMON', typeof error === 'string' ? `${what} refused: ${error}` : `${where} answered HTTP ${res.status} without an xdplb error: is it the daemon's apiAddress?`);
   return res.body;
 }
 
 /** The daemon's state when one answers at `api` for these pins, else null. */
 async function daemonState(api: ApiAddress, pinDir: string): Promise<DaemonState | null> {
+  let res: { status: number; body: unknown };
   try {
-    const res = await callApi(api, 'GET', '/v1/state', undefined, 5000);
-    const st = res.body as DaemonState | null;
-    return res.status === 200 && st?.pinDir === pinDir ? st : null;
+    res = await callApi(api, 'GET', '/v1/state', undefined, 5000);
   } catch {
     return null;
   }
+  const error = (res.body as { error?: unknown } | null)?.error;
+  if (res.status === 401) throw new XdplbError('DAEMON', `the daemon at ${formatApiAddress(api)} refused: ${typeof error === 'string' ? error : 'HTTP 401'}`); // not hidden behind the pins
+  const st = res.body as DaemonState | null;
+  return res.status === 200 && st?.pinDir === pinDir ? st : null;
 }
 
 /** --undo: what the command line and what the Kubernetes agent (once stopped) added, both reverted. */
@@ -139,8 +170,11 @@ function undoBoth(vips: IpAddress[] | undefined): RealserverResult & { notAdded:
 }
 
 /** `xdplb realserver --k8s`: the node agent, in the foreground until SIGTERM or SIGINT. */
-async function runAgent(opts: { vip?: string[]; undo?: boolean; config?: string; kubeconfig?: string; node?: string; metricsAddress?: string; undoOnExit?: boolean }): Promise<void> {
+async function runAgent(opts: { vip?: string[]; undo?: boolean; json?: boolean; config?: string; kubeconfig?: string; node?: string; metricsAddress?: string; undoOnExit?: boolean }): Promise<void> {
   if (opts.vip || opts.undo) throw new XdplbError('USAGE', '--k8s takes its VIPs from the cluster: no --vip or --undo with it');
+  if (opts.json) throw new XdplbError('USAGE', '--k8s runs until stopped and prints nothing: no --json with it');
+  if (opts.metricsAddress !== undefined) checkHostPortFlag('--metrics-address', opts.metricsAddress);
+  if (opts.node !== undefined) checkNodeName(opts.node);
   const { validateConfig, loadConfig } = await import('../config/load.ts');
   const config = opts.config ? await loadConfig(opts.config, { kubeconfig: opts.kubeconfig }) : validateConfig({}, { kubeconfig: opts.kubeconfig });
   const { kubeconfig, ...settings } = config.kubernetes ?? validateConfig({ kubernetes: {} }).kubernetes!;
@@ -172,22 +206,25 @@ async function runAgent(opts: { vip?: string[]; undo?: boolean; config?: string;
   });
 }
 
-async function statusCommand(opts: { interface?: string; pinDir?: string; api?: string; stats?: boolean; rate?: boolean; json?: boolean; watch?: string | boolean }): Promise<void> {
+async function statusCommand(opts: { interface?: string; pinDir?: string; api?: string; stats?: boolean; rate?: boolean; json?: boolean; watch?: string | boolean; ipvsadm?: boolean }): Promise<void> {
   const every = typeof opts.watch === 'string' ? Number(opts.watch) : 2;
   if (!(every >= 1 && every <= 3600)) throw new XdplbError('USAGE', `--watch takes 1 to 3600 seconds, got ${opts.watch}`);
+  if (opts.ipvsadm && opts.json) throw new XdplbError('USAGE', '--ipvsadm prints the text of ipvsadm -L -n: not with --json');
+  // as ipvsadm: --stats wins over --rate
+  const ipvsadm = opts.ipvsadm ? (opts.stats ? 'stats' : opts.rate || opts.watch ? 'rate' : 'list') : null;
   const pinDir = pinDirFor(opts);
-  const api = apiFor(opts.api, () => pinDir);
-  const dp = DataPlane.openPinned(pinDir);
-  const read = async (): Promise<Status> => (await daemonState(api, pinDir)) ?? readStatus(dp, pinDir);
+  const api = apiFor(opts, () => pinDir);
+  let dp: DataPlane | null = null; // opened when no daemon answers for these pins
+  const read = async (): Promise<Status> => (await daemonState(api, pinDir)) ?? readStatus((dp ??= DataPlane.openPinned(pinDir)), pinDir);
   const once = async (): Promise<string> => {
-    if (opts.rate || opts.watch) {
+    if (ipvsadm === 'rate' || (!ipvsadm && (opts.rate || opts.watch))) {
       const a = await read();
       await new Promise((r) => setTimeout(r, 1000));
       const st = rates(a, await read(), 1);
-      return opts.json ? json(st) : renderStatus(st, { stats: true, mode: 'rate' });
+      return opts.json ? json(st) : ipvsadm ? renderIpvsadm(st, ipvsadm) : renderStatus(st, { stats: true, mode: 'rate' });
     }
     const st = await read();
-    return opts.json ? json(st) : renderStatus(st, { stats: Boolean(opts.stats), mode: 'totals' });
+    return opts.json ? json(st) : ipvsadm ? renderIpvsadm(st, ipvsadm) : renderStatus(st, { stats: Boolean(opts.stats), mode: 'totals' });
   };
   if (!opts.watch) {
     process.stdout.write(`${await once()}\n`);
@@ -272,7 +309,12 @@ ${EXIT_HELP}`,
         }
       });
       if (opts.config === undefined) throw new XdplbError('USAGE', "attach needs a configuration: -c FILE (see xdplb attach --help)");
+      // the flags checked before the file is read: a bad one is named as the flag it is (exit 2), not as the file
+      if (opts.interface !== undefined) checkInterfaceFlag(opts.interface);
+      if (opts.metricsAddress !== undefined) checkHostPortFlag('--metrics-address', opts.metricsAddress);
+      if (opts.object !== undefined) checkFileFlag('--object', opts.object);
       const pinDir = opts.pinDir === undefined ? undefined : checkedPinDir({ pinDir: opts.pinDir });
+      if (pinDir) checkPinLayout(pinDir, 'not attached'); // new pins among others' could not be told apart from them
       const { Director } = await import('../director/director.ts');
       const { guardProcess } = await import('../guards.ts');
       guardProcess(log);
@@ -307,7 +349,8 @@ Example:
 ${EXIT_HELP}`,
     )
     .action((opts: { interface?: string; pinDir?: string; json?: boolean; force?: boolean }) => {
-      const pinDir = pinDirFor(opts);
+      const pinDir = pinDirFor(opts, true);
+      checkPinLayout(pinDir); // a directory that is not xdplb's is refused before even the lock file is made
       const taken = PinDirLock.tryAcquire(pinDir, 'detach');
       if ('holder' in taken && !opts.force)
         throw new XdplbError('DAEMON', `${taken.holder ? `a daemon (pid ${taken.holder.pid}, ${taken.holder.what})` : 'another xdplb process'} holds ${pinDir}: stop it first (the data plane keeps forwarding), or use --force`);
@@ -345,9 +388,66 @@ ${EXIT_HELP}`,
     .option('--json', 'machine-readable output')
     .option('--watch [seconds]', 'refresh every few seconds (rates), until Ctrl-C')
     .option('--api <socket|host:port>', `a running daemon's local API, asked first: ${API_HELP}`)
+    .option(...API_TOKEN_FLAG)
+    .option('--ipvsadm', 'print exactly what ipvsadm -L -n prints (with --stats or --rate: their columns), for scripts written for LVS')
     .addHelpText('after', `\nAsks the running daemon (which adds its last reload result and overrides); with no daemon it reads the pinned
-maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n  xdplb status --json | jq '.services[].backends[].packets'\n${EXIT_HELP}`)
+maps directly: the same table either way.
+
+--ipvsadm: ipvsadm 1.31's text. Scheduler mh (mh-port) for maglev, mh for maglev-source; Forward Route;
+Weight 0 while draining; down backends are not listed; ActiveConn/InActConn count the flow table's
+entries (flows on slots that changed owner) seen in the last 30 s / not since; OutPkts and OutBytes are
+0 (direct routing: replies bypass the director); size= is the flow table's capacity.\n\nExample:\n  xdplb status --stats\n  xdplb status --json | jq '.services[].backends[].packets'\n  xdplb status --ipvsadm --stats\n${EXIT_HELP}`)
     .action(statusCommand);
+
+  program
+    .command('trace')
+    .description('explain, from the live maps, which service, slot and backend the packets of a flow get, and why (nothing is sent)')
+    .argument('<vip:port>', 'where the client sends: VIP:PORT, [IPv6]:PORT')
+    .option('--from <client:port>', 'the client: ADDRESS:PORT, [IPv6]:PORT (required)')
+    .addOption(new Option('--proto <protocol>', 'the protocol').choices(['tcp', 'udp']).default('tcp'))
+    .option('--to-mac <mac>', "the frame's destination MAC (default: the director NIC's own, as a router sends it)")
+    .option('-i, --interface <iface>', 'the NIC xdplb is attached to (default: the only one)')
+    .option('--pin-dir <dir>', 'bpffs directory of the pins')
+    .option('--json', 'the trace as JSON')
+    .addHelpText(
+      'after',
+      `\nReads the pinned maps (no daemon needed) and decides as the XDP program does: the prefilter, the
+service (the port's, else the VIP's port-less one), the hash and the Maglev slot, the slot's owner and
+previous owner, the flow table's entry for this 5-tuple, and for each kind of packet (a SYN and a
+segment of an established connection, or a UDP datagram; an ICMP error quoting the flow; a fragment)
+the verdict and the backend, with its MAC, state and health. Nothing is sent and nothing is written:
+a SYN that would replace a flow-table entry is only said to. Exit 0 whatever the verdict.
+
+Example:
+  xdplb trace 10.240.0.201:80 --from 10.240.0.10:40000
+  xdplb trace [2001:db8::201]:53 --from [2001:db8::10]:5353 --proto udp --json
+${EXIT_HELP}`,
+    )
+    .action(async (target: string, opts: { from?: string; proto: 'tcp' | 'udp'; toMac?: string; interface?: string; pinDir?: string; json?: boolean }) => {
+      const { parseEndpoint, renderTrace, trace } = await import('../trace/trace.ts');
+      const { dataPlaneMaps } = await import('../trace/read.ts');
+      if (opts.from === undefined) throw new XdplbError('USAGE', 'trace needs the client: --from CLIENT:PORT (see xdplb trace --help)');
+      const vip = parseEndpoint(target);
+      if (typeof vip === 'string') throw new XdplbError('USAGE', `VIP:PORT: ${vip}`);
+      const client = parseEndpoint(opts.from);
+      if (typeof client === 'string') throw new XdplbError('USAGE', `--from: ${client}`);
+      if (vip.ip.family !== client.ip.family) throw new XdplbError('USAGE', `--from ${client.ip.text} is IPv${client.ip.family}, the VIP ${vip.ip.text} IPv${vip.ip.family}: a flow has one family`);
+      const frameTo = opts.toMac === undefined ? undefined : parseMac(opts.toMac);
+      if (frameTo === null) throw new XdplbError('USAGE', `--to-mac ${opts.toMac}: not a MAC (aa:bb:cc:dd:ee:ff)`);
+      const pinDir = pinDirFor(opts);
+      const dp = DataPlane.openPinned(pinDir);
+      let ingressIfindex: number | null = null;
+      try {
+        ingressIfindex = pinnedLinkIfindex(pinDir);
+      } catch {
+        /* no link pinned (or a defunct one): where frames arrive is unknown */
+      }
+      const t = trace(
+        { protocol: opts.proto, vip: vip.ip, port: vip.port, client: client.ip, clientPort: client.port, ...(frameTo ? { frameTo } : {}) },
+        dataPlaneMaps(dp, { ingressIfindex, nicMac: dp.ingressMac() }),
+      );
+      process.stdout.write(`${opts.json ? json(t) : renderTrace(t)}\n`);
+    });
 
   program
     .command('realserver')
@@ -393,6 +493,7 @@ maps directly: the same table either way.\n\nExample:\n  xdplb status --stats\n 
     .option('-i, --interface <iface>', "the NIC the daemon is attached to, to find its API socket (default: the only one)")
     .option('--pin-dir <dir>', "bpffs directory of the daemon's pins, to find its API socket")
     .option('--api <socket|host:port>', `the daemon's local API: ${API_HELP}`)
+    .option(...API_TOKEN_FLAG)
     .addHelpText(
       'after',
       `\ndrain keeps the backend's established flows and sends it no new ones (status --stats shows the flows it
@@ -406,7 +507,8 @@ ${EXIT_HELP}`,
     .action(async (action: string, service: string, address: string, opts: { interface?: string; pinDir?: string; api?: string }) => {
       if (!['drain', 'undrain', 'remove'].includes(action)) throw new XdplbError('USAGE', `action must be drain, undrain or remove, not ${action}`);
       if (!parseIp(address)) throw new XdplbError('USAGE', `not an IP address: ${address}`);
-      await postToDaemon(apiFor(opts.api, () => pinDirFor(opts)), `/v1/backends/${action}`, { service, address }, `${action} ${service} ${address}`);
+      checkServiceName(service);
+      await postToDaemon(apiFor(opts, () => pinDirFor(opts)), `/v1/backends/${action}`, { service, address }, `${action} ${service} ${address}`);
       process.stdout.write(`${action}: ${service} ${address}\n`);
     });
 
@@ -417,6 +519,7 @@ ${EXIT_HELP}`,
     .option('-i, --interface <iface>', 'the NIC the daemon is attached to, to find its API socket (default: the only one)')
     .option('--pin-dir <dir>', "bpffs directory of the daemon's pins, to find its API socket")
     .option('--api <socket|host:port>', `the daemon's local API: ${API_HELP}`)
+    .option(...API_TOKEN_FLAG)
     .option('--json', 'print the role and the one it had as JSON')
     .addHelpText(
       'after',
@@ -438,6 +541,7 @@ ${EXIT_HELP}`,
       const pinDir = opts.api === undefined ? pinDirFor(opts) : checkedPinDir(opts);
       const recordForNextStart = () => {
         if (pinDir === null) throw new Error('with --api alone the pin directory is unknown: give --pin-dir or -i to record the role for its next start');
+        if (opts.interface !== undefined && !interfaceExists(opts.interface)) throw new Error(`there is no interface ${opts.interface}: not recorded`); // a typo in a notify script must not pass as done
         const taken = PinDirLock.tryAcquire(pinDir, `xdplb role ${role}`);
         if (!('lock' in taken)) throw new Error(`a process holds ${pinDir}${taken.holder ? ` (pid ${taken.holder.pid}, ${taken.holder.what})` : ''}: not recorded`);
         try {
@@ -447,7 +551,7 @@ ${EXIT_HELP}`,
         }
         return { role, recorded: true };
       };
-      const body = (await postToDaemon(apiFor(opts.api, () => pinDir!), '/v1/role', { role }, `role ${role}`, recordForNextStart)) as { role: string; was?: string; recorded?: true };
+      const body = (await postToDaemon(apiFor(opts, () => pinDir!), '/v1/role', { role }, `role ${role}`, recordForNextStart)) as { role: string; was?: string; recorded?: true };
       const text = body.recorded ? `role: ${body.role} (no daemon running: recorded for its next start)` : `role: ${body.role} (was ${body.was})`;
       process.stdout.write(opts.json ? `${json(body)}\n` : `${text}\n`);
     });
@@ -458,6 +562,7 @@ ${EXIT_HELP}`,
     .option('-i, --interface <iface>', 'the NIC the daemon is attached to (default: the only one)')
     .option('--pin-dir <dir>', "bpffs directory of the daemon's pins")
     .option('--api <socket|host:port>', `the daemon's local API: ${API_HELP}`)
+    .option(...API_TOKEN_FLAG)
     .option('--undo', 'publish the routes again (the director takes traffic again)')
     .option('--no-wait', 'return once the routes are withdrawn, without waiting for the traffic to stop')
     .option('--timeout <seconds>', 'how long to wait for the traffic to stop', '300')
@@ -481,7 +586,7 @@ ${EXIT_HELP}`,
       if (!(timeout >= 1 && timeout <= 86_400)) throw new XdplbError('USAGE', `--timeout takes 1 to 86400 seconds, got ${opts.timeout}`);
       const pinDir = opts.api === undefined ? pinDirFor(opts) : checkedPinDir(opts);
       const drained = !opts.undo;
-      const body = (await postToDaemon(apiFor(opts.api, () => pinDir!), '/v1/drain', { drained }, drained ? 'drain-director' : 'drain-director --undo')) as { drained: boolean; was: boolean };
+      const body = (await postToDaemon(apiFor(opts, () => pinDir!), '/v1/drain', { drained }, drained ? 'drain-director' : 'drain-director --undo')) as { drained: boolean; was: boolean };
       if (!drained || !opts.wait || pinDir === null) {
         process.stdout.write(opts.json ? `${json(body)}\n` : `${drained ? 'drained: every route withdrawn' : 'undrained: the routes are published again'}${body.was === drained ? ' (it already was)' : ''}\n`);
         return;
@@ -539,7 +644,7 @@ ${EXIT_HELP}`,
     .addHelpText('after', `\nExample:\n  xdplb lab demo --requests 50\n${EXIT_HELP}`)
     .action(async (opts: { requests: string }) => {
       const n = Number(opts.requests);
-      if (!Number.isInteger(n) || n < 1) throw new XdplbError('USAGE', `--requests takes a positive number, got ${opts.requests}`);
+      if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new XdplbError('USAGE', `--requests takes 1 to 100000, got ${opts.requests}`);
       const { labDemo } = await import('../lab/lab.ts');
       await labDemo({ requests: n });
     });
@@ -552,23 +657,22 @@ ${EXIT_HELP}`,
       await labDown();
     });
 
+  addImportCommands(program, EXIT_HELP);
+
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
-  for (const c of program.commands) {
-    c.exitOverride();
-    for (const s of c.commands) s.exitOverride();
-  }
+  const usage = captureUsageErrors(program); // every command, at every depth: one line instead of commander's error and help
   try {
     await program.parseAsync(argv);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // help asked for: 0; help shown because a subcommand is missing (`xdplb config`): bad usage
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      // help or the version asked for: 0; anything else commander refused (a group without its command too): bad usage
+      if (err.exitCode === 0) return EXIT.ok;
+      process.stderr.write(`xdplb: ${usageLine(usage(), argv.slice(2))}\n`);
       return EXIT.usage;
     }
     if (err instanceof XdplbError) {

@@ -1,5 +1,6 @@
 // Reading, merging and validating a configuration. Every error names the
 // field path and what was expected; nothing half-valid comes out.
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { CORE_SCHEMA, load, YAMLException } from 'js-yaml';
 import type { z } from 'zod';
@@ -195,14 +196,36 @@ export function parseConfigText(text: string, source: string): unknown {
   }
 }
 
-/** The text of a config file, refused beyond MAX_CONFIG_BYTES (read in pieces, so a pipe is capped too). */
+/** How long a pipe may stay silent while its config is read. */
+const PIPE_IDLE_MS = 10_000;
+
+/**
+ * The text of a config file, refused beyond MAX_CONFIG_BYTES (read in pieces,
+ * so a pipe is capped too). Opened without blocking: a named pipe that no
+ * process writes to reads as empty instead of hanging the open (where not
+ * even SIGTERM ends the wait), and one that stays silent for PIPE_IDLE_MS
+ * is refused.
+ */
 async function readConfigFile(path: string): Promise<string> {
-  const file = await open(path, 'r');
+  const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
+    const st = await file.stat();
+    if (st.isDirectory()) throw new XdplbError('CONFIG_UNREADABLE', `${path} is a directory, not a config file`);
     const pieces: Buffer[] = [];
     let size = 0;
+    let idleSince = Date.now();
     for (;;) {
-      const { bytesRead, buffer } = await file.read(Buffer.allocUnsafe(1 << 20), 0, 1 << 20, null);
+      let bytesRead: number;
+      let buffer: Buffer;
+      try {
+        ({ bytesRead, buffer } = await file.read(Buffer.allocUnsafe(1 << 20), 0, 1 << 20, null));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        if (Date.now() - idleSince > PIPE_IDLE_MS) throw new XdplbError('CONFIG_UNREADABLE', `${path}: nothing came for ${PIPE_IDLE_MS / 1000} s (a pipe nobody writes to?)`);
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      idleSince = Date.now();
       if (bytesRead === 0) return Buffer.concat(pieces, size).toString('utf8');
       size += bytesRead;
       if (size > MAX_CONFIG_BYTES)
@@ -216,6 +239,7 @@ async function readConfigFile(path: string): Promise<string> {
 
 /** The parsed document of a config file; its text is garbage once this returns (a large file is not held during validation). */
 async function readConfigDocument(path: string): Promise<unknown> {
+  if (path === '') throw new XdplbError('CONFIG_UNREADABLE', 'no config file: its path is empty');
   let text: string;
   try {
     text = await readConfigFile(path);

@@ -252,6 +252,8 @@ function readableFields(issues: readonly z.core.$ZodRawIssue[]): { shaped(path: 
  */
 function crossFieldChecks(c: z.output<typeof ConfigObject>, ctx: z.RefinementCtx<z.output<typeof ConfigObject>>): void {
   const { shaped, valid } = readableFields(ctx.issues);
+  if (shaped([]) && valid(['apiAddress']) && c.apiAddress !== undefined && !c.apiAddress.startsWith('/') && c.apiTokenFile === undefined)
+    ctx.addIssue({ code: 'custom', path: ['apiTokenFile'], message: `the local API over TCP (apiAddress ${c.apiAddress}) needs a token file: a TCP port, even on 127.0.0.1, is open to every local user` });
   if (!shaped([]) || !shaped(['services'])) return;
   const names = new Map<string, number>();
   const keys = new Map<string, number>();
@@ -430,6 +432,14 @@ const ConfigObject = z.strictObject({
    * daemon names after its pin directory.
    */
   apiAddress: parsedBy(parseApiAddress).optional(),
+  /**
+   * The file holding the token every request to the local API over TCP must
+   * carry (Authorization: Bearer TOKEN; 32 to 4096 visible ASCII characters,
+   * e.g. `openssl rand -hex 32`), root's and mode 0600. Required when
+   * apiAddress is HOST:PORT; the Unix socket needs none (its mode is the
+   * boundary). Read when the daemon starts (src/director/api-token.ts).
+   */
+  apiTokenFile: z.string().min(1).refine((p) => p.startsWith('/'), 'an absolute path').optional(),
   /** Services from a Kubernetes API server (SPEC §7), beside the static ones. */
   kubernetes: Kubernetes.optional(),
   services: z.array(Service).default([]),

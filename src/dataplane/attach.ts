@@ -77,9 +77,10 @@ const PIN_NAMES: ReadonlySet<string> = new Set([...MAP_NAMES, 'link']);
 /**
  * Refuses (USAGE) a directory that is not an xdplb pin layout on a bpffs: it
  * must hold xdplb's ABI pin and nothing but xdplb's pins. A missing or empty
- * directory passes (nothing to remove).
+ * directory passes (nothing to remove, or room for new pins); `refused` ends
+ * the message: what was not done.
  */
-export function checkPinLayout(pinDir: string): void {
+export function checkPinLayout(pinDir: string, refused = 'nothing was removed'): void {
   if (!existsSync(pinDir)) return;
   ensureBpffsFor(pinDir);
   const entries = readdirSync(pinDir);
@@ -88,7 +89,7 @@ export function checkPinLayout(pinDir: string): void {
   if (foreign.length > 0 || !entries.includes('xdplb_abi'))
     throw new XdplbError(
       'USAGE',
-      `${pinDir} is not an xdplb pin directory (${foreign.length ? `it holds ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}` : 'no xdplb_abi pin'}): nothing was removed`,
+      `${pinDir} is not an xdplb pin directory (${foreign.length ? `it holds ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}` : 'no xdplb_abi pin'}): ${refused}`,
     );
 }
 

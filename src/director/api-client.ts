@@ -6,6 +6,9 @@ import { formatApiAddress, type ApiAddress } from './api.ts';
 /** An answer larger than this is refused (a /v1/state of 10,000 services is a few MB). */
 const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 
+/** Where the API is, and over TCP the token it wants (apiTokenFile; the CLI's --api-token-file). */
+export type ApiTarget = ApiAddress & { readonly token?: string };
+
 export interface ApiAnswer {
   status: number;
   body: unknown;
@@ -26,7 +29,7 @@ export class ApiUnreachable extends Error {
  * ApiUnreachable when nothing answers within timeoutMs, with an Error when
  * the answer is not JSON.
  */
-export function callApi(address: ApiAddress, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 2000): Promise<ApiAnswer> {
+export function callApi(address: ApiTarget, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 2000): Promise<ApiAnswer> {
   const where = formatApiAddress(address);
   const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
@@ -35,7 +38,10 @@ export function callApi(address: ApiAddress, method: 'GET' | 'POST', path: strin
       method,
       path,
       agent: false,
-      headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+      headers: {
+        ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+        ...(address.token === undefined ? {} : { authorization: `Bearer ${address.token}` }),
+      },
     });
     const timer = setTimeout(() => req.destroy(new ApiUnreachable('ETIMEDOUT', `no answer from ${where} within ${timeoutMs} ms`)), timeoutMs);
     const fail = (err: Error) => {
@@ -58,7 +64,7 @@ export function callApi(address: ApiAddress, method: 'GET' | 'POST', path: strin
         try {
           resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as unknown) : null });
         } catch {
-          reject(new Error(`the answer from ${where} is not JSON (HTTP ${res.statusCode}): ${text.slice(0, 200)}`));
+          reject(new Error(`the answer from ${where} is not JSON (HTTP ${res.statusCode}): ${JSON.stringify(text.slice(0, 100))}`)); // one line, whatever answered
         }
       });
     });

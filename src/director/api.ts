@@ -8,9 +8,10 @@
 //
 // The access boundary is the socket's file permissions: by default a Unix
 // socket of mode 0600 (root only) in the run directory, runFile(pinDir,
-// 'api.sock'). TCP only when apiAddress says HOST:PORT, and then anyone who
-// can connect may drain and remove backends. Every request is checked before
-// a handler sees it: a known path and method, a body of at most
+// 'api.sock'). TCP only when apiAddress says HOST:PORT, and then only with
+// a token (apiTokenFile, api-token.ts) that every request must carry: a TCP
+// port, even on 127.0.0.1, is open to every local user. Every request is
+// checked before a handler sees it: the token (over TCP), a known path and method, a body of at most
 // MAX_BODY_BYTES (never buffered beyond that), JSON that fits the endpoint's
 // schema. No request can throw out of here: a failing handler answers 500.
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
@@ -19,6 +20,7 @@ import { connect, isIP, isIPv6 } from 'node:net';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { parseApiAddress, type ListenAddress } from '../config/address.ts';
+import { tokenMatches } from './api-token.ts';
 import { errorMessage, XdplbError } from '../errors.ts';
 import { parseIp } from '../model/address.ts';
 import type { BackendOverride } from '../model/desired.ts';
@@ -184,13 +186,20 @@ function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).join('; ');
 }
 
-/** Answers one request; `expectsContinue`: the client waits for "100 Continue" before it sends the body. */
-async function serve(req: IncomingMessage, res: ServerResponse, h: ApiHandlers, log: ApiLog, tcp: boolean, expectsContinue: boolean): Promise<void> {
+/**
+ * Answers one request; `token`: over TCP, the token every request must carry
+ * (checked first: without it, not even which paths exist is told);
+ * `expectsContinue`: the client waits for "100 Continue" before it sends the body.
+ */
+async function serve(req: IncomingMessage, res: ServerResponse, h: ApiHandlers, log: ApiLog, token: string | null, expectsContinue: boolean): Promise<void> {
+  const tcp = token !== null;
+  if (tcp && !hostAllowed(req.headers.host)) return refuse(req, res, 403, 'over TCP the API answers only requests for an IP address or localhost (Host header)');
+  if (tcp && !tokenMatches(req.headers.authorization, token))
+    return refuse(req, res, 401, 'over TCP the API needs its token (apiTokenFile): Authorization: Bearer TOKEN; the CLI sends it with --api-token-file FILE', { 'www-authenticate': 'Bearer realm="xdplb"' });
   const path = (req.url ?? '').split('?')[0]!;
   const r = ROUTES.get(path);
   if (!r) return refuse(req, res, 404, `no endpoint ${path.slice(0, 200)}; there are ${[...ROUTES.keys()].join(', ')}`);
   if (req.method !== r.method) return refuse(req, res, 405, `${path} takes ${r.method}, not ${req.method}`, { allow: r.method });
-  if (tcp && !hostAllowed(req.headers.host)) return refuse(req, res, 403, 'over TCP the API answers only requests for an IP address or localhost (Host header)');
   if (r.method === 'POST' && !/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? ''))
     return refuse(req, res, 415, 'the body must be JSON, sent with content-type: application/json');
   if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return refuse(req, res, 413, `the body exceeds ${MAX_BODY_BYTES} bytes`);
@@ -220,6 +229,8 @@ async function serve(req: IncomingMessage, res: ServerResponse, h: ApiHandlers, 
 export interface ApiOptions {
   /** apiAddress of the config: an absolute socket path or HOST:PORT; absent: runFile(pinDir, 'api.sock'). */
   address?: string | ApiAddress | undefined;
+  /** The token of apiTokenFile (readApiToken): required over TCP, where every request must carry it; unused on a Unix socket. */
+  token?: string | undefined;
   pinDir: string;
   log: ApiLog;
 }
@@ -234,8 +245,11 @@ export async function startApi(options: ApiOptions, h: ApiHandlers): Promise<Ser
   const address = typeof options.address === 'object' ? options.address : parseApiAddress(options.address ?? runFile(options.pinDir, 'api.sock'));
   if (typeof address === 'string') throw new XdplbError('CONFIG_INVALID', `${options.address === undefined ? 'the API socket (set apiAddress)' : 'apiAddress'}: ${address}`);
   const where = formatApiAddress(address);
+  if (address.kind === 'tcp' && options.token === undefined)
+    throw new XdplbError('CONFIG_INVALID', `apiAddress ${where}: the API over TCP needs apiTokenFile (a TCP port, even on 127.0.0.1, is open to every local user)`);
+  const token = address.kind === 'tcp' ? options.token! : null;
   const handle = (expectsContinue: boolean) => (req: IncomingMessage, res: ServerResponse) => {
-    serve(req, res, h, log, address.kind === 'tcp', expectsContinue).catch((err: unknown) => {
+    serve(req, res, h, log, token, expectsContinue).catch((err: unknown) => {
       log.error({ method: req.method, url: req.url?.slice(0, 200), err }, 'API request failed');
       if (res.headersSent) res.destroy();
       else refuse(req, res, 500, 'internal error');
@@ -244,7 +258,7 @@ export async function startApi(options: ApiOptions, h: ApiHandlers): Promise<Ser
   const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, handle(false));
   server.on('checkContinue', handle(true)); // a body too large is refused before the client sends it
   if (address.kind === 'unix') await prepareSocketPath(address.path, log);
-  else log.warn({ address: where }, 'the local API listens on TCP: anyone who can connect to it can drain and remove backends (unset apiAddress for the root-only Unix socket)');
+  else log.info({ address: where }, 'the local API listens on TCP: every request must carry the token of apiTokenFile');
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new XdplbError('DAEMON', `the local API cannot listen on ${where}: ${err.message}`, [], { cause: err })));
     if (address.kind === 'tcp') return server.listen(address.port, address.host, () => resolve());

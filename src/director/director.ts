@@ -28,6 +28,7 @@ import { announcedVips, publishRoutes, withdrawRoutes } from '../net/routes.ts';
 import { xdpTxAdvice, xdpTxErrors } from '../net/nic-health.ts';
 import type { Role } from '../model/role.ts';
 import { forgetRole, recordedRole, VipOwner } from './vip-owner.ts';
+import { readApiToken } from './api-token.ts';
 import { observe } from '../reconcile/observe.ts';
 import { recordedDown } from '../reconcile/state.ts';
 import { backendKey } from '../model/keys.ts';
@@ -195,11 +196,12 @@ export class Director {
     const config = await file.read();
     const cluster = config.kubernetes ? clusterAccess(config.kubernetes.kubeconfig) : null; // a kubeconfig that cannot be used stops the start before anything is touched
     if (!config.interface) throw new XdplbError('USAGE', 'no interface: give -i IFACE or set interface in the config');
+    if (config.apiTokenFile !== undefined) apiToken(config.apiTokenFile); // an unusable token file stops the start before anything is touched
     const pinDir = options.pinDir ?? defaultPinDir(config.interface);
+    const nic = directorNic(config.interface); // a NIC that is not there (or not Ethernet) stops the start before even the lock file is made
     const lock = PinDirLock.acquire(pinDir, `attach -c ${options.configPath}`); // before anything is touched
     let d: Director;
     try {
-      const nic = directorNic(config.interface);
       const adopting = existsSync(`${pinDir}/services`); // no bpffs yet: nothing pinned (DataPlane.load mounts it)
       const dp = await DataPlane.load({
         pinDir,
@@ -240,7 +242,7 @@ export class Director {
     }
     const config = this.config;
     log.info({ interface: config.interface, ifindex: this.ifindex, pinDir: this.pinDir, adopting: this.adopting, services: this.reconciler.state.services.size }, this.adopting ? 'adopting the pinned data plane' : 'new data plane');
-    this.api = await startApi({ address: config.apiAddress, pinDir: this.pinDir, log: component('api') }, {
+    this.api = await startApi({ address: config.apiAddress, token: config.apiTokenFile === undefined ? undefined : apiToken(config.apiTokenFile), pinDir: this.pinDir, log: component('api') }, {
       daemon: () => ({ pid: process.pid, pinDir: this.pinDir, configPath: this.options.configPath }),
       state: () => this.state(),
       setOverride: (s, a, o) => this.setOverride(s, a, o),
@@ -506,7 +508,7 @@ export class Director {
     try {
       if (this.stopped) throw new XdplbError('DAEMON', 'the daemon is stopping');
       const fileConfig = await this.file.read();
-      const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize', 'metricsAddress', 'apiAddress', 'routeTable'];
+      const fixed: (keyof Config)[] = ['interface', 'mode', 'maglevTableSize', 'metricsAddress', 'apiAddress', 'apiTokenFile', 'routeTable'];
       for (const k of fixed)
         if (fileConfig[k] !== this.fileConfig[k]) throw new XdplbError('CONFIG_INVALID', `${k} cannot change while running (${String(this.fileConfig[k])} → ${String(fileConfig[k])}): restart the daemon`);
       if (JSON.stringify(fileConfig.capacity) !== JSON.stringify(this.fileConfig.capacity))
@@ -727,6 +729,11 @@ export class Director {
 const ARPHRD_ETHER = 1;
 
 /** The director's NIC: it must exist and be an Ethernet interface (not lo, not a tunnel). */
+/** The local API's token, read from apiTokenFile (root's, mode 0600). */
+function apiToken(path: string): string {
+  return readApiToken(path, 'apiTokenFile', 'CONFIG_INVALID', true);
+}
+
 function directorNic(name: string): { ifindex: number; mac: Buffer } {
   let nic: { ifindex: number; mac: Buffer; hardwareType: number };
   try {

@@ -95,9 +95,11 @@ export function httpProbe(p: HttpProbe): Promise<ProbeResult> {
           ...(p.scheme === 'https' ? { rejectUnauthorized: p.verifyTls } : {}),
         },
         (res) => {
-          res.resume();
           const status = res.statusCode ?? 0;
           done(matches(status), `HTTP ${status}`);
+          // the status is all a check needs: the body is not read, and the connection ends here (a backend
+          // streaming an endless body kept one open, and read, per check)
+          res.destroy();
         },
       );
       const sent = req;

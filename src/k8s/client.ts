@@ -44,7 +44,8 @@ export function clusterAccess(path: string | undefined, env: NodeJS.ProcessEnv =
     }
   } catch (err) {
     if (err instanceof XdplbError) throw err;
-    throw new XdplbError('CONFIG_INVALID', `kubernetes: cannot read the kubeconfig ${from!}: ${errorMessage(err)}`, [], { cause: err });
+    // the YAML parser's message ends in a drawing of where it stopped: its first line says what was wrong
+    throw new XdplbError('CONFIG_INVALID', `kubernetes: cannot read the kubeconfig ${from!}: ${errorMessage(err).split('\n')[0]}`, [], { cause: err });
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster || !cluster.server) throw new XdplbError('CONFIG_INVALID', `kubernetes: the kubeconfig ${from} has no current context with a cluster and server`);

@@ -9,15 +9,16 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 const PURE = [
-  ...['model', 'reconcile', 'config'].flatMap((dir) =>
+  ...['model', 'reconcile', 'config', 'import'].flatMap((dir) =>
     readdirSync(`${SRC}${dir}`)
       .filter((f) => f.endsWith('.ts'))
       .map((f) => `${SRC}${dir}/${f}`),
   ),
   `${SRC}dataplane/abi.ts`,
+  `${SRC}trace/trace.ts`,
 ];
 
-test('model/, reconcile/, config/ and the ABI codecs import without loading the addon', () => {
+test('model/, reconcile/, config/, the ABI codecs and trace\'s decisions import without loading the addon', () => {
   const script = `
     process.dlopen = (module, file) => { throw new Error('the addon was loaded: ' + file); };
     for (const path of ${JSON.stringify(PURE)}) {

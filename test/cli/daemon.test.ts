@@ -101,7 +101,7 @@ describe('one daemon per pin directory', () => {
     try {
       assert.match(first.log(), /"msg":"ready"/, first.log());
       const linkBefore = sh(`ip -n ${NS} -d link show veth0`).match(/prog\/xdp id (\d+)/)?.[1];
-      const second = await startDaemon(config('metricsAddress: 127.0.0.1:9852\napiAddress: 127.0.0.1:9853\n'), '\u0000');
+      const second = await startDaemon(config(`metricsAddress: 127.0.0.1:9852\napiAddress: ${join(dir, 'second.api.sock')}\n`), '\u0000');
       assert.equal(await second.exited, 1, second.log());
       assert.match(second.log(), /another xdplb process holds \/sys\/fs\/bpf\/xdplb-cli-test-daemon \(pid \d+, attach -c /);
       assert.doesNotMatch(second.log(), /XDP program in place|reconciled/, 'it touched nothing');
@@ -123,12 +123,12 @@ describe('detach removes only what xdplb made', () => {
     mkdirSync(other);
     writeFileSync(join(other, 'precious.txt'), 'keep me');
     const r = xdplb('detach', '--pin-dir', other);
-    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /not on a bpffs/);
     assert.deepEqual(readdirSync(other), ['precious.txt']);
     const root = xdplb('detach', '--pin-dir', '/sys/fs/bpf');
     assert.equal(root.status, 2, root.stderr);
-    assert.match(root.stderr, /\/sys\/fs\/bpf is not an xdplb pin directory/);
+    assert.match(root.stderr, /\/sys\/fs\/bpf is the bpffs itself, not a pin directory/);
     assert.ok(existsSync('/sys/fs/bpf'), 'the bpffs root is untouched');
   });
 

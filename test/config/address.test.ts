@@ -85,7 +85,7 @@ describe('in the config', () => {
   test('apiAddress is a socket path or HOST:PORT, with no default (the daemon derives its socket from its pin directory)', () => {
     assert.equal(validateConfig({}).apiAddress, undefined);
     assert.equal(validateConfig({ apiAddress: '/run/xdplb/api.sock' }).apiAddress, '/run/xdplb/api.sock');
-    assert.equal(validateConfig({}, { apiAddress: '127.0.0.1:9843' }).apiAddress, '127.0.0.1:9843', '--api goes through the same schema');
+    assert.equal(validateConfig({ apiTokenFile: '/etc/xdplb/api.token' }, { apiAddress: '127.0.0.1:9843' }).apiAddress, '127.0.0.1:9843', '--api goes through the same schema');
     for (const apiAddress of ['999.1.1.1:80', 'localhost:99999', 'api.sock', `/${'x'.repeat(200)}`]) {
       const e = details(() => validateConfig({ apiAddress }));
       assert.ok(e.length === 1 && e[0]!.startsWith('apiAddress: '), `${apiAddress}: ${e.join('\n')}`);

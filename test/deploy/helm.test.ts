@@ -319,7 +319,7 @@ describe('the Helm chart', () => {
     assert.deepEqual([init.name, more], ['mount-bpffs', []], 'mountBpffs: an init container mounts the bpffs on the host');
     assert.equal(init.securityContext.privileged, true, 'Bidirectional propagation needs a privileged container');
     assert.deepEqual(init.volumeMounts, [{ name: 'bpffs', mountPath: '/sys/fs/bpf', mountPropagation: 'Bidirectional' }]);
-    assert.match(init.command.join(' '), /mount -t bpf bpf \/sys\/fs\/bpf/);
+    assert.match(init.command.join(' '), /mount -t bpf -o mode=0700 bpf \/sys\/fs\/bpf/);
     assert.equal(d.image, 'registry.example/xdplb:9.9.9');
     assert.equal(d.imagePullPolicy, 'Always');
     assert.equal(d.ports[0].containerPort, 19842);

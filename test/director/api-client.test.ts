@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { parseApiAddress } from '../../src/config/address.ts';
 import { formatApiAddress, startApi, type ApiAddress } from '../../src/director/api.ts';
-import { ApiUnreachable, callApi } from '../../src/director/api-client.ts';
-import { fakeHandlers, recordingLog } from './api-helpers.ts';
+import { ApiUnreachable, callApi, type ApiTarget } from '../../src/director/api-client.ts';
+import { fakeHandlers, recordingLog, TOKEN } from './api-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'xdplb-api-client-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,12 +27,12 @@ describe('callApi', () => {
   const servers: Server[] = [];
   after(() => servers.forEach((s) => (s.closeAllConnections(), s.close())));
 
-  async function serve(kind: 'unix' | 'tcp'): Promise<{ at: ApiAddress; fake: ReturnType<typeof fakeHandlers> }> {
+  async function serve(kind: 'unix' | 'tcp'): Promise<{ at: ApiTarget; fake: ReturnType<typeof fakeHandlers> }> {
     const fake = fakeHandlers();
     const address: ApiAddress = kind === 'unix' ? { kind, path: join(dir, `${kind}.sock`) } : { kind, host: '127.0.0.1', port: 0 };
-    const server = await startApi({ address, pinDir: '/x', log: recordingLog() }, fake.h);
+    const server = await startApi({ address, pinDir: '/x', log: recordingLog(), token: TOKEN }, fake.h);
     servers.push(server);
-    return { at: kind === 'unix' ? address : { kind, host: '127.0.0.1', port: (server.address() as AddressInfo).port }, fake };
+    return { at: kind === 'unix' ? address : { kind, host: '127.0.0.1', port: (server.address() as AddressInfo).port, token: TOKEN }, fake };
   }
 
   for (const kind of ['unix', 'tcp'] as const) {

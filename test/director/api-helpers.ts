@@ -2,8 +2,12 @@
 // asked, a recording logger, and raw requests (what a hostile client sends).
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import type { ApiAddress, ApiHandlers, ApiLog } from '../../src/director/api.ts';
+import type { ApiHandlers, ApiLog } from '../../src/director/api.ts';
+import type { ApiTarget } from '../../src/director/api-client.ts';
 import type { BackendOverride } from '../../src/model/desired.ts';
+
+/** The token of the test servers over TCP (the API refuses TCP without one). */
+export const TOKEN = 'test-token-0123456789abcdef0123456789';
 
 export interface Fake {
   h: ApiHandlers;
@@ -64,8 +68,9 @@ export interface Answer {
   body: unknown;
 }
 
-/** One request with exactly these headers and body (a string is sent as it is). */
-export function send(to: ApiAddress, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<Answer> {
+/** One request with exactly these headers (and the target's token, if it has one) and body (a string is sent as it is). */
+export function send(to: ApiTarget, method: string, path: string, body?: string, extra: Record<string, string> = {}): Promise<Answer> {
+  const headers = to.token === undefined ? extra : { authorization: `Bearer ${to.token}`, ...extra };
   return new Promise((resolve, reject) => {
     const req = request({
       ...(to.kind === 'unix' ? { socketPath: to.path } : { host: to.host, port: to.port }),
@@ -99,7 +104,7 @@ export function send(to: ApiAddress, method: string, path: string, body?: string
  * reading). `expectContinue`: send only the
  * headers, as a client waiting for "100 Continue" does.
  */
-export function postHuge(to: ApiAddress, total: number, framing: 'content-length' | 'chunked', expectContinue = false): Promise<{ statusLine: string; answer: string }> {
+export function postHuge(to: ApiTarget, total: number, framing: 'content-length' | 'chunked', expectContinue = false): Promise<{ statusLine: string; answer: string }> {
   const piece = Buffer.alloc(64 * 1024, 'x');
   return new Promise((resolve, reject) => {
     const s = to.kind === 'unix' ? connect(to.path) : connect(to.port, to.host);
@@ -119,7 +124,8 @@ export function postHuge(to: ApiAddress, total: number, framing: 'content-length
     s.once('close', done);
     s.on('error', () => {}); // EPIPE/ECONNRESET while writing: the server closed, as it should
     const framingHeader = framing === 'chunked' ? 'transfer-encoding: chunked' : `content-length: ${total}`;
-    s.write(`POST /v1/backends/drain HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n${framingHeader}\r\n${expectContinue ? 'expect: 100-continue\r\n' : ''}\r\n`);
+    const auth = to.token === undefined ? '' : `authorization: Bearer ${to.token}\r\n`;
+    s.write(`POST /v1/backends/drain HTTP/1.1\r\nhost: localhost\r\n${auth}content-type: application/json\r\n${framingHeader}\r\n${expectContinue ? 'expect: 100-continue\r\n' : ''}\r\n`);
     if (expectContinue) return;
     const more = () => {
       while (sent < total && !s.destroyed) {

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { ApiAddress } from '../../src/director/api.ts';
-import { fakeHandlers, postHuge, recordingLog, send, type Fake } from './api-helpers.ts';
+import type { ApiTarget } from '../../src/director/api-client.ts';
+import { fakeHandlers, postHuge, recordingLog, send, TOKEN, type Fake } from './api-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'xdplb-api-'));
 // the default socket is runFile(pinDir, 'api.sock'): in a run directory of this test (paths.ts reads it once)
@@ -26,7 +27,7 @@ let seq = 0;
 
 interface Running {
   server: Server;
-  at: ApiAddress;
+  at: ApiTarget;
   fake: Fake;
   log: ReturnType<typeof recordingLog>;
   /** The server side of every connection it took, to see how much it read. */
@@ -37,10 +38,10 @@ async function start(kind: 'unix' | 'tcp'): Promise<Running> {
   const fake = fakeHandlers();
   const log = recordingLog();
   const address: ApiAddress = kind === 'unix' ? { kind, path: join(dir, `api-${++seq}.sock`) } : { kind, host: '127.0.0.1', port: 0 };
-  const server = await startApi({ address, pinDir: '/sys/fs/bpf/xdplb/test0', log }, fake.h);
+  const server = await startApi({ address, pinDir: '/sys/fs/bpf/xdplb/test0', log, ...(kind === 'tcp' ? { token: TOKEN } : {}) }, fake.h);
   const sockets: Socket[] = [];
   server.on('connection', (s: Socket) => sockets.push(s));
-  const at: ApiAddress = kind === 'unix' ? address : { kind, host: '127.0.0.1', port: (server.address() as AddressInfo).port };
+  const at: ApiTarget = kind === 'unix' ? address : { kind, host: '127.0.0.1', port: (server.address() as AddressInfo).port, token: TOKEN };
   return { server, at, fake, log, sockets };
 }
 
@@ -313,12 +314,13 @@ describe('the access boundary', () => {
     }
   });
 
-  test('TCP only as configured, with a warning; a Host that is a name (DNS rebinding) is refused', async () => {
+  test('TCP only as configured, and only with a token (test/director/api-token.test.ts); a Host that is a name (DNS rebinding) is refused', async () => {
+    await assert.rejects(startApi({ address: `127.0.0.1:${await freePort()}`, pinDir: '/x', log: recordingLog() }, fakeHandlers().h), (err: Error & { code?: string }) => err.code === 'CONFIG_INVALID' && /needs apiTokenFile/.test(err.message));
     const log = recordingLog();
-    const server = await startApi({ address: `127.0.0.1:${await freePort()}`, pinDir: '/x', log }, fakeHandlers().h);
+    const server = await startApi({ address: `127.0.0.1:${await freePort()}`, token: TOKEN, pinDir: '/x', log }, fakeHandlers().h);
     try {
-      assert.ok(log.lines.some((l) => l.level === 'warn' && /anyone who can connect to it can drain and remove backends/.test(l.msg)), 'warned');
-      const at: ApiAddress = { kind: 'tcp', host: '127.0.0.1', port: (server.address() as AddressInfo).port };
+      assert.ok(log.lines.some((l) => l.level === 'info' && /listens on TCP: every request must carry the token/.test(l.msg)), 'logged');
+      const at: ApiTarget = { kind: 'tcp', host: '127.0.0.1', port: (server.address() as AddressInfo).port, token: TOKEN };
       assert.equal((await send(at, 'GET', '/v1/daemon', undefined, { host: 'evil.example:80' })).status, 403);
       for (const host of [`127.0.0.1:${at.port}`, `localhost:${at.port}`, '[::1]:1']) assert.equal((await send(at, 'GET', '/v1/daemon', undefined, { host })).status, 200, host);
     } finally {

@@ -104,6 +104,25 @@ describe('probes', () => {
     }
   });
 
+  test('a backend that streams an endless body: the probe passes on the status and closes the connection (one stayed open, read, per check)', async () => {
+    let streamed = 0;
+    const endless = createHttp((_req, res) => {
+      res.writeHead(200);
+      const t = setInterval(() => (streamed += res.write(Buffer.alloc(64 * 1024)) ? 64 * 1024 : 0), 5);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await httpProbe({ ...base, scheme: 'http', port: (endless.address() as AddressInfo).port, timeoutMs: 300 })).ok, true);
+      await new Promise((r) => setTimeout(r, 500)); // past the timeout
+      const open = await new Promise<number>((r) => endless.getConnections((_e, n) => r(n)));
+      assert.equal(open, 0, `connections the probes left open (${(streamed / 1e6).toFixed(1)} MB streamed)`);
+    } finally {
+      endless.closeAllConnections();
+      endless.close();
+    }
+  });
+
   test('a server that never answers fails within the timeout', async () => {
     const silent = createHttp(() => undefined);
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));

@@ -64,8 +64,9 @@ export class Fixture {
     this.filter = new BigUint64Array(CONSTANTS.VIP_FILTER_WORDS);
   }
 
-  static async create(maglevSize = 16381, maxServices = 64): Promise<Fixture> {
-    return new Fixture(await DataPlane.load({ maglevSize, maxServices, maxDests: 4096, maxFlows: 65536 }));
+  /** With pinDir, the maps are pinned there too (for commands that read the pins). */
+  static async create(maglevSize = 16381, maxServices = 64, pinDir?: string): Promise<Fixture> {
+    return new Fixture(await DataPlane.load({ maglevSize, maxServices, maxDests: 4096, maxFlows: 65536, ...(pinDir ? { pinDir } : {}) }));
   }
 
   /** Writes a service, its destinations and its table (keeping prev owners). */
