@@ -72,6 +72,13 @@ export interface NativeProgram {
    * counts the runs that returned v.
    */
   testRunVaried(packet: Buffer, count: number, offset: number): Promise<{ meanNs: number; verdicts: number[] }>;
+  /**
+   * Runs frames (packed back to back, their sizes in `lengths` as u32 in
+   * host order) one after the other, once each, in one worker job: each sees
+   * the maps as the ones before it left them. retvals and lengths: u32 per
+   * frame; packets: the output frames, back to back.
+   */
+  testRunBatch(frames: Buffer, lengths: Buffer): Promise<{ retvals: Buffer; packets: Buffer; lengths: Buffer }>;
   attachXdp(ifindex: number, mode: 'native' | 'generic'): Promise<NativeLink>;
   info(): { id: number; name: string; tag: string };
 }

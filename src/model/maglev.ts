@@ -72,9 +72,13 @@ export function maglevTable(backends: readonly MaglevBackend[], size: number): I
 
 /**
  * The next table of a service, given the previous one. A slot whose owner
- * changes remembers the old owner (prev), so that the data plane keeps the
- * flows already running on it; a slot that keeps its owner keeps what it
- * remembered. 0 means "no destination" in both arrays.
+ * changes remembers the owner it had before its first change (prev), so that
+ * the data plane keeps the flows that were running on it then (those begun
+ * since are in the flow table: a SYN on a changed slot is recorded); a slot
+ * that changes again, or keeps its owner, keeps what it remembered (a second
+ * change must not hand the first one's flows to an owner they never had:
+ * draining and undraining a backend moved every idle connection on it, found
+ * by the property tests). 0 means "no destination" in both arrays.
  */
 export function nextSlots(
   oldDest: Uint32Array | null,
@@ -83,6 +87,6 @@ export function nextSlots(
 ): Uint32Array {
   const prev = new Uint32Array(newDest.length);
   if (!oldDest || !oldPrev || oldDest.length !== newDest.length) return prev;
-  for (let i = 0; i < newDest.length; i++) prev[i] = oldDest[i] !== newDest[i] ? oldDest[i]! : oldPrev[i]!;
+  for (let i = 0; i < newDest.length; i++) prev[i] = oldPrev[i] !== 0 ? oldPrev[i]! : oldDest[i] !== newDest[i] ? oldDest[i]! : 0;
   return prev;
 }
