@@ -235,6 +235,7 @@ export async function waitForBackends(want: number, ms = 20_000): Promise<Status
 
 export async function labUp(o: LabOptions): Promise<void> {
   if (labNamespaces().length > 0) await labDown();
+  rmSync(LAB.runDir, { recursive: true, force: true }); // a new lab starts from nothing a previous one left (a role record, a lock)
   mkdirSync(LAB.runDir, { recursive: true });
   const directors = Array.from({ length: o.directors ?? 1 }, (_, k) => labDirector((k + 1) as AnyDirectorId));
   const nodes: { ns: string; addr: string; addr6: string; mac: string }[] = [
