@@ -152,3 +152,21 @@ export function heldConnections(n: number): { probe(): Promise<{ ok: boolean; ba
     },
   };
 }
+
+type Probe = { ok: boolean; backend?: string; local?: number }[];
+
+/**
+ * After a handover to the owner that first claimed at firstNew: every held connection answers as before (the
+ * same backend, on the same connection), and the old owner (`from`) claims the VIP no more.
+ */
+export async function assertKeptAndSilent(capture: ClaimCapture, held: ReturnType<typeof heldConnections>, before: Probe, firstNew: number, from: DirectorId): Promise<void> {
+  const after = await held.probe();
+  held.close();
+  assert.deepEqual(
+    after.map((p) => [p.ok, p.backend, p.local]),
+    before.map((p) => [p.ok, p.backend, p.local]),
+    'every held connection still answers, from the same backend, on the same connection',
+  );
+  const late = capture.claims(firstNew + 1).filter(([, m]) => m === labDirector(from).mac);
+  assert.deepEqual(late, [], `director ${from}'s kernel no longer answers ARP for the VIP`);
+}
