@@ -5,7 +5,7 @@
 // health verdict, a drain or a MAC, and through a config reload (the
 // reconciler plans only the services whose config changed) — through the
 // director's own Reconciler, and one /metrics scrape of it. Reports wall time, map writes and
-// the process's RSS; the RSS of the same process before loading anything is
+// the process's RSS (after the cold start, and after the scrape); the RSS of the same process before loading anything is
 // the baseline. Two shapes: every service on the same 10 nodes (Kubernetes:
 // backends are nodes, so tables repeat) and 10 distinct backends per service.
 import { parseConfigText, validateConfig } from '../src/config/load.ts';
@@ -74,6 +74,7 @@ async function measure(shape: 'shared' | 'distinct', capacity: { services: numbe
   t = performance.now();
   const scrapeBytes = (await metrics.exposition()).reduce((n, piece) => n + piece.length, 0);
   const scrapeMs = performance.now() - t;
+  const scrapedRss = process.memoryUsage().rss;
   const changedConfig = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape, true) });
   // one health verdict: the director marks that service dirty, and the reconciler plans it alone
   const health: number[] = [];
@@ -118,6 +119,7 @@ async function measure(shape: 'shared' | 'distinct', capacity: { services: numbe
     scrape_ms: Math.round(scrapeMs),
     scrape_kb: Math.round(scrapeBytes / 1024),
     rss_mb: mb(rss),
+    rss_after_scrape_mb: mb(scrapedRss),
     baseline_rss_mb: mb(baselineRss),
   };
 }
@@ -154,7 +156,7 @@ else {
         `one backend down (health) ${r.health_change_ms} ms (max of 5: ${r.health_change_max_ms}), ${r.health_change_writes} writes; ` +
         `one weight changed by reload ${r.reload_change_ms} ms (finding it among the services ${r.reload_change_diff_ms} ms; ${r.reload_change_services_planned} service planned), ${r.reload_change_writes} writes; ` +
         `restart (adopt, read back, plan) ${r.restart_ms} ms, ${r.restart_writes} writes; RSS ${r.rss_mb} MB (baseline ${r.baseline_rss_mb} MB); ` +
-        `one /metrics scrape ${r.scrape_ms} ms (${r.scrape_kb} KiB)`,
+        `one /metrics scrape ${r.scrape_ms} ms (${r.scrape_kb} KiB), RSS after it ${r.rss_after_scrape_mb} MB`,
     );
   console.log(
     `reading the config (as a reload does): YAML ${load.config_yaml_ms} ms (${load.config_kb} KiB), JSON ${load.config_json_ms} ms; baseline JSON.parse alone ${load.baseline_json_parse_ms} ms`,

@@ -46,6 +46,12 @@ import { native, type NativeMap, type NativeObject, type NativeProgram } from '.
 export const DEFAULT_OBJECT = fileURLToPath(new URL('../../out/bpf/xdplb.bpf.o', import.meta.url));
 export const PROGRAM_NAME = 'xdplb_ingress';
 
+/**
+ * Inner maps swapped in by one batch update of maglev_tables (one RCU wait):
+ * as many open files at most (Node raises the soft limit to the hard one).
+ */
+const TABLES_PER_SWAP = 4096;
+
 export interface Capacities {
   /** Maglev table size: a prime. */
   maglevSize: number;
@@ -265,28 +271,42 @@ export class DataPlane {
 
   /**
    * Installs whole new tables, each in one atomic pointer swap. Every update
-   * of a map-in-map waits for an RCU grace period (~8 ms here), so all the
-   * tables of a change go in one batch: one wait, however many tables.
-   * A null table empties the service's slot (all slots 0: no backend).
+   * of a map-in-map waits for an RCU grace period (~17 ms here, per batch
+   * update, however many entries it has), so the tables go in as few batches
+   * as the open files allow: each table is encoded into its own new inner map
+   * as it comes (one at a time: the iterable may build them lazily, and only
+   * the map's fd is held), and up to TABLES_PER_SWAP inner maps are swapped
+   * in by one batch update (one wait). An all-0 table empties the service's
+   * slot (no backend).
    */
-  putTables(tables: readonly { serviceId: number; dest: Uint32Array; prev: Uint32Array }[]): void {
-    if (tables.length === 0) return;
+  putTables(tables: Iterable<{ serviceId: number; dest: Uint32Array; prev: Uint32Array }>): void {
     const size = this.capacities.maglevSize;
-    const inners: NativeMap[] = [];
-    try {
-      const keys = Buffer.alloc(4 * tables.length);
-      const fds = Buffer.alloc(4 * tables.length);
-      tables.forEach((t, i) => {
-        if (t.dest.length !== size || t.prev.length !== size)
-          throw new RangeError(`a table has ${size} slots, got ${t.dest.length}`);
-        const inner = native.createArrayMap(LAYOUT.slot.size, size, encodeSlots(t.dest, t.prev, this.slotScratch()));
-        inners.push(inner);
-        keys.writeUInt32LE(t.serviceId, 4 * i);
+    let inners: NativeMap[] = [];
+    let ids: number[] = [];
+    const swap = () => {
+      if (inners.length === 0) return;
+      const keys = Buffer.alloc(4 * inners.length);
+      const fds = Buffer.alloc(4 * inners.length);
+      inners.forEach((inner, i) => {
+        keys.writeUInt32LE(ids[i]!, 4 * i);
         fds.writeUInt32LE(inner.info().fd, 4 * i);
       });
-      this.maps.maglev_tables.updateBatch(keys, fds, tables.length);
+      this.maps.maglev_tables.updateBatch(keys, fds, inners.length);
+      for (const inner of inners.splice(0)) inner.close(); // the outer map holds its own references
+      ids = [];
+    };
+    try {
+      for (const t of tables) {
+        if (t.dest.length !== size || t.prev.length !== size)
+          throw new RangeError(`a table has ${size} slots, got ${t.dest.length}`);
+        inners.push(native.createArrayMap(LAYOUT.slot.size, size, encodeSlots(t.dest, t.prev, this.slotScratch())));
+        ids.push(t.serviceId);
+        if (inners.length === TABLES_PER_SWAP) swap();
+      }
+      swap();
     } finally {
-      for (const inner of inners) inner.close(); // the outer map holds its own references
+      for (const inner of inners) inner.close();
+      inners = [];
     }
   }
 

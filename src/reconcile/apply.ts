@@ -4,15 +4,13 @@ import type { DestInfo, DestValue, ServiceInfo, ServiceValue } from '../dataplan
 import type { ServiceKey } from '../model/keys.ts';
 import type { Op, TableWrite } from './plan.ts';
 
-/** Tables built and written per batch: one RCU wait each, bounded memory. */
-const TABLES_PER_BATCH = 256;
-
 /** The part of the data plane a plan writes (DataPlane, or a recording fake). */
 export interface DataPlaneWriter {
   writeVipFilter(next: BigUint64Array, current: BigUint64Array): void;
   /** Writes destinations in batches: every info first, then every value (what the program reads). */
   putDests(dests: readonly { id: number; value: DestValue; info: DestInfo }[]): void;
-  putTables(tables: readonly { serviceId: number; dest: Uint32Array; prev: Uint32Array }[]): void;
+  /** Swaps in whole tables, taking them one at a time (built lazily: 10k tables are 1.3 GB), in as few RCU waits as it can. */
+  putTables(tables: Iterable<{ serviceId: number; dest: Uint32Array; prev: Uint32Array }>): void;
   /** The service's table as the data plane holds it (null: none). */
   readTable(serviceId: number): { dest: Uint32Array; prev: Uint32Array } | null;
   /** Patches the service's table in place (only the slots that differ); false when it has none. */
@@ -54,8 +52,7 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
             if (!dp.patchTable(t.serviceId, dest, prev)) whole.push(t); // gone meanwhile: a whole new one
           }
         }
-        for (let i = 0; i < whole.length; i += TABLES_PER_BATCH)
-          dp.putTables(whole.slice(i, i + TABLES_PER_BATCH).map((t) => ({ serviceId: t.serviceId, ...t.build(null) })));
+        if (whole.length > 0) dp.putTables(built(whole));
         break;
       }
       case 'service': {
@@ -80,4 +77,9 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
         break;
     }
   }
+}
+
+/** Each table built when the writer takes it, and dropped once it is written. */
+function* built(tables: readonly TableWrite[]): Generator<{ serviceId: number; dest: Uint32Array; prev: Uint32Array }> {
+  for (const t of tables) yield { serviceId: t.serviceId, ...t.build(null) };
 }

@@ -45,6 +45,8 @@ export interface TableWrite {
   /**
    * The table to write, given the one the data plane holds now (read by
    * apply(), for a table patched in place: its previous owners are kept).
+   * A table swapped in whole is valid only until the next build (its arrays
+   * are reused): write it before building the next.
    */
   build(current: { dest: Uint32Array; prev: Uint32Array } | null): { dest: Uint32Array; prev: Uint32Array };
 }
@@ -63,9 +65,27 @@ export interface PlanContext {
 
 const STATE = { active: CONSTANTS.DEST_ACTIVE, draining: CONSTANTS.DEST_DRAINING, down: CONSTANTS.DEST_UNUSED } as const;
 
-function lowestFree(used: Set<number>, max: number): number {
-  for (let id = 1; id < max; id++) if (!used.has(id)) return id;
-  throw new XdplbError('CAPACITY', `no free slot below ${max}: raise capacity in the config (and restart)`);
+/**
+ * The lowest number from 1 up that `used` does not hold. Numbers are only
+ * ever added to `used` during a plan, so the lowest free one never goes down:
+ * the search resumes where the last one stopped (10,000 new services cost
+ * 10,000 steps, not 50 million).
+ */
+class LowestFree {
+  readonly used: Set<number>;
+  private readonly max: number;
+  private from = 1;
+
+  constructor(used: Set<number>, max: number) {
+    this.used = used;
+    this.max = max;
+  }
+
+  next(): number {
+    while (this.from < this.max && this.used.has(this.from)) this.from++;
+    if (this.from < this.max) return this.from;
+    throw new XdplbError('CAPACITY', `no free slot below ${this.max}: raise capacity in the config (and restart)`);
+  }
 }
 
 function filterOf(services: Iterable<{ key: ServiceKey }>, words: number): BigUint64Array {
@@ -103,7 +123,19 @@ function tableInput(backends: readonly DesiredBackend[], ids: Map<string, number
   return { text: active.map((a) => `${a.key}*${a.weight}#${a.id}`).join(','), active };
 }
 
-function buildTable(active: { key: string; weight: number; id: number }[], size: number, cache?: Map<string, Int32Array>): Uint32Array {
+let scratchDest = new Uint32Array(0);
+/**
+ * A table's worth of owners for a table swapped in whole, reused from one
+ * table to the next: putTables() copies each into its map before it takes
+ * the next (10,000 fresh 64 KiB arrays cost seconds of GC).
+ */
+function reusedDest(size: number): Uint32Array {
+  if (scratchDest.length !== size) scratchDest = new Uint32Array(size);
+  return scratchDest;
+}
+
+/** The owners' destination ids of each slot, into `dest` when given. */
+function buildTable(active: { key: string; weight: number; id: number }[], size: number, cache?: Map<string, Int32Array>, into?: Uint32Array): Uint32Array {
   const cacheKey = `${size}|${active.map((a) => `${a.key}*${a.weight}`).join(',')}`;
   let positions = cache?.get(cacheKey);
   if (!positions) {
@@ -114,7 +146,7 @@ function buildTable(active: { key: string; weight: number; id: number }[], size:
     }
   }
   const ids = Uint32Array.from(active, (a) => a.id); // same canonical (key) order as maglevTable's
-  const dest = new Uint32Array(positions.length);
+  const dest = into ?? new Uint32Array(positions.length);
   for (let i = 0; i < positions.length; i++) {
     const p = positions[i]!;
     dest[i] = p === NO_BACKEND ? 0 : ids[p]!;
@@ -201,10 +233,10 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
   const scoped = scope !== undefined && want.services.size === applied.services.size && [...scope].every((k) => applied.services.has(k) && want.services.has(k));
 
   // ids in use, gathered only when a new one is needed
-  let serviceIds: Set<number> | null = null;
-  let entries: Set<number> | null = null;
-  const usedServiceIds = () => (serviceIds ??= new Set([...applied.services.values()].map((s) => s.id)));
-  const usedEntries = () => (entries ??= new Set([...applied.services.values()].map((s) => s.entry).concat(applied.retiredEntries)));
+  let serviceIds: LowestFree | null = null;
+  let entries: LowestFree | null = null;
+  const usedServiceIds = () => (serviceIds ??= new LowestFree(new Set([...applied.services.values()].map((s) => s.id)), ctx.maxServices));
+  const usedEntries = () => (entries ??= new LowestFree(new Set([...applied.services.values()].map((s) => s.entry).concat(applied.retiredEntries)), 2 * ctx.maxServices));
   const takenDests = new Set<number>(); // allocated by this plan
   const destUsed = (id: number) => applied.dests.has(id) || takenDests.has(id);
   let nextDestId = 1;
@@ -240,8 +272,8 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
     const old = applied.services.get(ws.keyText);
     const signature = signatureOf(ws);
     if (old && old.signature === signature) continue;
-    const id = old?.id ?? lowestFree(usedServiceIds(), ctx.maxServices);
-    usedServiceIds().add(id);
+    const id = old?.id ?? usedServiceIds().next();
+    usedServiceIds().used.add(id);
     const dests = new Map<string, number>();
     for (const b of ws.backends) {
       const oldId = old?.dests.get(b.address.text);
@@ -287,7 +319,7 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
     let tableWritten = false;
     if (!tableKnown) {
       if (!old) {
-        tables.push({ serviceId: id, inPlace: false, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache), prev: noSlots(ctx.maglevSize) }) });
+        tables.push({ serviceId: id, inPlace: false, build: () => ({ dest: buildTable(input.active, ctx.maglevSize, ctx.tableCache, reusedDest(ctx.maglevSize)), prev: noSlots(ctx.maglevSize) }) });
         tableWritten = true;
       } else {
         // a change: patched into the table the data plane holds, whose owners become the previous ones
@@ -302,8 +334,8 @@ export function plan(applied: Applied, want: Desired, ctx: PlanContext, scope?: 
     const attrsChanged = !old || old.flags !== flags || old.seed !== ws.seed;
     if (attrsChanged) {
       membershipChanged = true;
-      entry = lowestFree(usedEntries(), 2 * ctx.maxServices);
-      usedEntries().add(entry);
+      entry = usedEntries().next();
+      usedEntries().used.add(entry);
       if (old) delta.retiredEntries.push(old.entry);
     }
     // the table signature is 0 while a table is rewritten, and the new one once it is whole

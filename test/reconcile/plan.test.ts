@@ -54,7 +54,8 @@ function recordingWriter(): { writer: DataPlaneWriter; calls: Call[] } {
   const writer: DataPlaneWriter = {
     writeVipFilter: (next, current) => record('writeVipFilter', { bits: popcount(next), before: popcount(current) }),
     putDests: (dests) => record('putDests', { dests: dests.map(dest) }),
-    putTables: (ts) => {
+    putTables: (iterable) => {
+      const ts = [...iterable];
       record('putTables', { tables: ts.map((t) => ({ serviceId: t.serviceId, owners: owners(t.dest) })) });
       for (const t of ts) tables.set(t.serviceId, { dest: Uint32Array.from(t.dest), prev: Uint32Array.from(t.prev) });
     },
