@@ -335,6 +335,7 @@ class Map : public Wrapped<Map> {
                       Method<&Map::SumPerCpu>(env, "sumPerCpu", 1),
                       Method<&Map::LookupAll>(env, "lookupAll", 1),
                       Method<&Map::CountEntries>(env, "countEntries", 0),
+                      Method<&Map::Entries>(env, "entries", 1),
                       Method<&Map::Pin>(env, "pin", 1),
                       Method<&Map::Info>(env, "info", 0),
                       Method<&Map::Close>(env, "close", 0),
@@ -568,6 +569,35 @@ class Map : public Wrapped<Map> {
       first = false;
     }
     return Napi::Number::New(env, total);
+  }
+  // entries(count): up to count entries of a hash map as it is now, read in
+  // batches: { keys, values, count } with the keys and the values back to
+  // back. (A map that changes meanwhile may show an entry twice or not at all.)
+  Napi::Value Entries(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    const uint32_t max = CountArg(info);
+    const size_t ksize = info_.key_size, vbytes = ValueBytes();
+    std::vector<uint8_t> keys(size_t(max) * ksize), values(size_t(max) * vbytes);
+    std::vector<uint8_t> in_batch(std::max<uint32_t>(info_.key_size, 8)), out_batch(in_batch.size());
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    uint32_t done = 0;
+    bool first = true;
+    while (done < max) {
+      uint32_t n = std::min<uint32_t>(4096, max - done);
+      int err = bpf_map_lookup_batch(Fd(env), first ? nullptr : in_batch.data(), out_batch.data(),
+                                     keys.data() + size_t(done) * ksize, values.data() + size_t(done) * vbytes,
+                                     &n, &opts);
+      if (err && errno != ENOENT) throw SystemError(env, errno, "bpf_map_lookup_batch");
+      done += n;
+      if (err) break;
+      in_batch.swap(out_batch);
+      first = false;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), size_t(done) * ksize));
+    o.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), size_t(done) * vbytes));
+    o.Set("count", Napi::Number::New(env, done));
+    return o;
   }
   Napi::Value Pin(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();

@@ -395,6 +395,14 @@ const ConfigObject = z.strictObject({
       flows: integer(1024, 64_000_000).default(262144),
     })
     .default({ services: 4096, backends: 65536, flows: 262144 }),
+  /**
+   * How long a flow may stay silent and still keep its backend after its
+   * slot's owner changed: a slot's previous owner lapses this long after the
+   * change unless a live flow on it still needs it (15 min: IPVS's TCP
+   * timeout). Behind ECMP, shorter: until it lapses, a flow that began on
+   * another director after the change and moves here goes to the old owner.
+   */
+  flowIdleTimeout: duration(1000, HOUR_MS).default(900_000),
   /** Add each VIP to the interface and announce it (gratuitous ARP / unsolicited NA). */
   ownVips: z.boolean().default(true),
   /**

@@ -680,6 +680,7 @@ function notPinnedYet(path: string): NativeMap {
     lookupPerCpu: () => null,
     nextKeys: () => [],
     countEntries: () => 0,
+    entries: () => ({ keys: Buffer.alloc(0), values: Buffer.alloc(0), count: 0 }),
     close: () => {},
     update: refuse,
     delete: refuse,

@@ -35,6 +35,8 @@ export interface NativeMap {
   lookupAll(count: number): Buffer;
   /** Entries a hash map holds now (batched read). */
   countEntries(): number;
+  /** Up to count entries of a hash map, keys and values back to back (batched read). */
+  entries(count: number): { keys: Buffer; values: Buffer; count: number };
   pin(path: string): void;
   info(): MapInfo;
   close(): void;

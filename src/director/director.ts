@@ -34,6 +34,7 @@ import { recordedDown } from '../reconcile/state.ts';
 import { backendKey } from '../model/keys.ts';
 import type { PlanContext } from '../reconcile/plan.ts';
 import { Reconciler, type ReconcileResult } from '../reconcile/reconciler.ts';
+import { PreviousOwners } from './previous-owners.ts';
 import { combineServices } from '../sources/combine.ts';
 import { ConfigFile, fileServices } from '../sources/config-file.ts';
 import { hostname } from 'node:os';
@@ -124,6 +125,8 @@ export class Director {
   private publishedRoutes = '';
   /** The VIPs whose routes are in routeTable now. */
   private announced: string[] = [];
+  /** Previous slot owners, lapsed once no live flow needs them (flowIdleTimeout after a change). */
+  private readonly previousOwners: PreviousOwners;
 
   private constructor(options: DirectorOptions, file: ConfigFile, fileConfig: Config, cluster: ClusterAccess | null, pinDir: string, ifindex: number, mac: Buffer, dp: DataPlane, lock: PinDirLock) {
     this.options = options;
@@ -142,6 +145,7 @@ export class Director {
       context: () => this.planContext(),
       facts: this.facts,
       log,
+      onTablesPatched: (ids) => this.previousOwners.changed(ids),
       onResult: (result) => {
         if (!result) return void this.metrics.reconcileFailures.inc();
         this.metrics.reconcileDuration.observe(result.durationMs / 1000);
@@ -149,6 +153,7 @@ export class Director {
         this.syncRoutes(); // a backend down, up, added or gone may change what can be served
       },
     });
+    this.previousOwners = new PreviousOwners({ dp, applied: () => this.reconciler.state, idleMs: () => this.config.flowIdleTimeout, log: component('flows') });
     this.paths = new BackendPaths(dp, ifindex, component('neighbours'));
     this.metrics = new Metrics(
       {
@@ -253,6 +258,8 @@ export class Director {
     this.paths.nics = lookupNics(config.services);
     this.paths.putTxPorts();
     this.paths.seed(this.reconciler.state);
+    // adopted tables may hold previous owners: the flows' clock starts at this start
+    this.previousOwners.changed([...this.reconciler.state.services.values()].map((s) => s.id));
     await this.paths.resolve(config.services, 1000);
     this.health.sync(config, recordedDown(this.reconciler.state, config.services)); // before the first reconcile, which records health verdicts
     this.reconciler.setConfig(config);
@@ -281,6 +288,7 @@ export class Director {
       setInterval(() => {
         this.checkNic();
         this.checkPins();
+        this.previousOwners.sweep();
         this.syncRoutes(true); // a route deleted under the daemon comes back within a second
       }, 1000),
     );

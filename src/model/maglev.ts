@@ -90,3 +90,20 @@ export function nextSlots(
   for (let i = 0; i < newDest.length; i++) prev[i] = oldPrev[i] !== 0 ? oldPrev[i]! : oldDest[i] !== newDest[i] ? oldDest[i]! : 0;
   return prev;
 }
+
+/**
+ * A table's previous owners once the live flows on it are known: a slot's
+ * previous owner lapses (0: the slot is back on the fast path, which reads no
+ * flow state and sends to the owner) unless a live flow on that slot goes to
+ * another destination than the slot's owner; only such a flow still needs the
+ * flow-table path. Behind ECMP this is what lets a flow that began on another
+ * director after the change, and moved here, reach the backend its SYN went
+ * to. Returns null when no slot lapses.
+ */
+export function lapsedPrev(dest: Uint32Array, prev: Uint32Array, liveFlows: Iterable<{ slot: number; dest: number }>): Uint32Array | null {
+  const needed = new Uint8Array(prev.length);
+  for (const f of liveFlows) if (f.dest !== dest[f.slot]) needed[f.slot] = 1;
+  let next: Uint32Array | null = null;
+  for (let i = 0; i < prev.length; i++) if (prev[i] !== 0 && !needed[i]) (next ??= prev.slice())[i] = 0;
+  return next;
+}

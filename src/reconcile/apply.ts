@@ -28,7 +28,9 @@ export function countWrites(ops: readonly Op[]): number {
   return ops.reduce((n, op) => n + (op.kind === 'tables' ? op.tables.length : op.kind === 'service' || op.kind === 'dest' ? 3 : 1), 0);
 }
 
-export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
+/** Carries out a plan's operations in order; returns the services whose tables were changed in place (they may hold previous owners). */
+export function apply(dp: DataPlaneWriter, ops: readonly Op[]): { patchedTables: number[] } {
+  const patchedTables: number[] = [];
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     switch (op.kind) {
@@ -49,7 +51,8 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
           if (!current) whole.push(t);
           else {
             const { dest, prev } = t.build(current);
-            if (!dp.patchTable(t.serviceId, dest, prev)) whole.push(t); // gone meanwhile: a whole new one
+            if (dp.patchTable(t.serviceId, dest, prev)) patchedTables.push(t.serviceId);
+            else whole.push(t); // gone meanwhile: a whole new one
           }
         }
         if (whole.length > 0) dp.putTables(built(whole));
@@ -77,6 +80,7 @@ export function apply(dp: DataPlaneWriter, ops: readonly Op[]): void {
         break;
     }
   }
+  return { patchedTables };
 }
 
 /** Each table built when the writer takes it, and dropped once it is written. */

@@ -39,6 +39,8 @@ export interface ReconcilerOptions {
   context(): PlanContext;
   facts: Facts;
   log: Logger;
+  /** The services whose tables an apply changed in place (their slots may hold previous owners). */
+  onTablesPatched?(serviceIds: readonly number[]): void;
   /** Called after every attempt (metrics). */
   onResult?(result: ReconcileResult | null, error: unknown): void;
   /** First retry delay after a failure, doubled up to maxRetryMs. */
@@ -139,8 +141,9 @@ export class Reconciler {
     const touched = names ?? this.byName.keys();
     try {
       const p = plan(this.applied, this.want, this.o.context(), scope ?? undefined);
-      apply(this.o.writer, p.ops);
+      const { patchedTables } = apply(this.o.writer, p.ops);
       commit(this.applied, p.delta);
+      if (patchedTables.length > 0) this.o.onTablesPatched?.(patchedTables);
       const result: ReconcileResult = { reason, services: scope?.size ?? this.want.services.size, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
       for (const n of touched) if (this.byName.has(n)) this.results.set(n, { ok: true, at });
       for (const n of this.results.keys()) if (!this.byName.has(n)) this.results.delete(n);

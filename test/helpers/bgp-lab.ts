@@ -36,6 +36,8 @@ export const BGP = {
   routerClientSide: '10.240.255.1',
   /** xdplb's routeTable in the lab (the shipped BIRD config's `kernel table`). */
   table: 100,
+  /** flowIdleTimeout of every director: short, as behind ECMP (README), so that previous slot owners lapse within a test. */
+  flowIdleTimeoutMs: 2000,
   /** The health check every director runs (a dead backend leaves within ~1 s). */
   healthCheck: '    healthCheck: { type: http, path: /, interval: 300ms, timeout: 200ms, rise: 2, fall: 2 }\n',
 } as const;
@@ -190,7 +192,7 @@ export async function bgpLabUp(o: { backends: number } = { backends: 2 }): Promi
     // every director the same config: the lab's service, its IPv6 twin, routeTable; no VIP on the NIC (the
     // router routes the VIPs to the directors' own addresses, nobody needs to resolve them)
     const web6 = `  - name: web6\n    vip: ${LAB.vip6}\n    port: 80\n    protocol: tcp\n    backends:\n${[1, 2].map((i) => `      - { address: ${LAB.backend6(i)} }\n`).join('')}${BGP.healthCheck}`;
-    for (const id of DIRECTORS) writeFileSync(configOf(id), labConfig([1, 2], `${BGP.healthCheck}${web6}routeTable: ${BGP.table}\nownVips: false\n`));
+    for (const id of DIRECTORS) writeFileSync(configOf(id), labConfig([1, 2], `${BGP.healthCheck}${web6}routeTable: ${BGP.table}\nownVips: false\nflowIdleTimeout: ${BGP.flowIdleTimeoutMs}ms\n`));
     startBird(r, 'router', 'bird-router.conf');
   } catch (err) {
     await bgpLabDown();

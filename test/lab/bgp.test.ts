@@ -322,14 +322,15 @@ describe('several active directors behind ECMP, announced by BIRD 2 over BGP wit
     t.diagnostic(`backend 1 stopped → out of every director's table after ${outMs} ms (health check 300 ms x fall 2), the VIP announced throughout; ${failedAt.length} new connections failed meanwhile (those sent to backend 1), ${r.ok} ok; both backends down: withdrawn by all, back when they are`);
   });
 
-  // KNOWN DEFECT, reported in every run as a todo (not a pass): a slot whose owner changed remembers
-  // its previous owner for good (src/model/maglev.ts nextSlots), and a director sends a mid-stream
-  // packet of a flow it never saw start to that previous owner; behind ECMP, a connection that started
-  // on another director after the change and moves here goes to the wrong backend, which resets it
-  // (measured: 10-20 of 60 held connections). The fix (previous owners that lapse once the flows they
-  // protect are in the flow table, without putting every slot on the flow-table path) is open work.
-  test('a director dies after a backend left and came back: every connection still survives (every director must send a moved flow to the backend its SYN went to)', { todo: 'known defect: previous slot owners never lapse (see the comment above)' }, async (t) => {
-    // the backend test before this one took backend 1 out and put it back on every director
+  // After a change a slot remembers its previous owner, and a director sends a mid-stream packet of a flow it
+  // never saw start to that owner (a flow from before the change). Behind ECMP a connection that began on another
+  // director after the change, and moves here, needs the slot's owner instead: the previous owners lapse
+  // flowIdleTimeout after the change, where no live flow needs them (src/director/previous-owners.ts). Before they
+  // did, 10-20 of the 60 held connections broke here.
+  test('a director dies after a backend left and came back: every connection still survives (every director sends a moved flow to the backend its SYN went to)', async (t) => {
+    // the backend test before this one took backend 1 out and put it back on every director; its previous owners
+    // lapse flowIdleTimeout later (checked every second)
+    await sleep(BGP.flowIdleTimeoutMs + 1500);
     await dieUnderLoad(2, 'BIRD', (text) => t.diagnostic(text));
     startDirectorWithBgp(2);
     await allAnnounce([1, 2, 3]);
