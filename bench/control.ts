@@ -7,7 +7,8 @@
 // director's own Reconciler, and one /metrics scrape of it. Reports wall time, map writes and
 // the process's RSS (after the cold start, and after the scrape); the RSS of the same process before loading anything is
 // the baseline. Two shapes: every service on the same 10 nodes (Kubernetes:
-// backends are nodes, so tables repeat) and 10 distinct backends per service.
+// backends are nodes, so tables repeat) and 10 distinct backends per service, each
+// measured in a fresh child process of its own.
 import { parseConfigText, validateConfig } from '../src/config/load.ts';
 import { dump } from 'js-yaml';
 import { DataPlane } from '../src/dataplane/dataplane.ts';
@@ -72,7 +73,8 @@ async function measure(shape: 'shared' | 'distinct', capacity: { services: numbe
   const rss = process.memoryUsage().rss;
   const metrics = new Metrics({ dp, applied: () => r.state, perBackend: () => true }, 'bench');
   t = performance.now();
-  const scrapeBytes = (await metrics.exposition()).reduce((n, piece) => n + piece.length, 0);
+  let scrapeBytes = 0;
+  for await (const chunk of metrics.chunks()) scrapeBytes += chunk.length; // as the server writes it: chunk by chunk
   const scrapeMs = performance.now() - t;
   const scrapedRss = process.memoryUsage().rss;
   const changedConfig = validateConfig({ maglevTableSize: MAGLEV, capacity, services: services(shape, true) });
@@ -145,7 +147,19 @@ function configLoad() {
   };
 }
 
-const rows = [await run('shared'), await run('distinct')];
+/** Each shape in a fresh process of its own (`--shape X` prints its row as JSON), so its RSS carries nothing of the other's. */
+async function inChild(shape: 'shared' | 'distinct'): Promise<Awaited<ReturnType<typeof run>>> {
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync(process.execPath, [...process.execArgv, process.argv[1]!, '--shape', shape], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+const shapeArg = process.argv.indexOf('--shape');
+if (shapeArg >= 0) {
+  console.log(JSON.stringify(await run(process.argv[shapeArg + 1] as 'shared' | 'distinct')));
+  process.exit(0);
+}
+const rows = [await inChild('shared'), await inChild('distinct')];
 const load = configLoad();
 if (JSON_OUT) for (const r of [...rows, load]) console.log(JSON.stringify(r));
 else {

@@ -10,23 +10,45 @@ export function labelValue(v: string): string {
   return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v;
 }
 
-/** Samples of one metric family, written as they come; header first. */
+/**
+ * Text of a scrape gathered into chunks of about CHUNK_BYTES, to be written
+ * out as each fills: the whole text of a large fleet (~95 MB at 10,000
+ * services x 10 backends) is never held at once.
+ */
+export class Chunks {
+  static readonly CHUNK_BYTES = 256 * 1024;
+  private buf = '';
+
+  add(text: string): void {
+    this.buf += text;
+  }
+
+  /** Whether a chunk is ready to be taken. */
+  get full(): boolean {
+    return this.buf.length >= Chunks.CHUNK_BYTES;
+  }
+
+  take(): string {
+    const b = this.buf;
+    this.buf = '';
+    return b;
+  }
+}
+
+/** Samples of one metric family, written into `out` as they come; header first (on construction). */
 export class Family {
   readonly name: string;
-  private out: string;
+  private readonly out: Chunks;
 
-  constructor(name: string, type: MetricType, help: string) {
+  constructor(out: Chunks, name: string, type: MetricType, help: string) {
     this.name = name;
-    this.out = `# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${name} ${type}\n`;
+    this.out = out;
+    out.add(`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${name} ${type}\n`);
   }
 
   /** `labels`: `{a="x",b="y"}` (values escaped with labelValue) or ""; built once for several families. */
   sample(labels: string, value: number | bigint): void {
-    this.out += `${this.name}${labels} ${typeof value === 'bigint' ? value.toString() : formatNumber(value)}\n`;
-  }
-
-  text(): string {
-    return this.out;
+    this.out.add(`${this.name}${labels} ${typeof value === 'bigint' ? value.toString() : formatNumber(value)}\n`);
   }
 }
 

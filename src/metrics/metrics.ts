@@ -15,12 +15,10 @@ import { formatIp } from '../model/address.ts';
 import { backendKey } from '../model/keys.ts';
 import { protocolLabel } from '../model/protocol.ts';
 import { idLimits, type Applied } from '../reconcile/state.ts';
-import { Family, labelValue } from './exposition.ts';
+import { Chunks, Family, labelValue } from './exposition.ts';
 import type { Role } from '../model/role.ts';
 import type { KubernetesView } from '../k8s/source.ts';
 import type { ElectionView } from '../k8s/lease.ts';
-/** Services and backends written between two turns of the event loop during a scrape (a few ms). */
-const SERIES_SETS_PER_TURN = 500;
 
 export interface MetricsSource {
   dp: DataPlane;
@@ -186,13 +184,24 @@ export class Metrics {
   }
 
   /**
-   * The whole /metrics text, in pieces (one per metric family) to be written
-   * one after the other: the data plane's series, then the registry's. Joining
-   * 15 MiB into one string held the event loop for ~70 ms.
+   * The whole /metrics text, in chunks of a few hundred KiB to be written out
+   * one after the other (see chunks()). Joined, it is the scrape's body.
    */
   async exposition(): Promise<string[]> {
-    const families = await this.dataPlaneFamilies();
-    return [...families.map((f) => f.text()), await this.registry.metrics()];
+    const pieces: string[] = [];
+    for await (const piece of this.chunks()) pieces.push(piece);
+    return pieces;
+  }
+
+  /**
+   * The /metrics text as it is written: the data plane's series, then the
+   * registry's. A chunk is given out as soon as it fills, so a scrape holds
+   * one chunk, not the whole text (~95 MB at 10,000 services x 10 backends;
+   * building it at once added ~100 MB RSS).
+   */
+  async *chunks(): AsyncGenerator<string> {
+    yield* this.dataPlaneChunks();
+    yield await this.registry.metrics();
   }
 
   get contentType(): string {
@@ -200,111 +209,134 @@ export class Metrics {
   }
 
   /**
-   * Counters are read first, in one pass, so the scrape is one moment's
-   * view; the text is then written a few hundred series sets at a time with a
-   * turn of the event loop in between: a scrape of a very large fleet must
-   * not hold up health checks (a stalled loop can time a probe out).
+   * Counters, gauges and the applied state are read first, in one pass, so
+   * the scrape is one moment's view. The text is family by family (the
+   * format wants each family's samples together), so the services are gone
+   * over once per family; each full chunk is given out with a turn of the
+   * event loop after it: a scrape of a very large fleet must not hold up
+   * health checks (a stalled loop can time a probe out).
    */
-  private async dataPlaneFamilies(): Promise<Family[]> {
+  private async *dataPlaneChunks(): AsyncGenerator<string> {
     const { dp } = this.src;
     const perBackend = this.src.perBackend();
     const applied = this.src.applied();
-    const f = (name: string, type: 'counter' | 'gauge', help: string) => new Family(name, type, help);
-    const svcPackets = f('xdplb_service_packets_total', 'counter', 'Packets forwarded for a service (VIP, port, protocol).');
-    const svcBytes = f('xdplb_service_bytes_total', 'counter', 'IP bytes forwarded for a service.');
-    const svcFlows = f('xdplb_service_new_flows_total', 'counter', 'New flows (TCP SYNs and flow-table creations) of a service.');
-    const svcBackends = f('xdplb_service_backends', 'gauge', 'Backends of a service in the data plane.');
-    const svcBackendsHealthy = f('xdplb_service_backends_healthy', 'gauge', 'Backends of a service that pass their health check (all of them without a check).');
-    const svcBackendsUp = f('xdplb_service_backends_up', 'gauge', 'Backends of a service that take new flows (resolved, healthy, not draining).');
-    const bPackets = f('xdplb_backend_packets_total', 'counter', 'Packets forwarded to a backend of a service.');
-    const bBytes = f('xdplb_backend_bytes_total', 'counter', 'IP bytes forwarded to a backend of a service.');
-    const bFlows = f('xdplb_backend_new_flows_total', 'counter', 'New flows sent to a backend of a service.');
-    const bUp = f('xdplb_backend_up', 'gauge', '1 when the backend takes new flows (resolved, healthy, not draining).');
-    const bDraining = f('xdplb_backend_draining', 'gauge', '1 when the backend is drained: it keeps its flows but takes no new ones.');
-    const bWeight = f('xdplb_backend_weight', 'gauge', 'Configured weight of a backend.');
-    const bHealth = f('xdplb_backend_health_up', 'gauge', 'Health-check verdict: 1 up, 0 down (absent without a check).');
-    const bChecks = f('xdplb_backend_health_checks_total', 'counter', 'Health-check probes of a backend, by result (ok, failed), since the daemon started.');
-    const bCheckLast = f('xdplb_backend_health_check_last_duration_seconds', 'gauge', 'Duration of the last health-check probe of a backend.');
-
     const checks = new Map<string, HealthCheckView>();
     for (const c of this.src.healthChecks?.() ?? []) checks.set(backendKey(c.service, c.address), c);
     const limits = idLimits(applied);
     const svcTraffic = dp.serviceTrafficAll(limits.services);
     const destTraffic = perBackend ? dp.destTrafficAll(limits.dests) : null;
+    const attachedNow = this.src.attached ? this.src.attached() : null;
+    const flowEntries = dp.flowEntries();
+    const neighbours = [...(this.src.neighbours?.() ?? [])];
+    const globalStats = Object.entries(dp.globalStats());
 
-    let sinceTurn = 0;
-    for (const s of [...applied.services.values()]) {
-      sinceTurn += 1 + (destTraffic ? s.dests.size : 0);
-      if (sinceTurn >= SERIES_SETS_PER_TURN) {
-        sinceTurn = 0;
-        await new Promise((r) => setImmediate(r));
-      }
+    /** Per service: its labels, its data-plane backends (address, id, entry) and how many are up and healthy. */
+    const rows = [...applied.services.values()].map((s) => {
       const local = `local_address="${formatIp(s.key.addr, s.key.family)}",local_port="${s.key.port}",proto="${protocolLabel(s.key.proto)}"`;
-      const svc = `{name="${labelValue(s.name)}",${local}}`;
-      const t = trafficAt(svcTraffic, s.id);
-      svcPackets.sample(svc, t.packets);
-      svcBytes.sample(svc, t.bytes);
-      svcFlows.sample(svc, t.newFlows);
+      const dests: { address: string; id: number; d: NonNullable<ReturnType<typeof applied.dests.get>> }[] = [];
       let up = 0;
       let healthy = 0;
       for (const [address, id] of s.dests) {
         const d = applied.dests.get(id);
         if (!d) continue;
-        const active = d.value.state === CONSTANTS.DEST_ACTIVE;
-        if (active) up++;
+        if (d.value.state === CONSTANTS.DEST_ACTIVE) up++;
         if (d.info.health !== 'down') healthy++;
-        if (!destTraffic) continue;
-        const labels = `{${local},remote_address="${address}",remote_port="${s.key.port}"}`;
-        const bt = trafficAt(destTraffic, id);
-        bPackets.sample(labels, bt.packets);
-        bBytes.sample(labels, bt.bytes);
-        bFlows.sample(labels, bt.newFlows);
-        bUp.sample(labels, active ? 1 : 0);
-        bDraining.sample(labels, d.value.state === CONSTANTS.DEST_DRAINING ? 1 : 0);
-        bWeight.sample(labels, d.info.weight);
-        if (d.info.health !== 'none') bHealth.sample(labels, d.info.health === 'up' ? 1 : 0);
-        const check = checks.get(backendKey(s.name, address));
-        if (check) {
-          const base = labels.slice(0, -1);
-          bChecks.sample(`${base},result="ok"}`, check.ok);
-          bChecks.sample(`${base},result="failed"}`, check.failed);
-          if (check.lastDurationMs !== null) bCheckLast.sample(labels, check.lastDurationMs / 1000);
-        }
+        if (destTraffic) dests.push({ address, id, d });
       }
-      svcBackends.sample(svc, s.dests.size);
-      svcBackendsHealthy.sample(svc, healthy);
-      svcBackendsUp.sample(svc, up);
-    }
+      return { s, local, svc: `{name="${labelValue(s.name)}",${local}}`, dests, up, healthy };
+    });
+
+    const out = new Chunks();
+    const f = (name: string, type: 'counter' | 'gauge', help: string) => new Family(out, name, type, help);
+    const flush = async function* (): AsyncGenerator<string> {
+      if (!out.full) return;
+      yield out.take();
+      await new Promise((r) => setImmediate(r));
+    };
 
     const attached = f('xdplb_xdp_attached', 'gauge', '1 while the program is attached to its NIC; 0 when it was detached or the NIC went away.');
-    if (this.src.attached) attached.sample('', this.src.attached() ? 1 : 0);
-    const services = f('xdplb_services', 'gauge', 'Services in the data plane.');
-    services.sample('', applied.services.size);
-    const flowEntries = f('xdplb_flow_table_entries', 'gauge', 'Entries in the flow table (flows on Maglev slots that changed owner; LRU).');
-    flowEntries.sample('', dp.flowEntries());
-    const flowCapacity = f('xdplb_flow_table_capacity', 'gauge', 'Capacity of the flow table (capacity.flows).');
-    flowCapacity.sample('', dp.capacities.maxFlows);
+    if (attachedNow !== null) attached.sample('', attachedNow ? 1 : 0);
 
-    const neighbours = [...(this.src.neighbours?.() ?? [])];
+    type Row = (typeof rows)[number];
+    type Spec<T> = [name: string, type: 'counter' | 'gauge', help: string, each: (fam: Family, r: Row, x: T) => void];
+    /** One family over every service (header first, written when its turn comes). */
+    const perService = async function* ([name, type, help, each]: Spec<null>): AsyncGenerator<string> {
+      const fam = f(name, type, help);
+      for (const r of rows) {
+        each(fam, r, null);
+        yield* flush();
+      }
+    };
+    const svcT = (r: Row) => trafficAt(svcTraffic, r.s.id);
+    const svcSpecs: Spec<null>[] = [
+      ['xdplb_service_packets_total', 'counter', 'Packets forwarded for a service (VIP, port, protocol).', (fam, r) => fam.sample(r.svc, svcT(r).packets)],
+      ['xdplb_service_bytes_total', 'counter', 'IP bytes forwarded for a service.', (fam, r) => fam.sample(r.svc, svcT(r).bytes)],
+      ['xdplb_service_new_flows_total', 'counter', 'New flows (TCP SYNs and flow-table creations) of a service.', (fam, r) => fam.sample(r.svc, svcT(r).newFlows)],
+      ['xdplb_service_backends', 'gauge', 'Backends of a service in the data plane.', (fam, r) => fam.sample(r.svc, r.s.dests.size)],
+      ['xdplb_service_backends_healthy', 'gauge', 'Backends of a service that pass their health check (all of them without a check).', (fam, r) => fam.sample(r.svc, r.healthy)],
+      ['xdplb_service_backends_up', 'gauge', 'Backends of a service that take new flows (resolved, healthy, not draining).', (fam, r) => fam.sample(r.svc, r.up)],
+    ];
+    for (const spec of svcSpecs) yield* perService(spec);
+
+    type Dest = Row['dests'][number];
+    /** One family over every backend of every service (none without perBackend: header only). */
+    const perDest = async function* ([name, type, help, each]: Spec<Dest>): AsyncGenerator<string> {
+      const fam = f(name, type, help);
+      for (const r of rows) {
+        for (const x of r.dests) each(fam, r, x);
+        yield* flush();
+      }
+    };
+    const labelsOf = (r: Row, x: Dest) => `{${r.local},remote_address="${x.address}",remote_port="${r.s.key.port}"}`;
+    const destT = (x: Dest) => trafficAt(destTraffic!, x.id);
+    const checkOf = (r: Row, x: Dest) => checks.get(backendKey(r.s.name, x.address));
+    const destSpecs: Spec<Dest>[] = [
+      ['xdplb_backend_packets_total', 'counter', 'Packets forwarded to a backend of a service.', (fam, r, x) => fam.sample(labelsOf(r, x), destT(x).packets)],
+      ['xdplb_backend_bytes_total', 'counter', 'IP bytes forwarded to a backend of a service.', (fam, r, x) => fam.sample(labelsOf(r, x), destT(x).bytes)],
+      ['xdplb_backend_new_flows_total', 'counter', 'New flows sent to a backend of a service.', (fam, r, x) => fam.sample(labelsOf(r, x), destT(x).newFlows)],
+      ['xdplb_backend_up', 'gauge', '1 when the backend takes new flows (resolved, healthy, not draining).', (fam, r, x) => fam.sample(labelsOf(r, x), x.d.value.state === CONSTANTS.DEST_ACTIVE ? 1 : 0)],
+      ['xdplb_backend_draining', 'gauge', '1 when the backend is drained: it keeps its flows but takes no new ones.', (fam, r, x) => fam.sample(labelsOf(r, x), x.d.value.state === CONSTANTS.DEST_DRAINING ? 1 : 0)],
+      ['xdplb_backend_weight', 'gauge', 'Configured weight of a backend.', (fam, r, x) => fam.sample(labelsOf(r, x), x.d.info.weight)],
+      ['xdplb_backend_health_up', 'gauge', 'Health-check verdict: 1 up, 0 down (absent without a check).', (fam, r, x) => {
+        if (x.d.info.health !== 'none') fam.sample(labelsOf(r, x), x.d.info.health === 'up' ? 1 : 0);
+      }],
+      ['xdplb_backend_health_checks_total', 'counter', 'Health-check probes of a backend, by result (ok, failed), since the daemon started.', (fam, r, x) => {
+        const check = checkOf(r, x);
+        if (!check) return;
+        const base = labelsOf(r, x).slice(0, -1);
+        fam.sample(`${base},result="ok"}`, check.ok);
+        fam.sample(`${base},result="failed"}`, check.failed);
+      }],
+      ['xdplb_backend_health_check_last_duration_seconds', 'gauge', 'Duration of the last health-check probe of a backend.', (fam, r, x) => {
+        const check = checkOf(r, x);
+        if (check && check.lastDurationMs !== null) fam.sample(labelsOf(r, x), check.lastDurationMs / 1000);
+      }],
+    ];
+    for (const spec of destSpecs) yield* perDest(spec);
+
+    f('xdplb_services', 'gauge', 'Services in the data plane.').sample('', applied.services.size);
+    f('xdplb_flow_table_entries', 'gauge', 'Entries in the flow table (flows on Maglev slots that changed owner; LRU).').sample('', flowEntries);
+    f('xdplb_flow_table_capacity', 'gauge', 'Capacity of the flow table (capacity.flows).').sample('', dp.capacities.maxFlows);
+
     const nCount = f('xdplb_neighbours', 'gauge', 'Backend nodes by neighbour (ARP/NDP) resolution state.');
     const resolved = neighbours.filter((n) => n.resolved).length;
     nCount.sample('{state="resolved"}', resolved);
     nCount.sample('{state="unresolved"}', neighbours.length - resolved);
     const nResolved = f('xdplb_neighbour_resolved', 'gauge', '1 when the MAC address of a backend node is known.');
     if (perBackend) for (const n of neighbours) nResolved.sample(`{remote_address="${n.address}"}`, n.resolved ? 1 : 0);
+    yield* flush();
 
-    const actions = f('xdplb_xdp_actions_total', 'counter', 'XDP verdicts of the program.');
-    const drops = f('xdplb_drops_total', 'counter', 'Packets dropped, by reason.');
-    const events = f('xdplb_datapath_events_total', 'counter', 'Every global data-plane counter, by name.');
     const byAction = new Map<string, bigint>();
-    for (const [name, v] of Object.entries(dp.globalStats())) {
-      events.sample(`{event="${name}"}`, v);
+    for (const [name, v] of globalStats) {
       const action = actionOf(name);
       if (action) byAction.set(action, (byAction.get(action) ?? 0n) + v);
-      if (name.startsWith('drop_')) drops.sample(`{reason="${name.slice(5)}"}`, v);
     }
+    const actions = f('xdplb_xdp_actions_total', 'counter', 'XDP verdicts of the program.');
     for (const [action, v] of byAction) actions.sample(`{action="${action}"}`, v);
-
-    return [attached, svcPackets, svcBytes, svcFlows, svcBackends, svcBackendsHealthy, svcBackendsUp, bPackets, bBytes, bFlows, bUp, bDraining, bWeight, bHealth, bChecks, bCheckLast, services, flowEntries, flowCapacity, nCount, nResolved, actions, drops, events];
+    const drops = f('xdplb_drops_total', 'counter', 'Packets dropped, by reason.');
+    for (const [name, v] of globalStats) if (name.startsWith('drop_')) drops.sample(`{reason="${name.slice(5)}"}`, v);
+    const events = f('xdplb_datapath_events_total', 'counter', 'Every global data-plane counter, by name.');
+    for (const [name, v] of globalStats) events.sample(`{event="${name}"}`, v);
+    yield out.take();
   }
 }

@@ -4,9 +4,9 @@ import { createServer, type Server } from 'node:http';
 import { parseHostPort } from '../config/address.ts';
 import { XdplbError } from '../errors.ts';
 
-/** What the server serves at /metrics: the text, in pieces, and its content type. */
+/** What the server serves at /metrics: the text, in chunks written out as they come, and its content type. */
 export interface Exposition {
-  exposition(): Promise<string[]>;
+  chunks(): AsyncIterable<string>;
   readonly contentType: string;
 }
 
@@ -16,17 +16,26 @@ export async function startMetricsServer(address: string, metrics: Exposition, r
   const { host, port } = hp;
   const server = createServer((req, res) => {
     if (req.url === '/metrics') {
-      metrics
-        .exposition()
-        .then(async (pieces) => {
-          res.writeHead(200, { 'content-type': metrics.contentType });
-          for (const piece of pieces) if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
+      // each chunk goes to the socket as it is made (waiting for it to drain), so a
+      // scrape holds a chunk, not the whole text; a failure before the first chunk is a 500,
+      // one after it cuts the response short (the scraper sees a truncated body)
+      (async () => {
+        let started = false;
+        try {
+          for await (const chunk of metrics.chunks()) {
+            if (!started) res.writeHead(200, { 'content-type': metrics.contentType });
+            started = true;
+            if (res.destroyed) return;
+            if (!res.write(chunk)) await new Promise((r) => res.once('drain', r).once('close', r));
+          }
+          if (!started) res.writeHead(200, { 'content-type': metrics.contentType });
           res.end();
-        })
-        .catch((err: Error) => {
+        } catch (err) {
+          if (started) return void res.destroy();
           res.writeHead(500, { 'content-type': 'text/plain' });
-          res.end(`scrape failed: ${err.message}\n`);
-        });
+          res.end(`scrape failed: ${(err as Error).message}\n`);
+        }
+      })();
       return;
     }
     if (req.url === '/healthz') return void res.end('ok\n');

@@ -100,7 +100,7 @@ export class RealserverAgent {
 
   async start(): Promise<void> {
     const registry = this.registry;
-    this.server = await startMetricsServer(this.o.metricsAddress, { exposition: async () => [await registry.metrics()], contentType: registry.contentType }, () => this.synced);
+    this.server = await startMetricsServer(this.o.metricsAddress, { chunks: async function* () { yield await registry.metrics(); }, contentType: registry.contentType }, () => this.synced);
     this.o.log.info({ node: this.o.node, server: this.o.access.server, metrics: this.o.metricsAddress }, 'real-server agent watching Services, EndpointSlices and Nodes');
     void this.watch.start();
     void this.checkKubeProxy();
