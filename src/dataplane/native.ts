@@ -81,6 +81,15 @@ export interface NativeProgram {
    * frame; packets: the output frames, back to back.
    */
   testRunBatch(frames: Buffer, lengths: Buffer): Promise<{ retvals: Buffer; packets: Buffer; lengths: Buffer }>;
+  /**
+   * A packet generator (BPF_F_TEST_XDP_LIVE_FRAMES): runs the program repeat
+   * times on frames made from `packet` (in batches of batchSize, 0: the
+   * kernel's 64) and sends those it returns XDP_TX/XDP_REDIRECT for, through
+   * interfaces of this process's network namespace. A frame's page may come
+   * back changed by its receiver: the program must write every byte it
+   * relies on. wallNs: the call's wall-clock time.
+   */
+  testRunLive(packet: Buffer, repeat: number, batchSize: number): Promise<{ wallNs: number }>;
   attachXdp(ifindex: number, mode: 'native' | 'generic'): Promise<NativeLink>;
   info(): { id: number; name: string; tag: string };
 }
