@@ -78,6 +78,7 @@ const BACKENDS = ['10.2.0.101', '10.2.0.102', '10.2.0.103', '10.2.0.104'];
 /** Backends the churn case starts with, so that every slot changes owner when it moves to BACKENDS. */
 const OLD_BACKENDS = ['10.2.0.105', '10.2.0.106', '10.2.0.107', '10.2.0.108'];
 const FLOWS = 65_536;
+const MAX_VIPS = 10_000;
 const CPUS = 2;
 
 type PathName = 'sink' | 'native' | 'generic' | 'kernel' | 'kernel_ecmp';
@@ -242,7 +243,8 @@ function directorConfig(d: Director, vips: number, backends: string[]): string {
     `interface: ${d.nic}`,
     `mode: ${d.mode}`,
     `ownVips: false`,
-    `capacity: { services: ${Math.max(4096, 2 * vips)}, backends: ${Math.max(65536, 2 * vips * backends.length)} }`,
+    // the same in every config (a reload cannot resize the maps): room for the 10,000-VIP case, which needs one more than it uses
+    `capacity: { services: ${2 * MAX_VIPS + 2}, backends: ${2 * MAX_VIPS * BACKENDS.length + 2} }`,
     `services:`,
   ];
   for (let i = 0; i < vips; i++)
