@@ -36,6 +36,13 @@ static __always_inline int vip_filter_has(const struct packet *pkt)
 	return bits && (*bits & (1ULL << (bit % 64)));
 }
 
+static __always_inline int same_addr(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
 static __always_inline int service_key_equal(const struct xdplb_service_key *a,
 					     const struct xdplb_service_key *b)
 {
@@ -151,7 +158,7 @@ static __always_inline struct xdplb_dest *choose_dest(struct xdplb_global *g, st
 		*new_flow = 0;
 	} else {
 		dest = slot->dest;
-		*new_flow = 1;
+		*new_flow = !pkt->icmp_error; /* an ICMP error starts no flow */
 	}
 	if (pkt->icmp_error)
 		goto out;
@@ -184,7 +191,7 @@ SEC("xdp")
 int xdplb_ingress(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
-	struct cursor c = { .pos = data, .end = (void *)(long)ctx->data_end };
+	struct cursor c = { .pos = data, .end = (void *)(long)ctx->data_end, .limit = (void *)(long)ctx->data_end };
 	struct packet pkt = {};
 	struct xdplb_global *g;
 	struct xdplb_service *svc;
@@ -216,9 +223,9 @@ int xdplb_ingress(struct xdp_md *ctx)
 		/* a solicitation to a solicited-node group, or to any address
 		 * but a VIP (proto is set only when the IPv6 headers parsed
 		 * whole) */
-		if (pkt.flow.proto == IPPROTO_ICMPV6 && pkt.flow.family == XDPLB_FAMILY_IPV6 &&
-		    !pkt.fragment) {
-			verdict = owner_gate_ns(c.pos, c.end, l3);
+		if (err == PARSE_OK && pkt.flow.proto == IPPROTO_ICMPV6 &&
+		    pkt.flow.family == XDPLB_FAMILY_IPV6 && !pkt.fragment) {
+			verdict = owner_gate_ns(c.pos, c.end, c.limit, l3);
 			if (verdict != OWNER_NOT_GATED)
 				return verdict;
 		}
@@ -241,8 +248,10 @@ int xdplb_ingress(struct xdp_md *ctx)
 			return count(g, XDPLB_STAT_DROP_FRAGMENT, XDP_DROP);
 		hash = hash_source(&pkt.flow, svc->seed);
 	} else {
-		if (pkt.flow.proto == IPPROTO_ICMP || pkt.flow.proto == IPPROTO_ICMPV6) {
+		if ((pkt.flow.family == XDPLB_FAMILY_IPV4 && pkt.flow.proto == IPPROTO_ICMP) ||
+		    (pkt.flow.family == XDPLB_FAMILY_IPV6 && pkt.flow.proto == IPPROTO_ICMPV6)) {
 			__u8 *icmp = cursor_take(&c, 8);
+			__u8 outer[16] __attribute__((aligned(4)));
 
 			if (!icmp)
 				return count(g, XDPLB_STAT_DROP_MALFORMED, XDP_DROP);
@@ -251,13 +260,18 @@ int xdplb_ingress(struct xdp_md *ctx)
 				/* a solicitation sent to the VIP itself */
 				if (pkt.flow.proto == IPPROTO_ICMPV6 &&
 				    pkt.flow.family == XDPLB_FAMILY_IPV6) {
-					verdict = owner_gate_ns(icmp, c.end, l3);
+					verdict = owner_gate_ns(icmp, c.end, c.limit, l3);
 					if (verdict != OWNER_NOT_GATED)
 						return verdict;
 				}
 				return count(g, XDPLB_STAT_PASS_UNSUPPORTED, XDP_PASS);
 			}
+			__builtin_memcpy(outer, pkt.flow.daddr, 16);
 			err = parse_quoted_flow(&c, &pkt);
+			/* an error goes to the source of the packet it quotes: one
+			 * quoting another address's packet is not this VIP's */
+			if (err == PARSE_OK && !same_addr(outer, pkt.flow.daddr))
+				return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
 		} else {
 			err = parse_l4(&c, &pkt);
 		}

@@ -85,9 +85,9 @@ static __always_inline int owner_gate_arp(struct xdplb_global *g, struct cursor 
 
 /* An ICMPv6 message at icmp (ip6: its IPv6 header): the gate's verdict when
  * it is a neighbour solicitation for an owned VIP, else OWNER_NOT_GATED. */
-static __always_inline int owner_gate_ns(__u8 *icmp, void *end, struct ipv6hdr *ip6)
+static __always_inline int owner_gate_ns(__u8 *icmp, void *end, void *limit, struct ipv6hdr *ip6)
 {
-	__u8 *target = ns_target(icmp, end, ip6);
+	__u8 *target = ns_target(icmp, end, limit, ip6);
 
 	return target ? owner_gate(target, XDPLB_FAMILY_IPV6) : OWNER_NOT_GATED;
 }

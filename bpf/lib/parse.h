@@ -29,7 +29,8 @@
 
 struct cursor {
 	void *pos;
-	void *end;
+	void *end;   /* data_end: what the verifier checks against */
+	void *limit; /* the end of the IP packet once known (<= end): padding is no part of it */
 };
 
 struct vlan_tag {
@@ -54,7 +55,7 @@ static __always_inline void *cursor_take(struct cursor *c, __u32 len)
 {
 	void *p = c->pos;
 
-	if (p + len > c->end)
+	if (p + len > c->end || p + len > c->limit)
 		return NULL;
 	c->pos = p + len;
 	return p;
@@ -130,6 +131,7 @@ static __always_inline int parse_ipv4(struct cursor *c, struct packet *pkt)
 	pkt->l3_bytes = bpf_ntohs(ip->tot_len);
 	if (pkt->l3_bytes < hdr_len || (void *)ip + pkt->l3_bytes > c->end)
 		return PARSE_TRUNCATED;
+	c->limit = (void *)ip + pkt->l3_bytes;
 	pkt->fragment = (ip->frag_off & bpf_htons(0x3fff)) != 0;
 	return PARSE_OK;
 }
@@ -148,14 +150,18 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *pkt)
 	struct ipv6hdr *ip6 = cursor_take(c, sizeof(*ip6));
 	__u8 next;
 
-	if (!ip6 || ip6->version != 6)
+	if (!ip6)
 		return PARSE_TRUNCATED;
+	/* Addresses first: a bad header to a VIP is dropped, not passed. */
 	pkt->flow.family = XDPLB_FAMILY_IPV6;
 	__builtin_memcpy(pkt->flow.saddr, &ip6->saddr, 16);
 	__builtin_memcpy(pkt->flow.daddr, &ip6->daddr, 16);
+	if (ip6->version != 6)
+		return PARSE_TRUNCATED;
 	pkt->l3_bytes = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 	if ((void *)ip6 + pkt->l3_bytes > c->end)
 		return PARSE_TRUNCATED;
+	c->limit = (void *)ip6 + pkt->l3_bytes;
 	next = ip6->nexthdr;
 #pragma unroll
 	for (int i = 0; i < XDPLB_MAX_IPV6_EXT; i++) {
@@ -164,12 +170,18 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *pkt)
 		if (!ipv6_is_extension(next))
 			break;
 		ext = c->pos;
-		if ((void *)(ext + 8) > c->end)
+		if ((void *)(ext + 8) > c->end || (void *)(ext + 8) > c->limit)
 			return PARSE_TRUNCATED;
 		if (next == IPPROTO_FRAGMENT) {
 			/* offset or more-fragments set: a real fragment */
 			pkt->fragment |= (*(__be16 *)(ext + 2) & bpf_htons(0xfff9)) != 0;
 			c->pos = ext + 8;
+			/* a later fragment: what follows is payload, not headers; its
+			 * upper protocol is the one its fragment header names */
+			if (*(__be16 *)(ext + 2) & bpf_htons(0xfff8)) {
+				pkt->flow.proto = ext[0];
+				return PARSE_OK;
+			}
 		} else if (next == IPPROTO_AH) {
 			if (!cursor_take(c, (ext[1] + 2) * 4))
 				return PARSE_TRUNCATED;
@@ -195,7 +207,7 @@ static __always_inline int parse_quoted_flow(struct cursor *c, struct packet *pk
 	if (pkt->flow.family == XDPLB_FAMILY_IPV4) {
 		struct iphdr *ip = c->pos;
 
-		if ((void *)(ip + 1) > c->end || ip->version != 4 || ip->ihl < 5)
+		if ((void *)(ip + 1) > c->end || (void *)(ip + 1) > c->limit || ip->version != 4 || ip->ihl < 5)
 			return PARSE_TRUNCATED;
 		if (!cursor_take(c, ip->ihl * 4))
 			return PARSE_TRUNCATED;
@@ -206,7 +218,7 @@ static __always_inline int parse_quoted_flow(struct cursor *c, struct packet *pk
 	} else {
 		struct ipv6hdr *ip6 = cursor_take(c, sizeof(*ip6));
 
-		if (!ip6)
+		if (!ip6 || ip6->version != 6)
 			return PARSE_TRUNCATED;
 		inner.flow.family = XDPLB_FAMILY_IPV6;
 		inner.flow.proto = ip6->nexthdr;
@@ -295,9 +307,9 @@ static __always_inline __u8 *arp_request_target(struct cursor *c)
  * solicitation for one of its addresses whatever local address it was sent
  * to (the solicited-node group, the target itself, or another).
  */
-static __always_inline __u8 *ns_target(__u8 *icmp, void *end, struct ipv6hdr *ip6)
+static __always_inline __u8 *ns_target(__u8 *icmp, void *end, void *limit, struct ipv6hdr *ip6)
 {
-	if ((void *)(ip6 + 1) > end || (void *)(icmp + 24) > end)
+	if ((void *)(ip6 + 1) > end || (void *)(icmp + 24) > end || (void *)(icmp + 24) > limit)
 		return NULL;
 	if (icmp[0] != ICMPV6_NEIGHBOUR_SOLICITATION || icmp[1] != 0 || ip6->hop_limit != NDISC_HOP_LIMIT)
 		return NULL;

@@ -123,16 +123,12 @@ async function expectDropped(frame: Buffer, why: string): Promise<void> {
 }
 
 /**
- * Defects the fuzzer found in the program (bpf/), open until their fixes land: each case below runs in every
- * CI run and is reported as a todo (not a pass) while it fails. The fixes were written and checked against a
- * private copy (1,000,000 frames with no disagreement); A needs the control plane to fill an exact VIP set.
+ * Defects the fuzzer found in the program (bpf/): B-H are fixed, and their cases below pass. A is open until
+ * its fix lands (it needs the control plane to fill an exact VIP set beside the prefilter): its cases run in
+ * every CI run and are reported as a todo (not a pass) while they fail.
  */
 const OPEN = {
   A: { todo: 'open defect A: the prefilter (a bit per address hash) stands for the VIP set on the slow paths' },
-  BCD: { todo: 'open defects B-D: headers read past the IP length; an IPv6 header of version 4; ICMPv6 quoting IPv4' },
-  CE: { todo: 'open defects C, E: ICMP taken across families; a solicitation cut by its payload length gated' },
-  F: { todo: 'open defect F: a later IPv6 fragment parsed on as extension headers' },
-  H: { todo: 'open defect H: an ICMP error steered to a changed slot counted as a new flow' },
 } as const;
 
 describe('not for a VIP: passed untouched, even when the prefilter says "maybe"', () => {
@@ -176,15 +172,15 @@ describe('malformed for a VIP: dropped, never forwarded (the IP length bounds th
     ['an IPv6 header of version 4 (EtherType IPv6) to a VIP, as IPv4 with version 6 is', ethernet(Buffer.concat([Buffer.from([0x40 | (udp6[0]! & 15)]), udp6.subarray(1)]), { type: 0x86dd })],
     ['an ICMPv6 error quoting a packet that is not IPv6', ethernet(ipv6(ROUTER6, VIP6, icmp6Error(Buffer.concat([Buffer.from([0x45]), ipv6(VIP6, CLIENT6, tcp(80, 40000)).subarray(1)]))))],
   ];
-  for (const [name, frame] of cases) test(name, OPEN.BCD, () => expectDropped(frame, name));
+  for (const [name, frame] of cases) test(name, () => expectDropped(frame, name));
 });
 
 describe('what a VIP does not balance: passed, never steered', () => {
-  test('an IPv4 packet of protocol 58 (ICMPv6) shaped as "packet too big" for a VIP flow', OPEN.CE, async () => {
+  test('an IPv4 packet of protocol 58 (ICMPv6) shaped as "packet too big" for a VIP flow', async () => {
     const frame = ethernet(ipv4(ROUTER4, VIP4, icmp6InIpv4(ipv4(VIP4, CLIENT4, tcp(80, 40000)))));
     await expectPassed(frame, 'ICMPv6 is not IPv4 ICMP');
   });
-  test('a neighbour solicitation cut short by its IPv6 payload length is the kernel’s to discard, not the gate’s', OPEN.CE, async () => {
+  test('a neighbour solicitation cut short by its IPv6 payload length is the kernel’s to discard, not the gate’s', async () => {
     const ns = ipv6('2001:db8::10', solicitedNode(VIP6), neighbourSolicitation(VIP6, { sourceMac: null }), [], { hopLimit: 255 });
     ns.writeUInt16BE(18, 4); // the 24-byte message cut to 18 by the header; the frame carries all of it
     await expectPassed(ethernet(ns, { dst: multicastMac(solicitedNode(VIP6)), src: MAC.client }), 'a truncated solicitation');
@@ -192,7 +188,7 @@ describe('what a VIP does not balance: passed, never steered', () => {
 });
 
 describe('fragments: a later IPv6 fragment carries payload, not headers', () => {
-  test('a later fragment whose fragment header names destination options is dropped as a fragment, not parsed on into its payload', OPEN.F, async () => {
+  test('a later fragment whose fragment header names destination options is dropped as a fragment, not parsed on into its payload', async () => {
     const before = fx.dp.globalStats();
     await expectDropped(ethernet(laterFragmentNamingOptions()), 'a later fragment');
     const after = fx.dp.globalStats();
@@ -201,7 +197,7 @@ describe('fragments: a later IPv6 fragment carries payload, not headers', () => 
 });
 
 describe('counters', () => {
-  test('an ICMP error steered to the owner of a changed slot is no new flow', OPEN.H, async () => {
+  test('an ICMP error steered to the owner of a changed slot is no new flow', async () => {
     // a client port whose flow falls on a slot that backend 3 owned before it left
     const table = fx.dp.readTable(8)!;
     const addr = (a: string) => {
