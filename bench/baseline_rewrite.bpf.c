@@ -10,7 +10,7 @@ SEC("xdp")
 int baseline_rewrite(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
-	struct cursor c = { .pos = data, .end = (void *)(long)ctx->data_end };
+	struct cursor c = CURSOR_OF(ctx);
 	struct packet pkt = {};
 	struct ethhdr *eth = data;
 	static const __u8 mac[ETH_ALEN] = { 2, 0, 0, 0, 0, 1 };

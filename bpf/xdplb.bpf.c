@@ -191,7 +191,7 @@ SEC("xdp")
 int xdplb_ingress(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
-	struct cursor c = { .pos = data, .end = (void *)(long)ctx->data_end, .limit = (void *)(long)ctx->data_end };
+	struct cursor c = CURSOR_OF(ctx);
 	struct packet pkt = {};
 	struct xdplb_global *g;
 	struct xdplb_service *svc;

@@ -33,6 +33,11 @@ struct cursor {
 	void *limit; /* the end of the IP packet once known (<= end): padding is no part of it */
 };
 
+/* A cursor over the whole frame (the IP packet's end is set once parsed). */
+#define CURSOR_OF(ctx)                                                                           \
+	((struct cursor){ .pos = (void *)(long)(ctx)->data, .end = (void *)(long)(ctx)->data_end, \
+			  .limit = (void *)(long)(ctx)->data_end })
+
 struct vlan_tag {
 	__be16 tci;
 	__be16 proto;
