@@ -96,6 +96,7 @@ async function director(services: number, backends: number, changedSlots: boolea
     ids.writeUInt32LE(s + 1, 4 * s);
     fds.writeUInt32LE(inner.info().fd, 4 * s);
     addVipBit(filter, vip.bytes, 4);
+    dp.putVip(vip);
   }
   dp.maps.maglev_tables.updateBatch(ids, fds, services); // one RCU wait for all
   inner.close();

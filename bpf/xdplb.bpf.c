@@ -36,6 +36,16 @@ static __always_inline int vip_filter_has(const struct packet *pkt)
 	return bits && (*bits & (1ULL << (bit % 64)));
 }
 
+/* Whether the packet's destination is exactly a VIP (vip_set), not only
+ * its prefilter bit: asked on the slow paths only. */
+static __always_inline int is_vip(const struct packet *pkt)
+{
+	struct xdplb_vip_key key = { .family = pkt->flow.family };
+
+	__builtin_memcpy(key.addr, pkt->flow.daddr, 16);
+	return bpf_map_lookup_elem(&vip_set, &key) != NULL;
+}
+
 static __always_inline int same_addr(const __u8 *a, const __u8 *b)
 {
 	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
@@ -219,7 +229,12 @@ int xdplb_ingress(struct xdp_md *ctx)
 		return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
 	if (!pkt.flow.family)	/* addresses unreadable: not known to be ours */
 		return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
-	if (!vip_filter_has(&pkt)) {
+	/* the prefilter says "maybe"; what is not the fast path (a TCP or UDP
+	 * packet parsed whole, whose service lookup is exact) asks the exact set */
+	if (!vip_filter_has(&pkt) ||
+	    ((err != PARSE_OK || pkt.fragment ||
+	      (pkt.flow.proto != IPPROTO_TCP && pkt.flow.proto != IPPROTO_UDP)) &&
+	     !is_vip(&pkt))) {
 		/* a solicitation to a solicited-node group, or to any address
 		 * but a VIP (proto is set only when the IPv6 headers parsed
 		 * whole) */
@@ -274,6 +289,10 @@ int xdplb_ingress(struct xdp_md *ctx)
 				return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
 		} else {
 			err = parse_l4(&c, &pkt);
+			/* a TCP or UDP header cut short: dropped only when the
+			 * address is exactly a VIP (the slow path asks) */
+			if (err == PARSE_TRUNCATED && !is_vip(&pkt))
+				return count(g, XDPLB_STAT_PASS_NOT_VIP, XDP_PASS);
 		}
 		if (err == PARSE_TRUNCATED)
 			return count(g, XDPLB_STAT_DROP_MALFORMED, XDP_DROP);

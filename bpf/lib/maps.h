@@ -138,6 +138,20 @@ struct {
 	__type(value, struct xdplb_ingress_mac);
 } ingress_mac SEC(".maps");
 
+/* Every VIP some service has (a set: the value is 0), exact: the prefilter
+ * only says "maybe". Consulted on the slow paths only (a malformed or
+ * fragmented packet, a protocol no service balances, an ICMP message), so
+ * that a frame for an address that merely shares a VIP's prefilter bit is
+ * passed as not for a VIP. Written by user space after every change of the
+ * set of services (DataPlane.syncVipSet). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XDPLB_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xdplb_vip_key);
+	__type(value, __u32);
+} vip_set SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XDPLB_MAX_SERVICES);

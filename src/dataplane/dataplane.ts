@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { XdplbError } from '../errors.ts';
-import { formatIp, formatMac, type IpAddress } from '../model/address.ts';
+import { formatIp, formatMac, type Family, type IpAddress } from '../model/address.ts';
 import type { ServiceKey } from '../model/keys.ts';
 import { ensureBpffsFor, ensurePinDir } from './bpffs.ts';
 import {
@@ -93,6 +93,7 @@ export const MAP_NAMES = [
   'vip_owner',
   'global_ext',
   'ingress_mac',
+  'vip_set',
 ] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
@@ -103,7 +104,7 @@ type MapName = (typeof MAP_NAMES)[number];
  * the same ABI lack these, and status from them reads them as empty. A new
  * map goes here too.
  */
-export const ADDED_MAPS: ReadonlySet<MapName> = new Set(['owned_vips', 'vip_owner', 'global_ext', 'ingress_mac']);
+export const ADDED_MAPS: ReadonlySet<MapName> = new Set(['owned_vips', 'vip_owner', 'global_ext', 'ingress_mac', 'vip_set']);
 
 /**
  * Until when the director claims its owned VIPs (the ownership gate,
@@ -195,6 +196,7 @@ export class DataPlane {
           dest_stats: cap.maxDests,
           flows: cap.maxFlows,
           owned_vips: cap.maxServices,
+          vip_set: cap.maxServices,
         },
         innerMaxEntries: { maglev_tables: cap.maglevSize },
         ...(req.pinDir ? { pinDir: req.pinDir } : {}),
@@ -464,6 +466,33 @@ export class DataPlane {
       value.writeBigUInt64LE(next[i]!);
       this.maps.vip_filter.update(u32Key(i), value);
     }
+  }
+
+  /**
+   * Makes vip_set exactly the VIPs of `services` (the exact set the program
+   * asks on its slow paths, where the prefilter only says "maybe").
+   */
+  syncVipSet(services: Iterable<{ key: ServiceKey }>): void {
+    const want = new Map<string, Buffer>();
+    for (const { key } of services) {
+      const k = encodeVipKey({ bytes: key.addr, family: key.family });
+      want.set(k.toString('hex'), k);
+    }
+    const room = this.maps.vip_set.info().maxEntries;
+    if (want.size > room) throw new XdplbError('CAPACITY', `${want.size} VIPs do not fit the data plane's ${room} (capacity.services)`);
+    for (const key of [...allKeys(this.maps.vip_set)]) if (!want.delete(key.toString('hex'))) this.maps.vip_set.delete(key);
+    const member = Buffer.alloc(4); // a set: the value is 0
+    for (const key of want.values()) this.maps.vip_set.update(key, member);
+  }
+
+  /** Adds one VIP to vip_set (what syncVipSet does for a whole set; for tests and benchmarks that write maps by hand). */
+  putVip(vip: { bytes: Buffer; family: Family }): void {
+    this.maps.vip_set.update(encodeVipKey(vip), Buffer.alloc(4));
+  }
+
+  /** vip_set as it is: the VIPs' keys in hex. */
+  vipSet(): Set<string> {
+    return new Set([...allKeys(this.maps.vip_set)].map((k) => k.toString('hex')));
   }
 
   // ---- the ownership gate (bpf/lib/owner.h) ---------------------------------

@@ -7,6 +7,8 @@ import type { Op, TableWrite } from './plan.ts';
 /** The part of the data plane a plan writes (DataPlane, or a recording fake). */
 export interface DataPlaneWriter {
   writeVipFilter(next: BigUint64Array, current: BigUint64Array): void;
+  /** Makes the exact VIP set that of these services (after a change of the set of services). */
+  syncVipSet(services: Iterable<{ key: ServiceKey }>): void;
   /** Writes destinations in batches: every info first, then every value (what the program reads). */
   putDests(dests: readonly { id: number; value: DestValue; info: DestInfo }[]): void;
   /** Swaps in whole tables, taking them one at a time (built lazily: 10k tables are 1.3 GB), in as few RCU waits as it can. */

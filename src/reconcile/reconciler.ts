@@ -143,6 +143,9 @@ export class Reconciler {
       const p = plan(this.applied, this.want, this.o.context(), scope ?? undefined);
       const { patchedTables } = apply(this.o.writer, p.ops);
       commit(this.applied, p.delta);
+      // the set of services may have changed: the exact VIP set follows it (a VIP added is known to the slow
+      // paths an apply late, a VIP gone stays that long: both only decide drop or pass of a frame no service takes)
+      if (!scope) this.o.writer.syncVipSet(this.applied.services.values());
       if (patchedTables.length > 0) this.o.onTablesPatched?.(patchedTables);
       const result: ReconcileResult = { reason, services: scope?.size ?? this.want.services.size, ops: p.ops.length, writes: countWrites(p.ops), durationMs: performance.now() - started };
       for (const n of touched) if (this.byName.has(n)) this.results.set(n, { ok: true, at });

@@ -380,6 +380,10 @@ export function trace(q: TraceQuery, maps: TraceMaps): Trace {
   const whole = lookupService(maps, key(0));
   if (whole) {
     fragments = throughService(maps, key(0), whole, { ...flowKey, sport: 0, dport: 0 }, ['fragment'], true, notOurs);
+  } else if (maps.servicesOfVip(q.vip).length === 0) {
+    // the slow paths ask the exact VIP set (vip_set: the VIPs of the services), not the prefilter
+    const because = `no service has VIP ${q.vip.text} (its prefilter bit is shared with another VIP's, and fragments are checked against the exact VIP set): not a VIP, passed to the kernel untouched`;
+    fragments = { service: null, noService: because, outcomes: [{ packet: 'fragment', verdict: 'PASS', counter: 'pass_not_vip', backend: null, because, records: null }] };
   } else {
     const because = `fragments carry no ports, so only a port-less service can take them, and ${q.vip.text} has no port-less ${protocolLabel(proto)} service: dropped`;
     fragments = { service: null, noService: because, outcomes: [{ packet: 'fragment', verdict: 'DROP', counter: 'drop_fragment', backend: null, because, records: null }] };

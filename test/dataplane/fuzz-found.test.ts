@@ -122,14 +122,7 @@ async function expectDropped(frame: Buffer, why: string): Promise<void> {
   assert.equal(r.verdict, 'DROP', `${why}: must be dropped (drop_malformed / drop_fragment), got XDP_${r.verdict}`);
 }
 
-/**
- * Defects the fuzzer found in the program (bpf/): B-H are fixed, and their cases below pass. A is open until
- * its fix lands (it needs the control plane to fill an exact VIP set beside the prefilter): its cases run in
- * every CI run and are reported as a todo (not a pass) while they fail.
- */
-const OPEN = {
-  A: { todo: 'open defect A: the prefilter (a bit per address hash) stands for the VIP set on the slow paths' },
-} as const;
+/** Defects the fuzzer found in the program (bpf/), A-H, each fixed; the cases below guard them. */
 
 describe('not for a VIP: passed untouched, even when the prefilter says "maybe"', () => {
   const cases: [string, Buffer][] = [
@@ -142,9 +135,9 @@ describe('not for a VIP: passed untouched, even when the prefilter says "maybe"'
     [`an ICMPv6 error to ${TWIN6} quoting a reply from [${VIP6}]:80`, ethernet(ipv6(ROUTER6, TWIN6, icmp6Error(ipv6(VIP6, CLIENT6, tcp(80, 40000)))))],
     [`an ICMP error to VIP ${OTHER_VIP} quoting a reply from another VIP, ${VIP4}:80 (errors go to the packet's source)`, ethernet(ipv4(ROUTER4, OTHER_VIP, icmp4Error(ipv4(VIP4, CLIENT4, tcp(80, 40000)))))],
   ];
-  for (const [name, frame] of cases) test(name, OPEN.A, () => expectPassed(frame, name));
+  for (const [name, frame] of cases) test(name, () => expectPassed(frame, name));
 
-  test('the counters say so: pass_not_vip, nothing dropped or counted as a fragment', OPEN.A, async () => {
+  test('the counters say so: pass_not_vip, nothing dropped or counted as a fragment', async () => {
     const before = fx.dp.globalStats();
     for (const [, frame] of cases) await fx.run(frame);
     const after = fx.dp.globalStats();

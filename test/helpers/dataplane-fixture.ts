@@ -83,6 +83,7 @@ export class Fixture {
     const next = BigUint64Array.from(this.filter);
     addVipBit(next, vip.bytes, vip.family);
     this.dp.writeVipFilter(next, this.filter);
+    this.dp.putVip(vip);
     this.filter = next;
     const key = { addr: vip.bytes, family: vip.family, proto: IPPROTO[s.proto], port: s.port };
     const value = {

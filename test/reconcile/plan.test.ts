@@ -53,6 +53,7 @@ function recordingWriter(): { writer: DataPlaneWriter; calls: Call[] } {
   const dest = (d: { id: number; value: DestValue; info: DestInfo }) => ({ id: d.id, service: d.value.service, state: d.value.state, mac: d.value.mac.toString('hex'), weight: d.info.weight, health: d.info.health });
   const writer: DataPlaneWriter = {
     writeVipFilter: (next, current) => record('writeVipFilter', { bits: popcount(next), before: popcount(current) }),
+    syncVipSet: (services) => record('syncVipSet', { vips: [...services].length }),
     putDests: (dests) => record('putDests', { dests: dests.map(dest) }),
     putTables: (iterable) => {
       const ts = [...iterable];

@@ -43,6 +43,7 @@ before(async () => {
     }
     putTable(fx.dp, s.id, dest, new Uint32Array(SIZE));
     addVipBit(filter, s.vip.bytes, s.vip.family);
+    fx.dp.putVip(s.vip);
     putServiceIndexed(fx.dp, { addr: s.vip.bytes, family: s.vip.family, proto: IPPROTO[s.proto], port: s.port }, { id: s.id, seed: s.seed, flags: s.source ? CONSTANTS.SVC_F_SOURCE_HASH : 0 }, s.id);
   }
   fx.dp.writeVipFilter(filter, new BigUint64Array(CONSTANTS.VIP_FILTER_WORDS));
