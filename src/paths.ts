@@ -2,7 +2,8 @@
 // lab and the tests give each of their directors and hosts one of its own).
 // A director's files are named after its pin directory: the VIPs it added,
 // its lock, its API socket.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { XdplbError } from './errors.ts';
 
 export const RUN_DIR = process.env.XDPLB_RUN_DIR ?? '/run/xdplb';
 
@@ -24,11 +25,19 @@ export function runFile(pinDir: string, suffix: string): string {
 /**
  * Writes a run-time file of the director whose pins are in pinDir (the run
  * directory made first): whole or not at all (a new file renamed over the
- * old), so a daemon killed mid-write leaves the last version readable.
+ * old), so a daemon killed mid-write leaves the last version readable, and a
+ * write that fails (a full disk) leaves it as it was, and no part-written
+ * file, with an error that names the file and the reason.
  */
 export function writeRunFile(pinDir: string, suffix: string, text: string): void {
   ensureRunDir();
   const path = runFile(pinDir, suffix);
-  writeFileSync(`${path}.new`, text);
-  renameSync(`${path}.new`, path);
+  try {
+    writeFileSync(`${path}.new`, text);
+    renameSync(`${path}.new`, path);
+  } catch (err) {
+    rmSync(`${path}.new`, { force: true });
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new XdplbError('DAEMON', `${path} could not be written (${why}): its previous version stays`, [], { cause: err });
+  }
 }

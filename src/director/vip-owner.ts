@@ -143,6 +143,7 @@ export class VipOwner {
       for (const t of this.burst) clearTimeout(t);
       this.burst = ANNOUNCE_BURST_MS.map((ms) => setTimeout(() => this.announceHeld('takeover'), ms));
     }
+    if (changed.notRecorded) this.o.log.error({ error: changed.notRecorded }, 'the record of the VIPs this daemon added could not be written: they are on the NIC and announced, but `xdplb detach` after a crash would not know them');
     if (changed.added.length || changed.removed.length || changed.announced.length) this.o.log.info({ role: this.current, ...changed }, 'VIPs on the interface');
   }
 

@@ -40,7 +40,7 @@ const prefix = (a: IpAddress) => (a.family === 4 ? 32 : 128);
  * ones: the segment's caches may still point at the previous owner.
  * `key` names the record (the pin directory). Returns what changed.
  */
-export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonly IpAddress[], announceAll = false, mayAnnounce: () => boolean = () => true): { added: string[]; removed: string[]; announced: string[] } {
+export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonly IpAddress[], announceAll = false, mayAnnounce: () => boolean = () => true): { added: string[]; removed: string[]; announced: string[]; notRecorded?: string } {
   const present = new Set(native.addresses(ifindex).map((a) => formatIp(a.address, a.family)));
   const ours = new Set(readRecord(key).vips);
   const want = new Set(vips.map((v) => v.text));
@@ -60,11 +60,17 @@ export function ownVips(key: string, ifindex: number, mac: Buffer, vips: readonl
     ours.delete(text);
     removed.push(text);
   }
-  writeRecord(key, ifindex, [...ours]);
+  // a record that cannot be written (a full disk) costs the undo of a crash, not the takeover: announced all the same
+  let notRecorded: string | undefined;
+  try {
+    writeRecord(key, ifindex, [...ours]);
+  } catch (err) {
+    notRecorded = (err as Error).message;
+  }
   // checked at the last moment: a leader whose Lease lapsed announces nothing
   const announced = !mayAnnounce() ? [] : announceAll ? vips.map((v) => v.text) : added;
   for (const text of announced) announce(ifindex, mac, mustParseIp(text));
-  return { added, removed, announced };
+  return { added, removed, announced, ...(notRecorded ? { notRecorded } : {}) };
 }
 
 export function announce(ifindex: number, mac: Buffer, vip: IpAddress): void {
