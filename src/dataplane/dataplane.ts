@@ -481,18 +481,12 @@ export class DataPlane {
     const room = this.maps.vip_set.info().maxEntries;
     if (want.size > room) throw new XdplbError('CAPACITY', `${want.size} VIPs do not fit the data plane's ${room} (capacity.services)`);
     for (const key of [...allKeys(this.maps.vip_set)]) if (!want.delete(key.toString('hex'))) this.maps.vip_set.delete(key);
-    const member = Buffer.alloc(4); // a set: the value is 0
-    for (const key of want.values()) this.maps.vip_set.update(key, member);
+    for (const key of want.values()) this.maps.vip_set.update(key, Buffer.alloc(4)); // a set: the value is 0
   }
 
   /** Adds one VIP to vip_set (what syncVipSet does for a whole set; for tests and benchmarks that write maps by hand). */
   putVip(vip: { bytes: Buffer; family: Family }): void {
     this.maps.vip_set.update(encodeVipKey(vip), Buffer.alloc(4));
-  }
-
-  /** vip_set as it is: the VIPs' keys in hex. */
-  vipSet(): Set<string> {
-    return new Set([...allKeys(this.maps.vip_set)].map((k) => k.toString('hex')));
   }
 
   // ---- the ownership gate (bpf/lib/owner.h) ---------------------------------
